@@ -1,0 +1,613 @@
+// One simulated x86 CPU: the hardware rules of SPEC §3 (events, IRET, IST, the NMI latch, #MC/MCIP,
+// serialization, the fetch view) and the interpreter of routine steps. This file is semantics only:
+// who runs next is decided elsewhere (model/schedule for what is enabled, properties/tape for the pick).
+import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
+import { C, CODE_BASE, CPU_WORDS, H, HISTORY_DEPTH, type MachineMemory, RunStatus } from "./memory.js";
+import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";
+import type { Frame, MachineSpec, RoutineContext } from "./types.js";
+import { type Decoded, decode } from "./x86.js";
+
+/** Choices inside a step (branch direction, stale-fetch value), drawn from the run's tape. */
+export interface Chooser {
+  choose(count: number): number;
+}
+
+/** Real x86 code running in a context: RIP and the return addresses of calls made in real code. */
+interface RealCode {
+  rip: number;
+  returns: number[];
+}
+
+interface Context {
+  kind: ContextKind;
+  routine: Routine<unknown>;
+  /** The step the routine yielded and that this context performs next (null: routine finished). */
+  next: Step | null;
+  real: RealCode | null;
+  ist: number;
+  frame: Frame;
+  /** What the routine sees (Linux's nested-NMI guard sets its repeatNmi). */
+  rctx: RoutineContext;
+  /** IF of the interrupted context, restored by IRET. */
+  savedIf: number;
+  name: string;
+}
+
+const MAX_INSN = 15;
+
+/** An NMI arrives at `cpu` (H1, H2): it sets the one-deep latch; a second one while latched coalesces. */
+export function nmiArrives(mem: MachineMemory, cpu: number, source: EventSource): void {
+  const o = cpu * CPU_WORDS;
+  // SDM Vol. 3A §6.7.1 + Linux nmi.c "the latch is binary": at most one NMI pending (H2)
+  const coalesced = mem.cpu[o + C.nmiPending];
+  mem.cpu[o + C.nmiPending] = 1;
+  mem.logEvent(cpu, Ev.NmiArrive, 0, source, coalesced);
+}
+
+/** A machine check arrives at `cpu`; it is delivered at the CPU's next instruction boundary. */
+export function mceArrives(mem: MachineMemory, cpu: number): void {
+  mem.cpu[cpu * CPU_WORDS + C.mcePending] = 1;
+  mem.logEvent(cpu, Ev.McArrive);
+}
+
+/** A fixed-vector IPI arrives: one IRR bit per vector, so a second one while pending coalesces. */
+export function ipiArrives(mem: MachineMemory, cpu: number, vector: number): void {
+  mem.cpu[cpu * CPU_WORDS + C.irqPending] |= 1 << vector;
+  mem.logEvent(cpu, Ev.IpiArrive, 0, vector);
+}
+
+export function evalWait(mem: MachineMemory, word: number, op: number, value: number): boolean {
+  const v = Atomics.load(mem.data, word);
+  switch (op) {
+    case 0:
+      return v === value;
+    case 1:
+      return v !== value;
+    case 2:
+      return v >= value;
+    default:
+      return v < value;
+  }
+}
+
+export class Cpu {
+  readonly id: number;
+  private readonly mem: MachineMemory;
+  private readonly spec: MachineSpec;
+  private readonly chooser: Chooser;
+  private readonly base: number;
+  private contexts: Context[] = [];
+  private fetchBuf = new Uint8Array(MAX_INSN);
+  private fetchLen = 0;
+  private fetchStart = 0;
+  /** Original image bytes: what a byte held before any write (H10's oldest candidate). */
+  private readonly image: Uint8Array;
+  private readonly stale: boolean;
+  private readonly atomicFetch: boolean;
+
+  constructor(id: number, mem: MachineMemory, spec: MachineSpec, chooser: Chooser) {
+    this.id = id;
+    this.mem = mem;
+    this.spec = spec;
+    this.chooser = chooser;
+    this.base = id * CPU_WORDS;
+    this.image = spec.image.bytes;
+    this.stale = spec.config.hardware.fetch === "stale";
+    this.atomicFetch = spec.config.hardware.fetch === "atomic";
+  }
+
+  /** Puts the CPU at its base routine, IF=1, no events; the buffer must have been reset. */
+  start(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    w[o + C.if] = 1;
+    w[o + C.atBoundary] = 1;
+    w[o + C.depth] = 1;
+    this.contexts = [];
+    this.fetchLen = 0;
+    const ctx = this.routineContext({ rip: 0, fromRealCode: false });
+    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx, "base");
+    this.publish();
+  }
+
+  private routineContext(frame: Frame): RoutineContext {
+    return { cpu: this.id, cpus: this.spec.config.hardware.cpus, spec: this.spec, frame, repeatNmi: false };
+  }
+
+  private push(
+    kind: ContextKind,
+    routine: Routine<unknown>,
+    ist: number,
+    rctx: RoutineContext,
+    name: string,
+  ): void {
+    const ctx: Context = {
+      kind,
+      routine,
+      next: null,
+      real: null,
+      ist,
+      rctx,
+      frame: rctx.frame,
+      savedIf: this.mem.cpu[this.base + C.if],
+      name,
+    };
+    this.contexts.push(ctx);
+    this.advance(ctx, 0);
+  }
+
+  /** Runs the routine up to its next yield (CPU-private computation between two steps). */
+  private advance(ctx: Context, result: number): void {
+    const r = ctx.routine.next(result);
+    ctx.next = r.done ? null : checkStep(r.value, `routine '${ctx.name}' on CPU ${this.id}`);
+  }
+
+  /** One step of this CPU: deliver a deliverable event, or perform the top context's next step. */
+  step(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    if (w[o + C.atBoundary] === 1) {
+      // SDM §6.7.1 / §17.3 / §6.8.1: events are taken at instruction boundaries only (H1, H5, H7)
+      if (w[o + C.mcePending] === 1) {
+        this.deliverMce();
+        return;
+      }
+      if (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0) {
+        this.deliverNmi();
+        return;
+      }
+      if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1) {
+        this.deliverIrq();
+        return;
+      }
+    }
+    const top = this.contexts[this.contexts.length - 1];
+    if (top.real) this.fetchStep(top, top.real);
+    else if (top.next) this.perform(top, top.next);
+    this.publish();
+  }
+
+  /** Mirrors what others must see of this CPU into its block: wait condition, depth, RIP. */
+  private publish(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const top = this.contexts[this.contexts.length - 1];
+    w[o + C.depth] = this.contexts.length;
+    if (top.real) w[o + C.rip] = top.real.rip;
+    const next = top.real ? null : top.next;
+    if (next && next.k === "wait") {
+      w[o + C.waiting] = 1;
+      const [c0, c1] = next.conds;
+      w[o + C.waitWord0] = c0.word;
+      w[o + C.waitOp0] = WAIT_OPS.indexOf(c0.op);
+      w[o + C.waitValue0] = c0.value;
+      w[o + C.waitWord1] = c1 ? c1.word : -1;
+      w[o + C.waitOp1] = c1 ? WAIT_OPS.indexOf(c1.op) : 0;
+      w[o + C.waitValue1] = c1 ? c1.value : 0;
+    } else {
+      w[o + C.waiting] = 0;
+    }
+    // The base routine has finished and nothing runs above it: the CPU idles (it still takes events).
+    w[o + C.done] = this.contexts.length === 1 && top.next === null && top.real === null ? 1 : 0;
+    w[o + C.visible] = this.nextIsVisible(top) ? 1 : 0;
+  }
+
+  /**
+   * Whether the next step can interact with another CPU: a routine step on shared state, or a fetch
+   * from code that is (or may be) written. Fetching code nobody writes is CPU-private, so the engine
+   * does not offer a choice before it (a partial-order reduction; event delivery is always visible).
+   */
+  private nextIsVisible(top: Context): boolean {
+    const w = this.mem.cpu;
+    const o = this.base;
+    if (w[o + C.atBoundary] === 1) {
+      if (w[o + C.mcePending] === 1 || (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0)) return true;
+      if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1) return true;
+    }
+    // Inside an event handler every boundary is a place where a further event matters (P3).
+    if (this.contexts.length > 1) return true;
+    if (top.real) {
+      const address = this.fetchLen > 0 ? this.fetchStart + this.fetchLen : top.real.rip;
+      const oracle = this.spec.siteOracle;
+      if (address >= oracle.low && address < oracle.high) return true;
+      const i = address - CODE_BASE;
+      return i >= 0 && i < this.mem.layout.codeSize && this.mem.historyCount[i] > 0;
+    }
+    const next = top.next;
+    return next !== null && next.k !== "mark" && next.k !== "call";
+  }
+
+  private frameOfTop(): Frame {
+    const top = this.contexts[this.contexts.length - 1];
+    return top.real ? { rip: top.real.rip, fromRealCode: true } : { rip: 0, fromRealCode: false };
+  }
+
+  private recomputeIst(): void {
+    let live = 0;
+    let nmis = 0;
+    for (const c of this.contexts) {
+      if (c.ist >= 0) live |= 1 << c.ist;
+      if (c.kind === ContextKind.Nmi) nmis++;
+    }
+    this.mem.cpu[this.base + C.istLive] = live;
+    this.mem.cpu[this.base + C.nmiLiveDepth] = nmis;
+  }
+
+  /** Pushes an event's handler, checking its IST stack first (H8). */
+  private enterHandler(
+    kind: ContextKind,
+    ist: number,
+    name: string,
+    make: (ctx: RoutineContext) => Routine<unknown>,
+  ): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    // Xen traps.c / Linux entry_64.S: NMI and #MC run on IST stacks; a second frame on a live one clobbers it (H8)
+    if (ist >= 0 && (w[o + C.istLive] & (1 << ist)) !== 0) {
+      this.mem.logEvent(this.id, Ev.IstClobber, w[o + C.rip], ist, w[o + C.nmiUnblockedBy], kind);
+    }
+    const ctx = this.routineContext(this.frameOfTop());
+    w[o + C.halted] = 0;
+    this.push(kind, make(ctx), ist, ctx, name);
+    this.recomputeIst();
+    this.publish();
+  }
+
+  private deliverNmi(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const os = this.spec.os;
+    w[o + C.nmiPending] = 0;
+    // SDM Vol. 3A §6.7.1: delivering an NMI blocks further NMIs until the next IRET (H1)
+    w[o + C.nmiBlocked] = 1;
+    const nested = w[o + C.nmiLiveDepth] > 0 ? 1 : 0;
+    if (nested && os.nestedNmiGuard) {
+      // Linux entry_64.S nested_nmi: the nested NMI rewrites the outer "iret" frame to repeat_nmi and
+      // IRETs straight back, so the outer handler runs again; its IRET unblocks NMIs once more (H3).
+      const outer = this.contexts.findLast((c: Context) => c.kind === ContextKind.Nmi) as Context;
+      outer.rctx.repeatNmi = true;
+      w[o + C.nmiBlocked] = 0;
+      this.mem.logEvent(this.id, Ev.NmiNested, w[o + C.rip]);
+      this.publish();
+      return;
+    }
+    this.mem.logEvent(this.id, Ev.NmiDeliver, w[o + C.rip], os.istNmi, nested);
+    // SDM §6.7.1: an NMI is taken through an interrupt gate: IF is cleared (NMIs ignore IF, H1/H7)
+    this.enterHandler(ContextKind.Nmi, os.istNmi, "nmi", (ctx) => os.nmiHandler(ctx));
+    w[o + C.if] = 0;
+  }
+
+  private deliverMce(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    w[o + C.mcePending] = 0;
+    // SDM §17.3.1.2 MCG_STATUS.MCIP: a machine check while MCIP is set shuts the processor down (H5)
+    if (w[o + C.mcip] === 1) {
+      this.crash(CrashKind.Shutdown, w[o + C.rip]);
+      return;
+    }
+    w[o + C.mcip] = 1;
+    this.mem.logEvent(this.id, Ev.McDeliver, w[o + C.rip], this.spec.os.istMce);
+    // #MC is not blocked by NMI blocking and does not set it (H5)
+    this.enterHandler(ContextKind.Mce, this.spec.os.istMce, "mce", (ctx) => this.spec.os.mceHandler(ctx));
+    w[o + C.if] = 0;
+  }
+
+  private deliverIrq(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const pending = w[o + C.irqPending];
+    const vector = 31 - Math.clz32(pending & -pending);
+    w[o + C.irqPending] = pending & ~(1 << vector);
+    this.mem.logEvent(this.id, Ev.IrqDeliver, w[o + C.rip], vector);
+    // SDM §6.8.1: maskable interrupts only with IF=1; the interrupt gate clears IF (H7)
+    this.enterHandler(ContextKind.Irq, -1, `irq${vector}`, (ctx) => this.spec.os.irqHandler(ctx, vector));
+    w[o + C.if] = 0;
+  }
+
+  private deliverBp(address: number, frame: Frame): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    this.mem.logEvent(this.id, Ev.BpDeliver, address);
+    const ctx = this.routineContext(frame);
+    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx, "bp");
+    // SDM Vol. 2 INT3 + Linux idt.c SYSG / Xen set_swint_gate: #BP through an interrupt gate clears IF (H6)
+    if (this.spec.os.bpClearsIf) w[o + C.if] = 0;
+    this.recomputeIst();
+  }
+
+  /** IRET: pops the top context (H3, H4). */
+  private iret(): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const top = this.contexts[this.contexts.length - 1];
+    if (top.kind === ContextKind.Nmi && top.rctx.repeatNmi) {
+      // Linux entry_64.S: a nested NMI rewrote this handler's "iret" frame to repeat_nmi, so the IRET
+      // (which unblocks NMIs, H3) lands back at the start of the NMI handler with the frame kept.
+      top.rctx.repeatNmi = false;
+      w[o + C.nmiBlocked] = 0;
+      this.mem.logEvent(this.id, Ev.Iret, w[o + C.rip], ContextKind.Nmi, 1, 1);
+      this.serialize(3);
+      this.mem.logEvent(this.id, Ev.Mark, 0, Mark.RepeatNmi, 0);
+      top.routine = this.spec.os.nmiHandler(top.rctx);
+      this.advance(top, 0);
+      return;
+    }
+    const ctx = this.contexts.pop() as Context;
+    if (ctx.kind === ContextKind.Base || this.contexts.length === 0) {
+      throw new Error(`CPU ${this.id}: IRET with no event frame to return to (routine '${ctx.name}')`);
+    }
+    const wasBlocked = w[o + C.nmiBlocked];
+    // SDM §6.7.1: any IRET clears NMI blocking, even one ending a #BP inside an NMI handler (H3);
+    // FRED: ERETS unblocks NMIs only when it returns from the NMI itself
+    if (!this.spec.os.fred || ctx.kind === ContextKind.Nmi) w[o + C.nmiBlocked] = 0;
+    this.recomputeIst();
+    const nmiStillLive = w[o + C.nmiLiveDepth] > 0 ? 1 : 0;
+    const unblocked = wasBlocked === 1 && w[o + C.nmiBlocked] === 0 ? 1 : 0;
+    if (unblocked && nmiStillLive) w[o + C.nmiUnblockedBy] = ctx.kind;
+    if (w[o + C.nmiLiveDepth] === 0) w[o + C.nmiUnblockedBy] = 0;
+    w[o + C.if] = ctx.savedIf;
+    this.mem.logEvent(this.id, Ev.Iret, w[o + C.rip], ctx.kind, unblocked, nmiStillLive);
+    // SDM §9.3: IRET is serializing (H4)
+    this.serialize(3);
+    const under = this.contexts[this.contexts.length - 1];
+    if (under.real) {
+      under.real.rip = ctx.frame.rip;
+      w[o + C.rip] = ctx.frame.rip;
+    }
+  }
+
+  private serialize(how: number): void {
+    // SDM §9.3: after a serializing instruction the CPU fetches afresh (ends H10 staleness)
+    this.mem.cpu[this.base + C.lastSerializeSeq] = this.mem.header[H.writeSeq];
+    if (how !== 3) this.mem.logEvent(this.id, Ev.Serialize, 0, how);
+  }
+
+  private crash(kind: CrashKind, address: number, a = 0, b = 0, c = 0): void {
+    this.mem.logEvent(this.id, Ev.Crash, address, kind, a, b, c);
+    this.mem.header[H.status] = RunStatus.Crash;
+  }
+
+  // ---- instruction fetch (H9, H10, H11) ----
+
+  /** The value this CPU's fetch reads at `address` (H9 bytewise; H10 may return an older value). */
+  private fetchByte(address: number): number {
+    const i = address - CODE_BASE;
+    const mem = this.mem;
+    const count = mem.historyCount[i];
+    if (!this.stale || count === 0) return mem.code[i];
+    // SDM Vol. 3A §9.1.3: unsynchronized cross-modifying code may see any value the byte held since
+    // this CPU last serialized (H10); but a CPU always sees its own stores.
+    const since = mem.cpu[this.base + C.lastSerializeSeq];
+    const kept = Math.min(count, HISTORY_DEPTH);
+    const candidates: number[] = [mem.code[i]];
+    for (let k = kept - 1; k >= 0; k--) {
+      const slot = ((count - kept + k) % HISTORY_DEPTH) * 2;
+      const entry = mem.history[i * HISTORY_DEPTH * 2 + slot];
+      const seq = mem.history[i * HISTORY_DEPTH * 2 + slot + 1];
+      const writer = (entry >> 8) - 1;
+      if (writer === this.id) break;
+      if (seq <= since) break;
+      // The value before this write: the previous entry's, or the image's (unknown once the ring dropped it).
+      if (k > 0)
+        candidates.push(
+          mem.history[i * HISTORY_DEPTH * 2 + ((count - kept + k - 1) % HISTORY_DEPTH) * 2] & 0xff,
+        );
+      else if (count === kept) candidates.push(this.image[i]);
+    }
+    if (candidates.length === 1) return candidates[0];
+    return candidates[this.chooser.choose(candidates.length)];
+  }
+
+  /** Who wrote the current value of a code byte, and at which write sequence (for the trace). */
+  private lastWrite(i: number): [number, number] {
+    const count = this.mem.historyCount[i];
+    if (count === 0) return [-1, 0];
+    const slot = ((count - 1) % HISTORY_DEPTH) * 2;
+    const base = i * HISTORY_DEPTH * 2;
+    return [(this.mem.history[base + slot] >> 8) - 1, this.mem.history[base + slot + 1]];
+  }
+
+  private fetchStep(ctx: Context, real: RealCode): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const codeEnd = CODE_BASE + this.mem.layout.codeSize;
+    if (this.fetchLen === 0) this.fetchStart = real.rip;
+    let d: Decoded;
+    do {
+      const address = this.fetchStart + this.fetchLen;
+      if (address < CODE_BASE || address >= codeEnd) {
+        this.crash(CrashKind.OutOfCode, address);
+        return;
+      }
+      // AMD APM via LKML: instruction bytes may be read more than once, so other CPUs' stores can land
+      // between the bytes of one fetch: each byte is its own step (H9)
+      const value = this.fetchByte(address);
+      const [writer, seq] = this.lastWrite(address - CODE_BASE);
+      this.mem.logEvent(this.id, Ev.Fetch, address, value, writer, seq);
+      this.fetchBuf[this.fetchLen++] = value;
+      d = decode(this.fetchBuf, this.fetchLen);
+      if (!d.complete && this.fetchLen === MAX_INSN)
+        d = { ...d, complete: true, invalid: true, length: MAX_INSN };
+    } while (!d.complete && this.atomicFetch);
+    if (!d.complete) {
+      w[o + C.atBoundary] = 0;
+      return;
+    }
+    const address = this.fetchStart;
+    const length = this.fetchLen;
+    this.fetchLen = 0;
+    w[o + C.atBoundary] = 1;
+    const oracle = this.spec.siteOracle;
+    if (oracle.overlaps(address, length) && !oracle.valid(address, this.fetchBuf, length)) {
+      const b = this.fetchBuf;
+      const pack = (k: number) => (b[k] | (b[k + 1] << 8) | (b[k + 2] << 16) | (b[k + 3] << 24)) >>> 0;
+      this.crash(CrashKind.Torn, address, length, pack(0) | 0, pack(4) | 0);
+      return;
+    }
+    this.mem.logEvent(this.id, Ev.Exec, address, length, d.mnemonic, ctx.kind);
+    this.execute(ctx, real, address, d);
+  }
+
+  // ---- executing real code (SPEC §4: control-flow level) ----
+
+  private execute(ctx: Context, real: RealCode, address: number, d: Decoded): void {
+    const next = address + d.length;
+    // SDM Vol. 2: an invalid encoding or ud2 raises #UD; the model treats it as a crash (H11)
+    if (d.invalid || d.isUd2) {
+      this.crash(CrashKind.InvalidOpcode, address, d.length);
+      return;
+    }
+    if (d.isInt3) {
+      // SDM Vol. 2 INT3: #BP is a trap; the saved RIP is the address after the int3 (H6)
+      real.rip = next;
+      this.deliverBp(address, { rip: next, fromRealCode: true });
+      return;
+    }
+    switch (d.flow) {
+      case 1: // UnconditionalBranch
+        real.rip = next + d.relTarget - d.length;
+        return;
+      case 3: // ConditionalBranch: direction from the tape
+        real.rip = this.chooser.choose(2) === 1 ? next + d.relTarget - d.length : next;
+        return;
+      case 5: // Call
+        real.returns.push(next);
+        real.rip = next + d.relTarget - d.length;
+        return;
+      case 4: // Return
+        if (real.returns.length === 0) {
+          ctx.real = null; // back to the routine that called into real code
+          this.advance(ctx, 0);
+          return;
+        }
+        real.rip = real.returns.pop() as number;
+        return;
+      default:
+        if (d.isSerializing) this.serialize(3);
+        if (d.isHlt) this.mem.cpu[this.base + C.halted] = 1;
+        real.rip = next;
+    }
+  }
+
+  // ---- routine steps ----
+
+  private perform(ctx: Context, s: Step): void {
+    const mem = this.mem;
+    const w = mem.cpu;
+    const o = this.base;
+    let result = 0;
+    switch (s.k) {
+      case "load":
+        result = Atomics.load(mem.data, s.word);
+        break;
+      case "store":
+        Atomics.store(mem.data, s.word, s.value);
+        mem.logEvent(this.id, Ev.Store, s.word, s.value);
+        break;
+      case "rmw": {
+        const old = Atomics.load(mem.data, s.word);
+        let value = old;
+        if (s.op === "add") value = (old + s.value) | 0;
+        else if (s.op === "xchg") value = s.value;
+        else if (old === s.expected) value = s.value;
+        Atomics.store(mem.data, s.word, value);
+        if (value !== old) mem.logEvent(this.id, Ev.Store, s.word, value);
+        result = old;
+        break;
+      }
+      case "writeCode":
+        this.writeCode(s.addr, s.bytes);
+        break;
+      case "readCode":
+        result = mem.code[s.addr - CODE_BASE];
+        break;
+      case "serialize":
+        // SDM §9.3: CPUID, SERIALIZE and IRET (Linux sync_core's iret_to_self) serialize (H4)
+        this.serialize(s.how === "cpuid" ? 0 : s.how === "serialize" ? 1 : 2);
+        // Linux sync_core.h: iret_to_self "unmasks NMIs" like any IRET (H3)
+        if (s.how === "iret-to-self" && !this.spec.os.fred) w[o + C.nmiBlocked] = 0;
+        break;
+      case "cli":
+        w[o + C.if] = 0;
+        mem.logEvent(this.id, Ev.Cli);
+        break;
+      case "sti":
+        w[o + C.if] = 1;
+        mem.logEvent(this.id, Ev.Sti);
+        break;
+      case "ipi":
+        for (const t of this.targets(s.target)) ipiArrives(mem, t, s.vector);
+        break;
+      case "nmiIpi":
+        for (const t of this.targets(s.target)) nmiArrives(mem, t, EventSource.Ipi);
+        break;
+      case "iret":
+        this.iret();
+        return;
+      case "int3":
+        // A routine's own int3 (seed: "arch_livepatch_apply just calls 'int 3'"): #BP on this CPU.
+        this.advance(ctx, 0);
+        this.deliverBp(-1, { rip: 0, fromRealCode: false });
+        return;
+      case "call":
+        if (s.addr < CODE_BASE || s.addr >= CODE_BASE + mem.layout.codeSize) {
+          throw new Error(
+            `routine '${ctx.name}' on CPU ${this.id} calls 0x${s.addr.toString(16)}, outside the image`,
+          );
+        }
+        ctx.real = { rip: s.addr, returns: [] };
+        w[o + C.rip] = s.addr;
+        return; // the routine resumes when the real code returns
+      case "wait": {
+        // Scheduled only once a condition holds (model/schedule); re-check for safety.
+        const ok = s.conds.some((c) => evalWait(mem, c.word, WAIT_OPS.indexOf(c.op), c.value));
+        if (!ok) throw new Error(`CPU ${this.id} was stepped while waiting on an unmet condition`);
+        break;
+      }
+      case "clearMcip":
+        // Linux mce_wrmsrq(MSR_IA32_MCG_STATUS, 0): the handler clears MCIP before it returns (H5)
+        w[o + C.mcip] = 0;
+        mem.logEvent(this.id, Ev.McipClear);
+        this.serialize(3); // WRMSR is serializing (H4)
+        break;
+      case "mark":
+        mem.logEvent(this.id, Ev.Mark, 0, s.mark, s.value);
+        break;
+      case "unhandledBp":
+        this.crash(CrashKind.UnhandledBp, ctx.frame.rip - 1);
+        return;
+    }
+    this.advance(ctx, result);
+  }
+
+  private targets(t: number | "others" | "all" | "self"): number[] {
+    const n = this.spec.config.hardware.cpus;
+    if (t === "self") return [this.id];
+    if (t === "all") return Array.from({ length: n }, (_, i) => i);
+    if (t === "others") return Array.from({ length: n }, (_, i) => i).filter((i) => i !== this.id);
+    if (t < 0 || t >= n) throw new Error(`CPU ${this.id} sends an IPI to CPU ${t}, which does not exist`);
+    return [t];
+  }
+
+  /** A store of 1, 2, 4 or 8 bytes: one step, never torn (H9); one write sequence number. */
+  private writeCode(address: number, bytes: number[]): void {
+    const mem = this.mem;
+    const seq = mem.header[H.writeSeq] + 1;
+    mem.header[H.writeSeq] = seq;
+    for (let k = 0; k < bytes.length; k++) {
+      const i = address + k - CODE_BASE;
+      if (i < 0 || i >= mem.layout.codeSize) {
+        throw new Error(`CPU ${this.id} writes code at 0x${(address + k).toString(16)}, outside the image`);
+      }
+      const count = mem.historyCount[i];
+      const slot = (count % HISTORY_DEPTH) * 2;
+      mem.history[i * HISTORY_DEPTH * 2 + slot] = (bytes[k] & 0xff) | ((this.id + 1) << 8);
+      mem.history[i * HISTORY_DEPTH * 2 + slot + 1] = seq;
+      // The count only needs to stay congruent modulo HISTORY_DEPTH once the ring is full.
+      mem.historyCount[i] = count + 1 > 252 ? count + 1 - HISTORY_DEPTH : count + 1;
+      mem.code[i] = bytes[k] & 0xff;
+      mem.logEvent(this.id, Ev.CodeWrite, address + k, bytes[k] & 0xff, seq, bytes.length);
+    }
+  }
+}

@@ -1,0 +1,317 @@
+// Code images: built with iced-x86's BlockEncoder from a compact description, or loaded as raw bytes;
+// a symbol table, `symbol+offset` resolution checked against instruction boundaries (seed item c),
+// a symbolizer that names payload addresses by the payload's own symbols (seed item g), and the static
+// call graph (for the blacklist protocols).
+import { BlockEncoder, BlockEncoderOptions, Code, Instruction, MemoryOperand, Register } from "iced-x86";
+import { CODE_BASE } from "./memory.js";
+import { decode, instructionStarts } from "./x86.js";
+
+/**
+ * One function of an image. `code` is a list of instructions in a small assembly dialect
+ * (see ASSEMBLY below); `bytes` gives raw machine code instead.
+ */
+export interface FunctionDesc {
+  name: string;
+  code?: string[];
+  bytes?: number[];
+  /** Part of a livepatch payload (loaded beside the running code, named by its own symbols). */
+  payload?: boolean;
+}
+
+export interface SymbolInfo {
+  name: string;
+  address: number;
+  size: number;
+  payload: boolean;
+}
+
+const ALIGN = 16;
+const REGS: Record<string, Register> = {
+  rax: Register.RAX,
+  rbx: Register.RBX,
+  rcx: Register.RCX,
+  rdx: Register.RDX,
+  rbp: Register.RBP,
+  rsp: Register.RSP,
+  rdi: Register.RDI,
+  rsi: Register.RSI,
+  eax: Register.EAX,
+  edi: Register.EDI,
+};
+
+/** The dialect: each entry builds one iced-x86 Instruction; `SYM` operands are symbols of the image. */
+const ASSEMBLY: Array<[RegExp, (m: RegExpMatchArray, sym: (s: string) => bigint) => Instruction]> = [
+  [/^push (\w+)$/, (m) => Instruction.createReg(Code.Push_r64, reg(m[1]))],
+  [/^pop (\w+)$/, (m) => Instruction.createReg(Code.Pop_r64, reg(m[1]))],
+  [/^mov (r\w\w), (r\w\w)$/, (m) => Instruction.createRegReg(Code.Mov_rm64_r64, reg(m[1]), reg(m[2]))],
+  [/^mov (e\w\w), (\d+)$/, (m) => Instruction.createRegI32(Code.Mov_r32_imm32, reg(m[1]), Number(m[2]))],
+  [/^xor (e\w\w), (e\w\w)$/, (m) => Instruction.createRegReg(Code.Xor_rm32_r32, reg(m[1]), reg(m[2]))],
+  [/^sub rsp, (\d+)$/, (m) => Instruction.createRegI32(Code.Sub_rm64_imm8, Register.RSP, Number(m[1]))],
+  [/^add rsp, (\d+)$/, (m) => Instruction.createRegI32(Code.Add_rm64_imm8, Register.RSP, Number(m[1]))],
+  [
+    /^mov (e\w\w), \[(r\w\w)\+(\d+)\]$/,
+    (m) =>
+      Instruction.createRegMem(
+        Code.Mov_r32_rm32,
+        reg(m[1]),
+        MemoryOperand.createBaseDispl(reg(m[2]), BigInt(m[3])),
+      ),
+  ],
+  [/^call (\S+)$/, (m, sym) => Instruction.createBranch(Code.Call_rel32_64, sym(m[1]))],
+  [/^jmp (\S+)$/, (m, sym) => Instruction.createBranch(Code.Jmp_rel32_64, sym(m[1]))],
+  [/^je (\S+)$/, (m, sym) => Instruction.createBranch(Code.Je_rel32_64, sym(m[1]))],
+  [/^ret$/, () => Instruction.create(Code.Retnq)],
+  [/^nop$/, () => Instruction.create(Code.Nopd)],
+  [/^int3$/, () => Instruction.create(Code.Int3)],
+  [/^ud2$/, () => Instruction.create(Code.Ud2)],
+  [/^hlt$/, () => Instruction.create(Code.Hlt)],
+  [/^pause$/, () => Instruction.create(Code.Pause)],
+  [/^cpuid$/, () => Instruction.create(Code.Cpuid)],
+  [/^lfence$/, () => Instruction.create(Code.Lfence)],
+  [/^iretq$/, () => Instruction.create(Code.Iretq)],
+  [/^test (e\w\w), (e\w\w)$/, (m) => Instruction.createRegReg(Code.Test_rm32_r32, reg(m[1]), reg(m[2]))],
+];
+
+function reg(name: string): Register {
+  const r = REGS[name];
+  if (r === undefined) throw new Error(`unknown register '${name}' (known: ${Object.keys(REGS).join(", ")})`);
+  return r;
+}
+
+/** Raw-byte forms that the dialect spells directly (`nop5` is the 5-byte NOP of __fentry__ pads). */
+const RAW: Record<string, number[]> = {
+  nop5: [0x0f, 0x1f, 0x44, 0x00, 0x00],
+};
+
+function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uint8Array {
+  if (fn.bytes) return Uint8Array.from(fn.bytes);
+  const out: number[] = [];
+  let block = new BlockEncoder(64, BlockEncoderOptions.None);
+  let blockStart = at;
+  let blockCount = 0;
+  const flush = () => {
+    if (blockCount > 0) out.push(...block.encode(BigInt(blockStart)));
+    block.free();
+    block = new BlockEncoder(64, BlockEncoderOptions.None);
+    blockCount = 0;
+    blockStart = at + out.length;
+  };
+  for (const line of fn.code ?? []) {
+    const text = line.trim();
+    const raw =
+      RAW[text] ??
+      (text.startsWith("db ")
+        ? text
+            .slice(3)
+            .split(/\s+/)
+            .map((b) => Number.parseInt(b, 16))
+        : null);
+    if (raw) {
+      flush();
+      out.push(...raw);
+      blockStart = at + out.length;
+      continue;
+    }
+    const form = ASSEMBLY.find(([re]) => re.test(text));
+    if (!form) throw new Error(`function '${fn.name}': cannot assemble '${text}'`);
+    const m = text.match(form[0]) as RegExpMatchArray;
+    block.add(form[1](m, sym));
+    blockCount++;
+  }
+  flush();
+  block.free();
+  return Uint8Array.from(out);
+}
+
+export class CodeImage {
+  readonly bytes: Uint8Array;
+  readonly symbols: ReadonlyMap<string, SymbolInfo>;
+  private readonly sorted: SymbolInfo[];
+  private readonly boundaryCache = new Map<string, number[]>();
+
+  private constructor(bytes: Uint8Array, symbols: SymbolInfo[]) {
+    this.bytes = bytes;
+    this.sorted = [...symbols].sort((a, b) => a.address - b.address);
+    this.symbols = new Map(symbols.map((s) => [s.name, s]));
+  }
+
+  /**
+   * Lays functions out from CODE_BASE, 16-byte aligned, padded with int3 as linkers do, and encodes
+   * them with iced-x86. Branch sizes depend on distances, so layout repeats until addresses settle.
+   */
+  static build(functions: FunctionDesc[], limit = 1 << 16): CodeImage {
+    const names = new Set<string>();
+    for (const f of functions) {
+      if (names.has(f.name)) throw new Error(`function '${f.name}' is defined twice in the image`);
+      names.add(f.name);
+      if (!f.code && !f.bytes) throw new Error(`function '${f.name}' has neither code nor bytes`);
+    }
+    let addresses = new Map<string, number>();
+    let encoded: Uint8Array[] = [];
+    for (let pass = 0; pass < 8; pass++) {
+      const sym = (s: string): bigint => {
+        if (!names.has(s)) throw new Error(`unknown symbol '${s}' (defined: ${[...names].join(", ")})`);
+        return BigInt(addresses.get(s) ?? CODE_BASE);
+      };
+      const next = new Map<string, number>();
+      encoded = [];
+      let at = CODE_BASE;
+      for (const f of functions) {
+        next.set(f.name, at);
+        const code = assemble(f, at, sym);
+        encoded.push(code);
+        at = align(at + code.length);
+      }
+      const stable = functions.every((f) => addresses.get(f.name) === next.get(f.name));
+      addresses = next;
+      if (stable && pass > 0) break;
+    }
+    const end =
+      functions.length === 0
+        ? CODE_BASE
+        : align(
+            (addresses.get(functions[functions.length - 1].name) as number) +
+              encoded[encoded.length - 1].length,
+          );
+    if (end - CODE_BASE > limit) {
+      throw new Error(`the image needs ${end - CODE_BASE} bytes, more than the buffer's ${limit}`);
+    }
+    const bytes = new Uint8Array(end - CODE_BASE).fill(0xcc);
+    const symbols: SymbolInfo[] = [];
+    functions.forEach((f, i) => {
+      const address = addresses.get(f.name) as number;
+      bytes.set(encoded[i], address - CODE_BASE);
+      symbols.push({ name: f.name, address, size: encoded[i].length, payload: f.payload === true });
+    });
+    return new CodeImage(bytes, symbols);
+  }
+
+  /** Raw bytes with explicit symbols; symbols must not overlap. */
+  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[]): CodeImage {
+    const sorted = [...symbols].sort((a, b) => a.address - b.address);
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1];
+      if (prev.address + prev.size > sorted[i].address) {
+        throw new Error(`functions '${prev.name}' and '${sorted[i].name}' overlap`);
+      }
+    }
+    for (const s of sorted) {
+      if (s.address < CODE_BASE || s.address + s.size > CODE_BASE + bytes.length) {
+        throw new Error(`function '${s.name}' lies outside the image`);
+      }
+    }
+    return new CodeImage(bytes, symbols);
+  }
+
+  symbol(name: string): SymbolInfo {
+    const s = this.symbols.get(name);
+    if (!s) throw new Error(`unknown symbol '${name}' (defined: ${[...this.symbols.keys()].join(", ")})`);
+    return s;
+  }
+
+  /** Bytes of a function as loaded. */
+  functionBytes(name: string): Uint8Array {
+    const s = this.symbol(name);
+    return this.bytes.subarray(s.address - CODE_BASE, s.address - CODE_BASE + s.size);
+  }
+
+  /** Instruction start addresses of a function (linear sweep of straight-line code). */
+  boundaries(name: string): number[] {
+    let b = this.boundaryCache.get(name);
+    if (!b) {
+      const s = this.symbol(name);
+      b = instructionStarts(this.functionBytes(name)).map(([off]) => s.address + off);
+      this.boundaryCache.set(name, b);
+    }
+    return b;
+  }
+
+  /**
+   * Resolves `symbol` or `symbol+offset` (decimal or 0x hex). The offset must be an instruction
+   * boundary of the function: patching from the middle of an instruction would tear it (seed item c).
+   */
+  resolve(spec: string): number {
+    const m = /^([A-Za-z_.$:][\w.$:-]*)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(spec.trim());
+    if (!m) throw new Error(`'${spec}' is not 'symbol' or 'symbol+offset'`);
+    const s = this.symbol(m[1]);
+    const offset = m[2] ? Number(m[2]) : 0;
+    if (offset >= s.size) {
+      throw new Error(`'${spec}': offset ${offset} is past the end of '${s.name}' (${s.size} bytes)`);
+    }
+    const address = s.address + offset;
+    if (!this.boundaries(s.name).includes(address)) {
+      const starts = this.boundaries(s.name).map((a) => `+${a - s.address}`);
+      throw new Error(
+        `'${spec}' is inside an instruction of '${s.name}': choose an instruction boundary (${starts.join(" ")})`,
+      );
+    }
+    return address;
+  }
+
+  functionAt(address: number): SymbolInfo | undefined {
+    let lo = 0;
+    let hi = this.sorted.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.sorted[mid];
+      if (address < s.address) hi = mid - 1;
+      else if (address >= s.address + Math.max(1, s.size)) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** `name+0xoff` for an address, by the symbol that contains it (payload symbols included). */
+  symbolize(address: number): string {
+    const s = this.functionAt(address);
+    if (!s) return `0x${address.toString(16)}`;
+    const off = address - s.address;
+    return off === 0 ? s.name : `${s.name}+0x${off.toString(16)}`;
+  }
+
+  /** Direct `call`/`jmp`/`jcc` targets of a function, decoded with iced-x86. */
+  callees(name: string): string[] {
+    const s = this.symbol(name);
+    const bytes = this.functionBytes(name);
+    const out: string[] = [];
+    for (const [off, len] of instructionStarts(bytes)) {
+      const d = decode(bytes.subarray(off, off + len), len);
+      if (d.relTarget === 0 && !d.isInt3) continue;
+      if (d.relTarget === 0) continue;
+      const target = this.functionAt(s.address + off + d.relTarget);
+      if (target && target.name !== name && !out.includes(target.name)) out.push(target.name);
+    }
+    return out;
+  }
+
+  /**
+   * Every function reachable from `roots` through direct calls and jumps, with the path that reaches
+   * it first (breadth first, so the path is a shortest one).
+   */
+  callGraph(roots: string[]): Map<string, string[]> {
+    const paths = new Map<string, string[]>();
+    const queue: string[] = [];
+    for (const r of roots) {
+      this.symbol(r);
+      if (!paths.has(r)) {
+        paths.set(r, [r]);
+        queue.push(r);
+      }
+    }
+    while (queue.length > 0) {
+      const f = queue.shift() as string;
+      const path = paths.get(f) as string[];
+      for (const c of this.callees(f)) {
+        if (!paths.has(c)) {
+          paths.set(c, [...path, c]);
+          queue.push(c);
+        }
+      }
+    }
+    return paths;
+  }
+}
+
+function align(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}

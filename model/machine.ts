@@ -1,0 +1,173 @@
+// Builds a machine from a run configuration: the image, the data words, the patch site and its P1
+// oracle, the OS model, and each CPU's base routine. Deterministic: every thread that builds the same
+// configuration gets the same word indices and the same image.
+import { CodeImage } from "./image.js";
+import { CODE_BASE, type MemoryLayout } from "./memory.js";
+import { fred } from "./os/fred.js";
+import { linux } from "./os/linux.js";
+import { xen } from "./os/xen.js";
+import { findProtocol } from "./protocols/index.js";
+import { call, eq, load, Mark, mark, ne, type Routine, store, WordTable, waitUntil } from "./routine.js";
+import { findScenario } from "./scenarios/index.js";
+import type {
+  Hardware,
+  MachineSpec,
+  OsModel,
+  OsName,
+  RoutineContext,
+  RunConfig,
+  Site,
+  SiteOracle,
+} from "./types.js";
+import { instructionStarts } from "./x86.js";
+
+export const OS_MODELS: Record<OsName, OsModel> = { xen, linux, fred };
+
+export const DEFAULT_HARDWARE: Hardware = { cpus: 4, fetch: "bytewise", nmis: 3, mces: 0, stepBound: 20000 };
+
+/** The jump a livepatch writes: `jmp rel32` (E9) from the site to the payload. */
+export function jmpRel32(from: number, to: number): number[] {
+  const rel = (to - (from + 5)) | 0;
+  return [0xe9, rel & 0xff, (rel >>> 8) & 0xff, (rel >>> 16) & 0xff, (rel >>> 24) & 0xff];
+}
+
+export function buildMachine(config: RunConfig): MachineSpec {
+  const hw = config.hardware;
+  if (!Number.isInteger(hw.cpus) || hw.cpus < 2 || hw.cpus > 16) {
+    throw new Error(`cpus must be an integer from 2 to 16, not ${hw.cpus}`);
+  }
+  const protocol = findProtocol(config.protocol);
+  const scenario = findScenario(config.scenario);
+  const image = CodeImage.build(scenario.functions);
+  const words = new WordTable();
+  const common = {
+    nmiCallback: words.alloc("nmi_callback"),
+    patchDone: words.alloc("patch_done"),
+    rendezvousWanted: words.alloc("livepatch_work.do_work"),
+  };
+  const siteAddress = image.resolve(scenario.patch.target);
+  const payload = image.symbol(scenario.patch.payload);
+  const newBytes = jmpRel32(siteAddress, payload.address);
+  const site: Site = {
+    address: siteAddress,
+    oldBytes: Array.from(
+      image.bytes.subarray(siteAddress - CODE_BASE, siteAddress - CODE_BASE + newBytes.length),
+    ),
+    newBytes,
+    target: scenario.patch.target,
+    payload: scenario.patch.payload,
+  };
+  const os = OS_MODELS[hw.os ?? protocol.os];
+  const spec: MachineSpec = {
+    config,
+    image,
+    words,
+    common,
+    sites: [site],
+    os,
+    protocol,
+    scenario,
+    siteOracle: siteOracle(image, [site]),
+    baseRoutine,
+  };
+  spec.refusal = protocol.setup?.(spec, words);
+  return spec;
+}
+
+export function layoutFor(spec: MachineSpec): MemoryLayout {
+  const hw = spec.config.hardware;
+  return {
+    cpus: hw.cpus,
+    dataWords: Math.max(8, spec.words.names.length),
+    codeSize: spec.image.bytes.length,
+    tapeMax: hw.stepBound + 16,
+    logMax: hw.stepBound * 4 + 64,
+    strategyWords: 64,
+  };
+}
+
+/**
+ * What each CPU does: CPU 0 runs its workload, applies the patch (the protocol's master routine), then
+ * calls the patched function once more (the P6 probe); every other CPU runs its workload, checking for
+ * livepatch work between iterations, then idles until the patch is done, joining any rendezvous.
+ */
+function* baseRoutine(ctx: RoutineContext): Routine {
+  const { spec } = ctx;
+  const { protocol, scenario, common, image } = spec;
+  const work = image.symbol(scenario.workload).address;
+  if (ctx.cpu === 0) {
+    yield call(work);
+    if (!spec.refusal) {
+      yield mark(Mark.PatchBegin);
+      yield* protocol.master(ctx);
+      yield mark(Mark.PatchEnd);
+    }
+    yield store(common.patchDone, 1);
+    yield mark(Mark.ProbeBegin);
+    yield call(image.symbol(spec.sites[0].target).address);
+    yield mark(Mark.ProbeEnd);
+    return;
+  }
+  for (let i = 0; i < scenario.iterations; i++) {
+    yield call(work);
+    if (protocol.poll) yield* protocol.poll(ctx);
+  }
+  // Xen's idle loop: check_for_livepatch_work whenever there is work, until the patch is done.
+  for (;;) {
+    yield waitUntil(eq(common.patchDone, 1), ne(common.rendezvousWanted, 0));
+    if ((yield load(common.patchDone)) === 1) return;
+    if (protocol.poll) yield* protocol.poll(ctx);
+    else yield waitUntil(eq(common.patchDone, 1));
+  }
+}
+
+/**
+ * P1's oracle (SPEC §7): at an address overlapping a site, an instruction is valid when it is the old
+ * instruction at an old boundary, the new one at a new boundary, or an int3 at either kind of boundary.
+ */
+export function siteOracle(image: CodeImage, sites: Site[]): SiteOracle {
+  const valid = new Map<number, string[]>();
+  const expectOld = new Map<number, number[]>();
+  const expectNew = new Map<number, number[]>();
+  let low = Number.MAX_SAFE_INTEGER;
+  let high = 0;
+  const keyOf = (b: ArrayLike<number>, n: number) =>
+    String.fromCharCode(...Array.from({ length: n }, (_, i) => b[i]));
+  for (const site of sites) {
+    const fn = image.functionAt(site.address);
+    if (!fn) throw new Error(`patch site 0x${site.address.toString(16)} is not inside a function`);
+    const end = site.address + site.newBytes.length;
+    if (end > fn.address + fn.size)
+      throw new Error(`the patch at ${site.target} runs past the end of '${fn.name}'`);
+    low = Math.min(low, site.address);
+    high = Math.max(high, end);
+    const oldFn = image.functionBytes(fn.name);
+    const newFn = Uint8Array.from(oldFn);
+    newFn.set(site.newBytes, site.address - fn.address);
+    for (const [bytes, expect] of [
+      [oldFn, expectOld],
+      [newFn, expectNew],
+    ] as const) {
+      // The new code's instructions: the jump, then the old instructions that start past it.
+      const starts = instructionStarts(bytes).filter(
+        ([off]) => bytes === oldFn || fn.address + off === site.address || fn.address + off >= end,
+      );
+      for (const [off, len] of starts) {
+        const a = fn.address + off;
+        if (a + len <= site.address || a >= end) continue;
+        const insn = Array.from(bytes.subarray(off, off + len));
+        expect.set(a, insn);
+        const list = valid.get(a) ?? [];
+        list.push(keyOf(insn, len), keyOf([0xcc], 1));
+        valid.set(a, list);
+      }
+    }
+  }
+  return {
+    low,
+    high,
+    overlaps: (address, length) => address < high && address + length > low,
+    valid: (address, bytes, length) => valid.get(address)?.includes(keyOf(bytes, length)) ?? false,
+    expectation: (address) => ({ old: expectOld.get(address) ?? null, new: expectNew.get(address) ?? null }),
+  };
+}

@@ -1,0 +1,198 @@
+// The machine's shared state: one SharedArrayBuffer holding everything another CPU can observe
+// (SPEC §2). There is no JavaScript-side copy of shared state: every engine reads and writes these
+// views, so the inline and threaded engines see the same bytes.
+
+/** Where the code image starts in the simulated address space. */
+export const CODE_BASE = 0x1000;
+
+/** Writes remembered per code byte for the stale-fetch model (H10). */
+export const HISTORY_DEPTH = 4;
+
+/** Int32 words of one event-log record: step, cpu, kind, addr, a, b, c, d. */
+export const LOG_RECORD_WORDS = 8;
+
+/** Header words (indices into the header Int32Array). */
+export const H = {
+  step: 0, // global step counter: one per action (CPU step or event arrival)
+  writeSeq: 1, // global code-write sequence number (0 = the image as loaded)
+  token: 2, // the CPU whose turn it is (threaded engine), or -1 when the run is over
+  status: 3, // RunStatus
+  logCount: 4,
+  nmisSent: 5, // budgeted external NMIs sent so far
+  mcesSent: 6,
+  tapePos: 7, // next tape value to consume
+  tapeLen: 8,
+  recordLen: 9, // choices recorded so far (the replayable tape of this run)
+  lastCpu: 10, // CPU that took the last step (0 = keep running it)
+  stepBound: 11,
+  nmiBudget: 12,
+  mceBudget: 13,
+  cpus: 14,
+  strategy: 15, // StrategyKind
+  errorCpu: 16, // CPU whose routine threw (threaded engine)
+  endStep: 18,
+  preemptions: 19,
+  eventsDelivered: 20,
+} as const;
+const HEADER_WORDS = 32;
+
+export enum RunStatus {
+  Running = 0,
+  Finished = 1, // every CPU done, nothing deliverable
+  Deadlock = 2, // no CPU can run but some are not done
+  StepBound = 3, // the step bound was reached
+  Crash = 4, // torn fetch, #UD, shutdown, unhandled #BP: the run ends there (SPEC §7)
+  Error = 5, // a routine threw or a worker died: a bug in a protocol or the tool, not a verdict
+}
+
+/** Per-CPU hardware words (SPEC §2), a fixed-size block per CPU. */
+export const C = {
+  rip: 0,
+  if: 1,
+  nmiBlocked: 2,
+  nmiPending: 3,
+  mcePending: 4,
+  mcip: 5,
+  istLive: 6, // bit per IST stack holding a live frame
+  depth: 7, // contexts on the CPU (1 = base only)
+  lastSerializeSeq: 8,
+  halted: 9,
+  done: 10, // the CPU's base routine has finished
+  atBoundary: 11, // 0 while an instruction fetch is in progress (no event delivery then, H1)
+  waiting: 12, // the top context waits on waitWord0/1 (it is not schedulable while false)
+  waitWord0: 13,
+  waitOp0: 14,
+  waitValue0: 15,
+  waitWord1: 16,
+  waitOp1: 17,
+  waitValue1: 18,
+  irqPending: 19, // bit per fixed IPI vector
+  nmiUnblockedBy: 20, // ContextKind whose IRET last cleared nmiBlocked while an NMI frame was live
+  nmiLiveDepth: 21, // NMI contexts on the stack
+  pctPriority: 22,
+  /** 1 when this CPU's next step touches state other CPUs write or observe (a scheduling point). */
+  visible: 23,
+} as const;
+export const CPU_WORDS = 24;
+
+export interface MemoryLayout {
+  cpus: number;
+  dataWords: number;
+  codeSize: number;
+  tapeMax: number;
+  logMax: number;
+  strategyWords: number;
+}
+
+/** Typed views over one machine's buffer. Cheap to construct from a buffer in any thread. */
+export class MachineMemory {
+  readonly buffer: SharedArrayBuffer;
+  readonly layout: MemoryLayout;
+  readonly header: Int32Array;
+  readonly cpu: Int32Array;
+  readonly data: Int32Array;
+  readonly tape: Int32Array;
+  /** The choices actually made (the replayable tape of this run). */
+  readonly record: Int32Array;
+  readonly strategy: Int32Array;
+  readonly log: Int32Array;
+  readonly code: Uint8Array;
+  /** Per code byte: HISTORY_DEPTH entries of (value | writerCpu+1 << 8, writeSeq), newest last. */
+  readonly history: Int32Array;
+  readonly historyCount: Uint8Array;
+
+  static bytesFor(layout: MemoryLayout): number {
+    const words =
+      HEADER_WORDS +
+      layout.cpus * CPU_WORDS +
+      layout.dataWords +
+      layout.tapeMax * 2 +
+      layout.strategyWords +
+      layout.logMax * LOG_RECORD_WORDS +
+      layout.codeSize * HISTORY_DEPTH * 2;
+    return words * 4 + layout.codeSize * 2;
+  }
+
+  constructor(layout: MemoryLayout, buffer?: SharedArrayBuffer) {
+    this.layout = layout;
+    const size = MachineMemory.bytesFor(layout);
+    if (buffer && buffer.byteLength < size) {
+      throw new Error(`machine buffer is ${buffer.byteLength} bytes but the layout needs ${size}`);
+    }
+    this.buffer = buffer ?? new SharedArrayBuffer(size);
+    let off = 0;
+    const ints = (n: number): Int32Array => {
+      const v = new Int32Array(this.buffer, off, n);
+      off += n * 4;
+      return v;
+    };
+    this.header = ints(HEADER_WORDS);
+    this.cpu = ints(layout.cpus * CPU_WORDS);
+    this.data = ints(layout.dataWords);
+    this.tape = ints(layout.tapeMax);
+    this.record = ints(layout.tapeMax);
+    this.strategy = ints(layout.strategyWords);
+    this.log = ints(layout.logMax * LOG_RECORD_WORDS);
+    this.history = ints(layout.codeSize * HISTORY_DEPTH * 2);
+    this.code = new Uint8Array(this.buffer, off, layout.codeSize);
+    off += layout.codeSize;
+    this.historyCount = new Uint8Array(this.buffer, off, layout.codeSize);
+  }
+
+  cpuWord(cpu: number, word: number): number {
+    return this.cpu[cpu * CPU_WORDS + word];
+  }
+
+  setCpuWord(cpu: number, word: number, value: number): void {
+    this.cpu[cpu * CPU_WORDS + word] = value;
+  }
+
+  /** Appends one event-log record; a full log ends the run as a step-bound overrun. */
+  logEvent(cpu: number, kind: number, addr = 0, a = 0, b = 0, c = 0, d = 0): void {
+    const n = this.header[H.logCount];
+    if (n >= this.layout.logMax) {
+      this.header[H.status] = RunStatus.StepBound;
+      return;
+    }
+    const o = n * LOG_RECORD_WORDS;
+    const log = this.log;
+    log[o] = this.header[H.step];
+    log[o + 1] = cpu;
+    log[o + 2] = kind;
+    log[o + 3] = addr;
+    log[o + 4] = a;
+    log[o + 5] = b;
+    log[o + 6] = c;
+    log[o + 7] = d;
+    this.header[H.logCount] = n + 1;
+  }
+
+  /** Loads a code image and resets every other region, so one buffer serves many runs. */
+  reset(image: Uint8Array): void {
+    if (image.length > this.layout.codeSize) {
+      throw new Error(
+        `the code image is ${image.length} bytes but the buffer holds ${this.layout.codeSize}: raise codeSize`,
+      );
+    }
+    this.header.fill(0);
+    this.cpu.fill(0);
+    this.data.fill(0);
+    this.record.fill(0);
+    this.history.fill(0);
+    this.historyCount.fill(0);
+    this.code.fill(0xcc);
+    this.code.set(image);
+    this.header[H.cpus] = this.layout.cpus;
+  }
+
+  /** Copies of the regions that define a run's outcome, for comparing engines byte for byte. */
+  snapshot(): { log: Int32Array; cpu: Int32Array; data: Int32Array; code: Uint8Array; header: Int32Array } {
+    return {
+      log: this.log.slice(0, this.header[H.logCount] * LOG_RECORD_WORDS),
+      cpu: this.cpu.slice(),
+      data: this.data.slice(),
+      code: this.code.slice(),
+      header: this.header.slice(),
+    };
+  }
+}

@@ -1,0 +1,35 @@
+// Seed option 1, by hand: a list of NMI/#MC functions that must never be patched, written by the
+// developer. Patches outside the list go ahead unmasked. The list misses what the handlers reach
+// indirectly (the #MC handler's event-channel send).
+import type { Protocol } from "../types.js";
+import { unmaskedPatch } from "./no-mask.js";
+import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
+
+const words = new WeakMap<object, RendezvousWords>();
+
+export const blacklistAnnotated: Protocol = {
+  name: "blacklist-annotated",
+  summary: "refuse functions on a hand-written NMI/#MC list; patch the rest unmasked",
+  origin: "seed (a) 1)",
+  os: "xen",
+  expected: {
+    "nmi-path": { refused: true },
+    "mce-path": { violated: ["P1", "P3"] },
+    normal: { violated: [] },
+    "entry-pad": { refused: true },
+  },
+  setup(spec, table) {
+    words.set(spec, allocRendezvous(table));
+    const target = spec.sites[0].target;
+    if (spec.scenario.annotatedBlacklist.includes(target)) {
+      return { reason: `'${target}' is on the hand-written NMI/#MC blacklist` };
+    }
+    return undefined;
+  },
+  *master(ctx) {
+    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+  *poll(ctx) {
+    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+};

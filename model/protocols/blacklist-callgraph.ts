@@ -1,0 +1,33 @@
+// Seed option 1, computed: refuse any function reachable through direct calls and jumps from the NMI
+// and #MC entry points, found by decoding the image with iced-x86; the refusal names the call path.
+import type { Protocol } from "../types.js";
+import { unmaskedPatch } from "./no-mask.js";
+import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
+
+const words = new WeakMap<object, RendezvousWords>();
+
+export const blacklistCallgraph: Protocol = {
+  name: "blacklist-callgraph",
+  summary: "refuse functions reachable from the NMI/#MC entry points (call graph by decoding)",
+  origin: "seed (a) 1), 'MCE ... touches normal event channel code'",
+  os: "xen",
+  expected: {
+    "nmi-path": { refused: true },
+    "mce-path": { refused: true },
+    normal: { violated: [] },
+    "entry-pad": { refused: true },
+  },
+  setup(spec, table) {
+    words.set(spec, allocRendezvous(table));
+    const target = spec.sites[0].target;
+    const path = spec.image.callGraph(spec.scenario.eventRoots).get(target);
+    if (path) return { reason: `'${target}' is reachable from an event handler: ${path.join(" -> ")}` };
+    return undefined;
+  },
+  *master(ctx) {
+    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+  *poll(ctx) {
+    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+};

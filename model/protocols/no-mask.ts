@@ -1,0 +1,45 @@
+// Baseline: Xen's rendezvous and byte-by-byte memcpy of the jump, with no NMI mask at all.
+import { memcpyCode, type Routine } from "../routine.js";
+import type { Protocol, RoutineContext } from "../types.js";
+import {
+  allocRendezvous,
+  masterAfterPatch,
+  masterEnter,
+  type RendezvousWords,
+  release,
+  slave,
+} from "./xen-rendezvous.js";
+
+const words = new WeakMap<object, RendezvousWords>();
+
+/** Patches like xen-4.8 without the mask; reused by the blacklist protocols once they allow a patch. */
+export function* unmaskedPatch(ctx: RoutineContext, w: RendezvousWords): Routine {
+  const site = ctx.spec.sites[0];
+  yield* masterEnter(ctx, w);
+  yield* memcpyCode(site.address, site.newBytes);
+  yield* masterAfterPatch();
+  yield* release(ctx, w);
+}
+
+export const noMask: Protocol = {
+  name: "no-mask",
+  summary: "Xen's rendezvous and memcpy with no NMI mask",
+  origin: "baseline",
+  os: "xen",
+  expected: {
+    "nmi-path": { violated: ["P1"] },
+    "mce-path": { violated: ["P1", "P3"] },
+    normal: { violated: [] },
+    "entry-pad": { violated: ["P1"] },
+  },
+  setup(spec, table) {
+    words.set(spec, allocRendezvous(table));
+    return undefined;
+  },
+  *master(ctx) {
+    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+  *poll(ctx) {
+    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+  },
+};

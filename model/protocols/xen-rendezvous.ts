@@ -1,0 +1,71 @@
+// Xen's stop-machine rendezvous for livepatch (xen/common/livepatch.c, 4.8: check_for_livepatch_work,
+// livepatch_spin), shared by the protocols that keep it and differ in how they write the site and
+// treat NMIs. The master is CPU 0; the semaphore counts the others in, twice.
+import {
+  add,
+  cli,
+  cpuid,
+  eq,
+  ge,
+  load,
+  ne,
+  type Routine,
+  sendIpi,
+  sti,
+  store,
+  type WordTable,
+  waitUntil,
+} from "../routine.js";
+import type { RoutineContext } from "../types.js";
+
+/** The fixed vector of smp_call_function(reschedule_fn): kicks idle CPUs into check_for_livepatch_work. */
+export const VECTOR_RESCHEDULE = 1;
+
+export interface RendezvousWords {
+  semaphore: number;
+  ready: number;
+}
+
+export function allocRendezvous(words: WordTable): RendezvousWords {
+  return { semaphore: words.alloc("livepatch_work.semaphore"), ready: words.alloc("livepatch_work.ready") };
+}
+
+/** Master side up to the patch: others arrive with IRQs on, then disable IRQs; returns with IRQs off. */
+export function* masterEnter(ctx: RoutineContext, w: RendezvousWords): Routine {
+  const { common } = ctx.spec;
+  const others = ctx.cpus - 1;
+  yield store(w.semaphore, 0);
+  yield store(common.rendezvousWanted, 1); // schedule_work(): do_work = 1
+  yield sendIpi("others", VECTOR_RESCHEDULE); // smp_call_function(reschedule_fn)
+  yield waitUntil(ge(w.semaphore, others)); // livepatch_spin with IRQs on
+  yield store(w.semaphore, 0);
+  yield store(w.ready, 1);
+  yield waitUntil(ge(w.semaphore, others)); // every other CPU now has IRQs off
+  yield cli(); // local_irq_save() before livepatch_do_action()
+}
+
+/** Master side after the patch: arch_livepatch_post_action (cpuid), then local_irq_restore(). */
+export function* masterAfterPatch(): Routine {
+  yield cpuid();
+  yield sti();
+}
+
+/** Master releases the others (do_work = 0); they serialize and re-enable IRQs on their own. */
+export function* release(ctx: RoutineContext, w: RendezvousWords): Routine {
+  yield store(w.ready, 0);
+  yield store(ctx.spec.common.rendezvousWanted, 0);
+}
+
+/** check_for_livepatch_work() on a CPU that is not the master. */
+export function* slave(ctx: RoutineContext, w: RendezvousWords, afterRelease?: () => Routine): Routine {
+  const { common } = ctx.spec;
+  if ((yield load(common.rendezvousWanted)) === 0) return;
+  yield add(w.semaphore, 1); // atomic_inc_and_test(&semaphore): not the master
+  yield waitUntil(ne(w.ready, 0)); // spin while do_work && !ready, IRQs on
+  yield cli(); // local_irq_save()
+  yield add(w.semaphore, 1);
+  yield waitUntil(eq(common.rendezvousWanted, 0)); // spin while do_work
+  yield cpuid(); // arch_livepatch_post_action(): cpuid_eax(0) serializes
+  yield sti();
+  if (afterRelease) yield* afterRelease();
+}

@@ -1,0 +1,152 @@
+// The shapes shared by the machine, the OS models, protocols and scenarios.
+import type { CodeImage, FunctionDesc } from "./image.js";
+import type { Routine, WordTable } from "./routine.js";
+
+export type FetchModel = "bytewise" | "stale" | "atomic";
+export type OsName = "xen" | "linux" | "fred";
+export const FETCH_MODELS: FetchModel[] = ["bytewise", "stale", "atomic"];
+export const OS_NAMES: OsName[] = ["xen", "linux", "fred"];
+
+/** The hardware options of a run (SPEC §3); part of a run's configuration and of its replay token. */
+export interface Hardware {
+  cpus: number;
+  fetch: FetchModel;
+  /** Budgets of external events per run (SPEC §6). */
+  nmis: number;
+  mces: number;
+  stepBound: number;
+  /** Overrides the protocol's OS (its NMI entry: xen, linux, fred). */
+  os?: OsName;
+}
+
+export interface RunConfig {
+  protocol: string;
+  scenario: string;
+  hardware: Hardware;
+}
+
+/** What a handler routine sees of the CPU it runs on. */
+export interface Frame {
+  /** Saved RIP of the interrupted real code; a #BP handler may rewrite it (restart, emulate). */
+  rip: number;
+  /** The event interrupted real code (false: it interrupted a routine step). */
+  fromRealCode: boolean;
+}
+
+export interface RoutineContext {
+  cpu: number;
+  cpus: number;
+  spec: MachineSpec;
+  frame: Frame;
+  /** Set by Linux's nested-NMI guard: the NMI handler must run once more before it returns. */
+  repeatNmi: boolean;
+}
+
+/** The words every machine has; protocols allocate theirs in `setup`. */
+export interface CommonWords {
+  /** Xen's nmi_callback pointer: 0 = the default (do_nmi's real service), else protocol callback. */
+  nmiCallback: number;
+  /** 1 once the master's patching routine has finished (the others may finish their workload). */
+  patchDone: number;
+  /** Set while a rendezvous wants the other CPUs to come (Xen's livepatch_work.do_work). */
+  rendezvousWanted: number;
+}
+
+export interface Site {
+  address: number;
+  oldBytes: number[];
+  newBytes: number[];
+  /** Symbol being patched (`patched` of the scenario) and payload symbol (jump target). */
+  target: string;
+  payload: string;
+}
+
+export interface Refusal {
+  reason: string;
+}
+
+export interface Protocol {
+  name: string;
+  summary: string;
+  origin: string;
+  os: OsName;
+  /** Verdicts the protocol is expected to get on each built-in scenario (the main job's self-check). */
+  expected: Record<string, Expected>;
+  /** Allocates the protocol's data words; may refuse the patch (blacklists). */
+  setup?(spec: MachineSpec, words: WordTable): Refusal | undefined;
+  /** Run by CPU 0 (the master) to apply the patch. */
+  master(ctx: RoutineContext): Routine;
+  /** Run by every other CPU when it checks for livepatch work (Xen's check_for_livepatch_work). */
+  poll?(ctx: RoutineContext): Routine;
+  /** Xen's nmi_callback while installed: returns 1 when the NMI was consumed. */
+  nmiCallback?(ctx: RoutineContext): Routine<number>;
+  /** #BP handler hook: returns 1 when the int3 was the protocol's. */
+  bpHandler?(ctx: RoutineContext): Routine<number>;
+  /** Handler of a fixed IPI vector sent by the protocol. */
+  ipiHandler?(ctx: RoutineContext, vector: number): Routine;
+}
+
+/** What a protocol declares for a scenario: every property that fails, or a refusal. */
+export type Expected = { violated: string[] } | { refused: true };
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  functions: FunctionDesc[];
+  /** The patch: `symbol` or `symbol+offset` to patch, and the payload function it jumps to. */
+  patch: { target: string; payload: string };
+  /** Real code the OS calls from its NMI / #MC handlers and each CPU's workload. */
+  nmiService: string;
+  mceService: string;
+  workload: string;
+  /** Entry points of NMI and #MC handling in the image (roots of the call graph for blacklists). */
+  eventRoots: string[];
+  /** The hand-written blacklist of seed option 1 (what a developer would annotate). */
+  annotatedBlacklist: string[];
+  iterations: number;
+  nmis: number;
+  mces: number;
+}
+
+export interface OsModel {
+  name: OsName;
+  /** SDM: int3 through an interrupt gate clears IF (Linux SYSG, Xen set_swint_gate). */
+  bpClearsIf: boolean;
+  /** FRED: ERETS unblocks NMIs only when it returns from the NMI itself. */
+  fred: boolean;
+  /** Linux entry_64.S: a nested NMI becomes a repeat of the outer handler, not a clobbered frame. */
+  nestedNmiGuard: boolean;
+  /** IST stack index for NMI and #MC (-1: no IST). */
+  istNmi: number;
+  istMce: number;
+  nmiHandler(ctx: RoutineContext): Routine;
+  mceHandler(ctx: RoutineContext): Routine;
+  bpHandler(ctx: RoutineContext): Routine;
+  irqHandler(ctx: RoutineContext, vector: number): Routine;
+}
+
+export interface MachineSpec {
+  config: RunConfig;
+  image: CodeImage;
+  words: WordTable;
+  common: CommonWords;
+  sites: Site[];
+  os: OsModel;
+  protocol: Protocol;
+  scenario: Scenario;
+  refusal?: Refusal;
+  /** Valid instruction bytes (as cache keys) per address overlapping a site: the P1 oracle. */
+  siteOracle: SiteOracle;
+  baseRoutine(ctx: RoutineContext): Routine;
+}
+
+export interface SiteOracle {
+  /** Lowest and highest+1 addresses covered by any site. */
+  low: number;
+  high: number;
+  overlaps(address: number, length: number): boolean;
+  /** Whether `bytes` decoded at `address` is an old instruction, a new one, or a boundary int3. */
+  valid(address: number, bytes: ArrayLike<number>, length: number): boolean;
+  /** What was expected at `address`: the old and new instructions there, as text. */
+  expectation(address: number): { old: number[] | null; new: number[] | null };
+}

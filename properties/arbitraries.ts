@@ -1,0 +1,47 @@
+// fast-check arbitraries that produce tapes (SPEC §8). A tape is mostly zeros ("keep running the
+// current CPU"); the arbitraries place a few non-zero choices (a preemption, an event, a branch) at
+// positions, so shrinking removes choices and moves them earlier: fewer preemptions, fewer events,
+// shorter runs.
+import fc from "fast-check";
+import type { PctParams } from "./tape.js";
+
+export type StrategyName = "random" | "bounded" | "pct";
+export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];
+
+/** A sparse tape: (position, value) pairs laid over zeros. */
+export function sparseTape(span: number, maxChoices: number, maxValue = 63): fc.Arbitrary<number[]> {
+  return fc
+    .array(fc.tuple(fc.nat({ max: span - 1 }), fc.integer({ min: 1, max: maxValue })), {
+      maxLength: maxChoices,
+    })
+    .map((pairs) => {
+      const length = pairs.reduce((n, [p]) => Math.max(n, p + 1), 0);
+      const tape = new Array<number>(length).fill(0);
+      for (const [p, v] of pairs) tape[p] = v;
+      return tape;
+    });
+}
+
+/** PCT parameters for `cpus` CPUs and bug depth `depth`, with up to `events` planned external events. */
+export function pctParams(
+  cpus: number,
+  depth: number,
+  span: number,
+  events: number,
+  eventKinds: number,
+): fc.Arbitrary<PctParams> {
+  const ids = Array.from({ length: cpus }, (_, i) => i);
+  return fc.record({
+    priorities: fc.shuffledSubarray(ids, { minLength: cpus, maxLength: cpus }).map((order) => {
+      const p = new Array<number>(cpus);
+      order.forEach((cpu, rank) => {
+        p[cpu] = depth + rank;
+      });
+      return p;
+    }),
+    changePoints: fc.array(fc.nat({ max: span - 1 }), { minLength: depth - 1, maxLength: depth - 1 }),
+    events: fc.array(fc.record({ step: fc.nat({ max: span - 1 }), event: fc.nat({ max: eventKinds - 1 }) }), {
+      maxLength: events,
+    }),
+  });
+}

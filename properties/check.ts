@@ -1,0 +1,185 @@
+// check(): explores one (protocol, scenario, hardware) with fast-check and returns a verdict. Each
+// property is explored on its own, so that one violation does not hide another (SPEC §7); each
+// violation comes with its shrunk tape and a replay token.
+import fc from "fast-check";
+import { DEFAULT_HARDWARE } from "../model/machine.js";
+import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { findScenario } from "../model/scenarios/index.js";
+import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
+import { type Engine, inlineEngine } from "../workers/engine.js";
+import { runInline } from "../workers/inline.js";
+import { machineFor, type Strategy } from "../workers/setup.js";
+import { pctParams, type StrategyName, sparseTape } from "./arbitraries.js";
+import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
+import { encodeToken } from "./token.js";
+
+export interface CheckOptions {
+  protocol: string;
+  scenario: string;
+  hardware?: Partial<Hardware>;
+  engine?: Engine;
+  strategy?: StrategyName;
+  /** Runs per property. */
+  runs?: number;
+  seed?: number;
+  properties?: PropertyId[];
+  /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
+  bound?: number;
+}
+
+export interface PropertyResult {
+  property: PropertyId;
+  holds: boolean;
+  runs: number;
+  violation?: Violation;
+  tape?: number[];
+  token?: string;
+  shrinks?: number;
+  originalTapeLength?: number;
+  shrunkTapeLength?: number;
+}
+
+export type Verdict =
+  | { kind: "refused"; config: RunConfig; reason: string }
+  | {
+      kind: "holds" | "violated";
+      config: RunConfig;
+      properties: PropertyResult[];
+      runs: number;
+      distinctLogs: number;
+      elapsedMs: number;
+    }
+  | { kind: "error"; config: RunConfig; message: string };
+
+/** The configuration of a run with the scenario's budgets and the defaults filled in. */
+export function resolveConfig(
+  protocol: string,
+  scenario: string,
+  hardware: Partial<Hardware> = {},
+): RunConfig {
+  const s = findScenario(scenario);
+  const hw: Hardware = { ...DEFAULT_HARDWARE, nmis: s.nmis, mces: s.mces, ...stripUndefined(hardware) };
+  for (const [k, v] of Object.entries({ nmis: hw.nmis, mces: hw.mces, stepBound: hw.stepBound })) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${v}`);
+  }
+  if (hw.stepBound < 100 || hw.stepBound > 1_000_000)
+    throw new Error(`the step bound must be from 100 to 1000000, not ${hw.stepBound}`);
+  const config = { protocol, scenario, hardware: hw };
+  machineFor(config); // rejects unknown names and bad CPU counts now, with their own messages
+  return config;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function hashLog(mem: MachineMemory): number {
+  let h = 0x811c9dc5;
+  const n = mem.header[H.logCount] * 8;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ mem.log[i], 0x01000193);
+  return h >>> 0;
+}
+
+/** How many choices a run with no preemptions makes: tapes are laid over twice that span. */
+function nominalSpan(config: RunConfig): number {
+  const r = runInline(config, { tape: [] });
+  return Math.max(64, 2 * r.mem.header[H.recordLen]);
+}
+
+export async function check(opts: CheckOptions): Promise<Verdict> {
+  const started = performance.now();
+  const config = resolveConfig(opts.protocol, opts.scenario, opts.hardware);
+  const spec = machineFor(config);
+  if (spec.refusal) return { kind: "refused", config, reason: spec.refusal.reason };
+  const engine = opts.engine ?? inlineEngine;
+  const strategyName = opts.strategy ?? "random";
+  const runs = opts.runs ?? 200;
+  const seed = opts.seed ?? 1;
+  const span = nominalSpan(config);
+  const n = config.hardware.cpus;
+  const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
+  const arb: fc.Arbitrary<Strategy> =
+    strategyName === "pct"
+      ? pctParams(n, opts.bound ?? 3, span, config.hardware.nmis + config.hardware.mces, eventKinds).map(
+          (pct) => ({ pct }),
+        )
+      : sparseTape(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24).map((tape) => ({ tape }));
+  const logs = new Set<number>();
+  let total = 0;
+  const results: PropertyResult[] = [];
+  for (const property of opts.properties ?? PROPERTY_IDS) {
+    let explored = 0;
+    let firstFailing: Strategy | undefined;
+    const details = await fc.check(
+      fc.asyncProperty(arb, async (strategy) => {
+        const r = await engine.run(config, strategy);
+        explored++;
+        if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
+        logs.add(hashLog(r.mem));
+        const ok = evaluate(spec, r.mem, property).length === 0;
+        if (!ok) firstFailing ??= strategy;
+        return ok;
+      }),
+      { numRuns: runs, seed, endOnFailure: false },
+    );
+    total += explored;
+    if (details.errorInstance instanceof RunError) {
+      return {
+        kind: "error",
+        config,
+        message: `${config.protocol}/${config.scenario}: ${details.errorInstance.message}`,
+      };
+    }
+    if (!details.failed || !details.counterexample) {
+      results.push({ property, holds: true, runs: explored });
+      continue;
+    }
+    const shrunk = details.counterexample[0];
+    const replay = counterexample(config, spec, shrunk, property);
+    const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
+    results.push({
+      property,
+      holds: false,
+      runs: explored,
+      violation: replay.violation,
+      tape: replay.tape,
+      token: encodeToken(config, replay.tape),
+      shrinks: details.numShrinks,
+      originalTapeLength: originalLength,
+      shrunkTapeLength: replay.tape.length,
+    });
+  }
+  const violated = results.some((r) => !r.holds);
+  return {
+    kind: violated ? "violated" : "holds",
+    config,
+    properties: results,
+    runs: total,
+    distinctLogs: logs.size,
+    elapsedMs: performance.now() - started,
+  };
+}
+
+class RunError extends Error {}
+
+/** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
+function tapeOf(config: RunConfig, strategy: Strategy): number[] {
+  const r = runInline(config, strategy);
+  if ("tape" in strategy) return strategy.tape.slice(0, r.mem.header[H.tapePos]);
+  return Array.from(r.mem.record.subarray(0, r.mem.header[H.recordLen]));
+}
+
+/** Re-runs a shrunk counterexample inline, as a plain tape, and returns the tape and its violation. */
+function counterexample(
+  config: RunConfig,
+  spec: MachineSpec,
+  strategy: Strategy,
+  property: PropertyId,
+): { tape: number[]; violation: Violation } {
+  const tape = tapeOf(config, strategy);
+  const r = runInline(config, { tape });
+  const violation = evaluate(spec, r.mem, property)[0];
+  if (!violation)
+    throw new Error(`the counterexample for ${property} did not replay from its tape: a determinism bug`);
+  return { tape, violation };
+}

@@ -1,0 +1,46 @@
+// The inline engine: every CPU of a machine in this thread. The reference for determinism: the
+// threaded engine must produce the same buffer, byte for byte.
+import { Cpu } from "../model/cpu.js";
+import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import type { RunConfig } from "../model/types.js";
+import { tapeChooser } from "../properties/tape.js";
+import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
+import { nextTurn } from "./turn.js";
+
+export interface RunResult {
+  mem: MachineMemory;
+  status: RunStatus;
+  /** What went wrong when status is Error. */
+  error?: string;
+}
+
+const pool = new Map<string, MachineMemory>();
+
+/** Runs one machine to its end. Reuses one buffer per configuration unless `fresh`. */
+export function runInline(config: RunConfig, strategy: Strategy, fresh = false): RunResult {
+  const spec = machineFor(config);
+  const key = JSON.stringify(config);
+  let mem = fresh ? undefined : pool.get(key);
+  if (!mem) {
+    mem = memoryFor(spec);
+    if (!fresh) pool.set(key, mem);
+  }
+  prepare(mem, spec, strategy);
+  const chooser = tapeChooser(mem);
+  const cpus = Array.from({ length: config.hardware.cpus }, (_, i) => new Cpu(i, mem, spec, chooser));
+  const actions = new Int32Array(3 * config.hardware.cpus);
+  let current = -1;
+  try {
+    for (const cpu of cpus) cpu.start();
+    for (;;) {
+      current = nextTurn(mem, actions);
+      if (current < 0) break;
+      cpus[current].step();
+    }
+  } catch (e) {
+    mem.header[H.status] = RunStatus.Error;
+    const where = current >= 0 ? `CPU ${current} at step ${mem.header[H.step]}` : "machine start";
+    return { mem, status: RunStatus.Error, error: `${where}: ${(e as Error).message}` };
+  }
+  return { mem, status: mem.header[H.status] as RunStatus };
+}

@@ -1,0 +1,40 @@
+// Preparing a buffer for one run, the same way for every engine.
+
+import { buildMachine, layoutFor } from "../model/machine.js";
+import { H, MachineMemory, RunStatus } from "../model/memory.js";
+import type { MachineSpec, RunConfig } from "../model/types.js";
+import { loadPct, loadTape, type PctParams } from "../properties/tape.js";
+
+export type Strategy = { tape: readonly number[] } | { pct: PctParams };
+
+const specs = new Map<string, MachineSpec>();
+
+/** Builds (once per thread and configuration) the machine for a run configuration. */
+export function machineFor(config: RunConfig): MachineSpec {
+  const key = JSON.stringify(config);
+  let spec = specs.get(key);
+  if (!spec) {
+    spec = buildMachine(config);
+    specs.set(key, spec);
+  }
+  return spec;
+}
+
+/** Resets `mem` for a run of `spec` under `strategy`. */
+export function prepare(mem: MachineMemory, spec: MachineSpec, strategy: Strategy): void {
+  const hw = spec.config.hardware;
+  mem.reset(spec.image.bytes);
+  mem.data.set(spec.words.initial);
+  const h = mem.header;
+  h[H.stepBound] = hw.stepBound;
+  h[H.nmiBudget] = hw.nmis;
+  h[H.mceBudget] = hw.mces;
+  h[H.status] = RunStatus.Running;
+  h[H.token] = -2;
+  if ("tape" in strategy) loadTape(mem, strategy.tape);
+  else loadPct(mem, strategy.pct);
+}
+
+export function memoryFor(spec: MachineSpec, buffer?: SharedArrayBuffer): MachineMemory {
+  return new MachineMemory(layoutFor(spec), buffer);
+}
