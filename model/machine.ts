@@ -14,8 +14,10 @@ import type {
   MachineSpec,
   OsModel,
   OsName,
+  Protocol,
   RoutineContext,
   RunConfig,
+  Scenario,
   Site,
   SiteOracle,
 } from "./types.js";
@@ -31,13 +33,20 @@ export function jmpRel32(from: number, to: number): number[] {
   return [0xe9, rel & 0xff, (rel >>> 8) & 0xff, (rel >>> 16) & 0xff, (rel >>> 24) & 0xff];
 }
 
+/** Builds the machine of a configuration from the protocol and scenario registries. */
 export function buildMachine(config: RunConfig): MachineSpec {
+  return defineMachine(config, findProtocol(config.protocol), findScenario(config.scenario));
+}
+
+/**
+ * Builds a machine from protocol and scenario objects (user-defined ones, litmus tests). The
+ * configuration's names are used only in reports and tokens.
+ */
+export function defineMachine(config: RunConfig, protocol: Protocol, scenario: Scenario): MachineSpec {
   const hw = config.hardware;
-  if (!Number.isInteger(hw.cpus) || hw.cpus < 2 || hw.cpus > 16) {
-    throw new Error(`cpus must be an integer from 2 to 16, not ${hw.cpus}`);
+  if (!Number.isInteger(hw.cpus) || hw.cpus < 1 || hw.cpus > 16) {
+    throw new Error(`cpus must be an integer from 1 to 16, not ${hw.cpus}`);
   }
-  const protocol = findProtocol(config.protocol);
-  const scenario = findScenario(config.scenario);
   const image = CodeImage.build(scenario.functions);
   const words = new WordTable();
   const common = {
@@ -68,7 +77,7 @@ export function buildMachine(config: RunConfig): MachineSpec {
     protocol,
     scenario,
     siteOracle: siteOracle(image, [site]),
-    baseRoutine,
+    baseRoutine: scenario.program ?? baseRoutine,
   };
   spec.refusal = protocol.setup?.(spec, words);
   return spec;

@@ -33,6 +33,7 @@ export const H = {
   endStep: 18,
   preemptions: 19,
   eventsDelivered: 20,
+  started: 21, // threaded engine: CPUs whose worker has started
 } as const;
 const HEADER_WORDS = 32;
 

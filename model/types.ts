@@ -106,6 +106,8 @@ export interface Scenario {
   iterations: number;
   nmis: number;
   mces: number;
+  /** Replaces the default per-CPU program (workload, patch on CPU 0, probe): litmus tests use it. */
+  program?: (ctx: RoutineContext) => Routine;
 }
 
 export interface OsModel {

@@ -2,7 +2,7 @@
 // threaded engine must produce the same buffer, byte for byte.
 import { Cpu } from "../model/cpu.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
-import type { RunConfig } from "../model/types.js";
+import type { MachineSpec, RunConfig } from "../model/types.js";
 import { tapeChooser } from "../properties/tape.js";
 import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
 import { nextTurn } from "./turn.js";
@@ -25,6 +25,16 @@ export function runInline(config: RunConfig, strategy: Strategy, fresh = false):
     mem = memoryFor(spec);
     if (!fresh) pool.set(key, mem);
   }
+  return runSpec(spec, strategy, mem);
+}
+
+/** Runs a machine built by defineMachine (user or litmus machines) in a fresh buffer or `mem`. */
+export function runSpec(
+  spec: MachineSpec,
+  strategy: Strategy,
+  mem: MachineMemory = memoryFor(spec),
+): RunResult {
+  const config = spec.config;
   prepare(mem, spec, strategy);
   const chooser = tapeChooser(mem);
   const cpus = Array.from({ length: config.hardware.cpus }, (_, i) => new Cpu(i, mem, spec, chooser));
