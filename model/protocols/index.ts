@@ -22,6 +22,19 @@ export const PROTOCOLS: Protocol[] = [
   linuxTextPoke,
 ];
 
+/** Adds a user protocol (from a module given with --module); a name may be registered once. */
+export function registerProtocol(p: Protocol): void {
+  for (const field of ["name", "summary", "os", "master"] as const) {
+    if (!p || p[field] === undefined)
+      throw new Error(`a protocol must have '${field}'${p?.name ? ` (protocol '${p.name}')` : ""}`);
+  }
+  if (PROTOCOLS.some((x) => x.name === p.name)) {
+    if (PROTOCOLS.includes(p)) return;
+    throw new Error(`protocol '${p.name}' is already defined`);
+  }
+  PROTOCOLS.push({ origin: "user module", expected: {}, ...p });
+}
+
 export function findProtocol(name: string): Protocol {
   const p = PROTOCOLS.find((x) => x.name === name);
   if (!p) {
