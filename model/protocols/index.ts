@@ -24,7 +24,7 @@ export const PROTOCOLS: Protocol[] = [
 
 /** Adds a user protocol (from a module given with --module); a name may be registered once. */
 export function registerProtocol(p: Protocol): void {
-  for (const field of ["name", "summary", "os", "master"] as const) {
+  for (const field of ["name", "summary", "os", "master", "expected"] as const) {
     if (!p || p[field] === undefined)
       throw new Error(`a protocol must have '${field}'${p?.name ? ` (protocol '${p.name}')` : ""}`);
   }
@@ -32,7 +32,7 @@ export function registerProtocol(p: Protocol): void {
     if (PROTOCOLS.includes(p)) return;
     throw new Error(`protocol '${p.name}' is already defined`);
   }
-  PROTOCOLS.push({ origin: "user module", expected: {}, ...p });
+  PROTOCOLS.push(p);
 }
 
 export function findProtocol(name: string): Protocol {
