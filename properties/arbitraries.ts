@@ -8,11 +8,15 @@ import type { PctParams } from "./tape.js";
 export type StrategyName = "random" | "bounded" | "pct";
 export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];
 
-/** A sparse tape: (position, value) pairs laid over zeros. */
+/**
+ * A sparse tape: (position, value) pairs laid over zeros, positions uniform over `span` choices.
+ * Shrinking drops pairs and moves them earlier: fewer preemptions and events, shorter runs.
+ */
 export function sparseTape(span: number, maxChoices: number, maxValue = 63): fc.Arbitrary<number[]> {
   return fc
-    .array(fc.tuple(fc.nat({ max: span - 1 }), fc.integer({ min: 1, max: maxValue })), {
+    .array(fc.tuple(fc.noBias(fc.nat({ max: span - 1 })), fc.integer({ min: 1, max: maxValue })), {
       maxLength: maxChoices,
+      size: "medium",
     })
     .map((pairs) => {
       const length = pairs.reduce((n, [p]) => Math.max(n, p + 1), 0);

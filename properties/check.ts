@@ -2,15 +2,17 @@
 // property is explored on its own, so that one violation does not hide another (SPEC §7); each
 // violation comes with its shrunk tape and a replay token.
 import fc from "fast-check";
+import { Ev } from "../model/events.js";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { Mark } from "../model/routine.js";
 import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor, type Strategy } from "../workers/setup.js";
 import { pctParams, type StrategyName, sparseTape } from "./arbitraries.js";
-import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
+import { evaluate, PROPERTY_IDS, type PropertyId, readLog, type Violation } from "./invariants.js";
 import { encodeToken } from "./token.js";
 
 export interface CheckOptions {
@@ -19,9 +21,14 @@ export interface CheckOptions {
   hardware?: Partial<Hardware>;
   engine?: Engine;
   strategy?: StrategyName;
-  /** Runs per property. */
+  /** Runs per property and seed. */
   runs?: number;
   seed?: number;
+  /**
+   * Seeds tried in turn (seed, seed+1, ...) for a property until one finds a violation: a property
+   * that holds is explored runs x seeds times.
+   */
+  seeds?: number;
   properties?: PropertyId[];
   /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
   bound?: number;
@@ -80,10 +87,9 @@ function hashLog(mem: MachineMemory): number {
   return h >>> 0;
 }
 
-/** How many choices a run with no preemptions makes: tapes are laid over twice that span. */
-function nominalSpan(config: RunConfig): number {
-  const r = runInline(config, { tape: [] });
-  return Math.max(64, 2 * r.mem.header[H.recordLen]);
+/** Tapes are laid over twice the choices of the round-robin run (every CPU interleaved, no events). */
+export function tapeSpan(config: RunConfig): number {
+  return Math.max(64, 2 * runInline(config, { tape: [] }).mem.header[H.recordLen]);
 }
 
 export async function check(opts: CheckOptions): Promise<Verdict> {
@@ -95,7 +101,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const strategyName = opts.strategy ?? "random";
   const runs = opts.runs ?? 200;
   const seed = opts.seed ?? 1;
-  const span = nominalSpan(config);
+  const span = tapeSpan(config);
   const n = config.hardware.cpus;
   const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
   const arb: fc.Arbitrary<Strategy> =
@@ -107,22 +113,39 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const logs = new Set<number>();
   let total = 0;
   const results: PropertyResult[] = [];
-  for (const property of opts.properties ?? PROPERTY_IDS) {
+  const wanted = opts.properties ?? PROPERTY_IDS;
+  // Each property is explored by its own fast-check run, but with one seed fast-check generates the
+  // same tapes for each: a run's outcome is computed once and judged for every property.
+  const outcomes = new Map<string, PropertyId[]>();
+  const outcome = async (strategy: Strategy): Promise<PropertyId[]> => {
+    const key = JSON.stringify(strategy);
+    let failing = outcomes.get(key);
+    if (!failing) {
+      const r = await engine.run(config, strategy);
+      total++;
+      if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
+      logs.add(hashLog(r.mem));
+      failing = evaluate(spec, r.mem).map((v) => v.property);
+      outcomes.set(key, failing);
+    }
+    return failing;
+  };
+  for (const property of wanted) {
     let explored = 0;
     let firstFailing: Strategy | undefined;
-    const details = await fc.check(
-      fc.asyncProperty(arb, async (strategy) => {
-        const r = await engine.run(config, strategy);
-        explored++;
-        if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
-        logs.add(hashLog(r.mem));
-        const ok = evaluate(spec, r.mem, property).length === 0;
-        if (!ok) firstFailing ??= strategy;
-        return ok;
-      }),
-      { numRuns: runs, seed, endOnFailure: false },
-    );
-    total += explored;
+    let details: fc.RunDetails<[Strategy]> | undefined;
+    for (let k = 0; k < (opts.seeds ?? 1) && !details?.failed; k++) {
+      details = await fc.check(
+        fc.asyncProperty(arb, async (strategy) => {
+          explored++;
+          const ok = !(await outcome(strategy)).includes(property);
+          if (!ok) firstFailing ??= strategy;
+          return ok;
+        }),
+        { numRuns: runs, seed: seed + k, endOnFailure: false },
+      );
+    }
+    if (!details) continue;
     if (details.errorInstance instanceof RunError) {
       return {
         kind: "error",
