@@ -2,17 +2,15 @@
 // property is explored on its own, so that one violation does not hide another (SPEC §7); each
 // violation comes with its shrunk tape and a replay token.
 import fc from "fast-check";
-import { Ev } from "../model/events.js";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
-import { Mark } from "../model/routine.js";
 import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor, type Strategy } from "../workers/setup.js";
 import { pctParams, type StrategyName, sparseTape } from "./arbitraries.js";
-import { evaluate, PROPERTY_IDS, type PropertyId, readLog, type Violation } from "./invariants.js";
+import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
 import { encodeToken } from "./token.js";
 
 export interface CheckOptions {
