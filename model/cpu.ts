@@ -208,10 +208,7 @@ export class Cpu {
     if (this.contexts.length > 1) return true;
     if (top.real) {
       const address = this.fetchLen > 0 ? this.fetchStart + this.fetchLen : top.real.rip;
-      const oracle = this.spec.siteOracle;
-      if (address >= oracle.low && address < oracle.high) return true;
-      const i = address - CODE_BASE;
-      return i >= 0 && i < this.mem.layout.codeSize && this.mem.historyCount[i] > 0;
+      return this.spec.siteOracle.writable(address);
     }
     const next = top.next;
     return next !== null && next.k !== "mark" && next.k !== "call";
@@ -593,6 +590,14 @@ export class Cpu {
   /** A store of 1, 2, 4 or 8 bytes: one step, never torn (H9); one write sequence number. */
   private writeCode(address: number, bytes: number[]): void {
     const mem = this.mem;
+    const oracle = this.spec.siteOracle;
+    if (!oracle.writable(address) || !oracle.writable(address + bytes.length - 1)) {
+      // Scheduling points are taken only where code may change (nextIsVisible), and P1 judges only
+      // sites: a write anywhere else would be a race the checker could neither schedule nor judge.
+      throw new Error(
+        `CPU ${this.id} writes code at ${this.spec.image.symbolize(address)}, outside the patch site: a protocol may write only its sites (a scenario may declare more writable functions)`,
+      );
+    }
     const seq = mem.header[H.writeSeq] + 1;
     mem.header[H.writeSeq] = seq;
     for (let k = 0; k < bytes.length; k++) {

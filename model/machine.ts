@@ -76,7 +76,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     os,
     protocol,
     scenario,
-    siteOracle: siteOracle(image, [site]),
+    siteOracle: siteOracle(image, [site], scenario.writable ?? []),
     baseRoutine: scenario.program ?? baseRoutine,
   };
   spec.refusal = protocol.setup?.(spec, words);
@@ -134,7 +134,11 @@ function* baseRoutine(ctx: RoutineContext): Routine {
  * P1's oracle (SPEC §7): at an address overlapping a site, an instruction is valid when it is the old
  * instruction at an old boundary, the new one at a new boundary, or an int3 at either kind of boundary.
  */
-export function siteOracle(image: CodeImage, sites: Site[]): SiteOracle {
+export function siteOracle(image: CodeImage, sites: Site[], writable: string[] = []): SiteOracle {
+  const ranges = writable.map((name) => {
+    const s = image.symbol(name);
+    return [s.address, s.address + s.size] as const;
+  });
   const valid = new Map<number, string[]>();
   const expectOld = new Map<number, number[]>();
   const expectNew = new Map<number, number[]>();
@@ -176,6 +180,8 @@ export function siteOracle(image: CodeImage, sites: Site[]): SiteOracle {
     low,
     high,
     overlaps: (address, length) => address < high && address + length > low,
+    writable: (address) =>
+      (address >= low && address < high) || ranges.some(([a, b]) => address >= a && address < b),
     valid: (address, bytes, length) => valid.get(address)?.includes(keyOf(bytes, length)) ?? false,
     expectation: (address) => ({ old: expectOld.get(address) ?? null, new: expectNew.get(address) ?? null }),
   };

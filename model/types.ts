@@ -106,6 +106,11 @@ export interface Scenario {
   iterations: number;
   nmis: number;
   mces: number;
+  /**
+   * Functions besides the patch site whose code a routine may write (litmus machines). Fetches from
+   * them are scheduling points like fetches from the site.
+   */
+  writable?: string[];
   /** Replaces the default per-CPU program (workload, patch on CPU 0, probe): litmus tests use it. */
   program?: (ctx: RoutineContext) => Routine;
 }
@@ -146,6 +151,8 @@ export interface SiteOracle {
   /** Lowest and highest+1 addresses covered by any site. */
   low: number;
   high: number;
+  /** Whether routines may write code at this address (a site, or a function the scenario declares writable). */
+  writable(address: number): boolean;
   overlaps(address: number, length: number): boolean;
   /** Whether `bytes` decoded at `address` is an old instruction, a new one, or a boundary int3. */
   valid(address: number, bytes: ArrayLike<number>, length: number): boolean;

@@ -9,6 +9,7 @@ import {
   FormatterSyntax,
   type Instruction,
   Mnemonic,
+  Register,
 } from "iced-x86";
 
 /** What execution needs to know about a decoded instruction, detached from the wasm object. */
@@ -79,7 +80,9 @@ export function decode(bytes: ArrayLike<number>, n: number): Decoded {
   const insn = decoder.decode();
   let out: Decoded;
   if (decoder.lastError === DecoderError.NoMoreBytes) {
-    out = INCOMPLETE;
+    // iced-x86 asks for more bytes for some invalid opcodes too (a lone 06 in 64-bit mode): the bytes
+    // are a prefix of an instruction only if some next byte can complete one.
+    out = canComplete(buf) ? INCOMPLETE : { ...INCOMPLETE, complete: true, invalid: true, length: n };
   } else {
     out = describe(insn, decoder.lastError === DecoderError.InvalidInstruction || insn.isInvalid);
   }
@@ -87,6 +90,22 @@ export function decode(bytes: ArrayLike<number>, n: number): Decoded {
   decoder.free();
   cache.set(k, out);
   return out;
+}
+
+/** Whether some continuation of `prefix` (next byte, then zero padding) decodes as a valid instruction. */
+function canComplete(prefix: Uint8Array): boolean {
+  const buf = new Uint8Array(15);
+  buf.set(prefix);
+  for (let next = 0; next < 256 && prefix.length < 15; next++) {
+    buf[prefix.length] = next;
+    const decoder = new Decoder(64, buf, DecoderOptions.None);
+    const insn = decoder.decode();
+    const ok = decoder.lastError === DecoderError.None && !insn.isInvalid;
+    insn.free();
+    decoder.free();
+    if (ok) return true;
+  }
+  return false;
 }
 
 function describe(insn: Instruction, invalid: boolean): Decoded {
@@ -107,7 +126,11 @@ function describe(insn: Instruction, invalid: boolean): Decoded {
     isUd2: mnemonic === Mnemonic.Ud2 || mnemonic === Mnemonic.Ud0 || mnemonic === Mnemonic.Ud1,
     isHlt: mnemonic === Mnemonic.Hlt,
     isIret: mnemonic === Mnemonic.Iretq || mnemonic === Mnemonic.Iretd || mnemonic === Mnemonic.Iret,
-    isSerializing: SERIALIZING.has(mnemonic),
+    // MOV to CR0/CR3/CR4 and MOV to a debug register serialize too (SDM §9.3); MOV to CR8 does not.
+    isSerializing:
+      SERIALIZING.has(mnemonic) ||
+      (insn.code === Code.Mov_cr_r64 && insn.op0Register !== Register.CR8) ||
+      insn.code === Code.Mov_dr_r64,
   });
 }
 

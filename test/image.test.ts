@@ -1,0 +1,200 @@
+// Code images (model/image.ts): symbol+offset checked against instruction boundaries (seed item c),
+// clear errors for bad images, the exact call graph, payload symbolization (seed item g), and the
+// check that routines yield only steps (model/routine.ts checkStep).
+import { describe, expect, it } from "vitest";
+import { CodeImage, type FunctionDesc } from "../model/image.js";
+import { CODE_BASE, RunStatus } from "../model/memory.js";
+import { load, type Routine, type Step, store } from "../model/routine.js";
+import { litmus } from "./helpers/litmus.js";
+
+// root: push rbp (1) | mov rbp,rsp (3) | sub rsp,16 (4) | call a (5) | je root (2) | add rsp,16 (4) |
+//       pop rbp (1) | jmp b (2)  -> boundaries +0 +1 +4 +8 +13 +15 +19 +20
+const FUNCTIONS: FunctionDesc[] = [
+  {
+    name: "root",
+    code: ["push rbp", "mov rbp, rsp", "sub rsp, 16", "call a", "je root", "add rsp, 16", "pop rbp", "jmp b"],
+  },
+  { name: "a", code: ["call c", "ret"] },
+  { name: "b", code: ["test eax, eax", "je c", "ret"] },
+  { name: "c", code: ["ret"] },
+  { name: "d", code: ["call a", "ret"] },
+  { name: "livepatch.c", payload: true, code: ["push rbp", "mov eax, 13", "pop rbp", "ret"] },
+];
+
+describe("symbol+offset", () => {
+  const image = CodeImage.build(FUNCTIONS);
+  const root = image.symbol("root").address;
+
+  it("resolves instruction boundaries, in decimal and hex", () => {
+    expect(root).toBe(CODE_BASE);
+    expect(image.boundaries("root").map((a) => a - root)).toEqual([0, 1, 4, 8, 13, 15, 19, 20]);
+    expect(image.resolve("root")).toBe(root);
+    expect(image.resolve("root+1")).toBe(root + 1);
+    expect(image.resolve("root+0x8")).toBe(root + 8);
+    expect(image.resolve("livepatch.c+1")).toBe(image.symbol("livepatch.c").address + 1);
+  });
+
+  it("rejects an offset inside an instruction, naming the function and its boundaries", () => {
+    expect(() => image.resolve("root+2")).toThrow(
+      "'root+2' is inside an instruction of 'root': choose an instruction boundary (+0 +1 +4 +8 +13 +15 +19 +20)",
+    );
+    expect(() => image.resolve("root+0x9")).toThrow(/'root\+0x9' is inside an instruction of 'root'/);
+  });
+
+  it("rejects offsets past the end, unknown symbols and malformed specs", () => {
+    expect(() => image.resolve("root+22")).toThrow(
+      "'root+22': offset 22 is past the end of 'root' (22 bytes)",
+    );
+    expect(() => image.resolve("nothere+1")).toThrow(/unknown symbol 'nothere' \(defined: root, a, b, c, d,/);
+    expect(() => image.resolve("root+x1")).toThrow("'root+x1' is not 'symbol' or 'symbol+offset'");
+  });
+
+  it("a machine whose patch site is inside an instruction is refused with the same message", () => {
+    const build = () =>
+      litmus({
+        cpus: 1,
+        functions: [{ name: "f", code: ["push rbp", "mov rbp, rsp", "nop5", "pop rbp", "ret"] }],
+        patch: { target: "f+2", payload: "payload" },
+        *program() {},
+      });
+    expect(build).toThrow(
+      "'f+2' is inside an instruction of 'f': choose an instruction boundary (+0 +1 +4 +9 +10)",
+    );
+  });
+});
+
+describe("bad images give errors naming the culprit", () => {
+  it("unknown symbol in an instruction", () => {
+    expect(() => CodeImage.build([{ name: "f", code: ["call nowhere", "ret"] }])).toThrow(
+      "unknown symbol 'nowhere' (defined: f)",
+    );
+  });
+
+  it("duplicate function", () => {
+    expect(() =>
+      CodeImage.build([
+        { name: "f", code: ["ret"] },
+        { name: "g", code: ["ret"] },
+        { name: "f", code: ["nop", "ret"] },
+      ]),
+    ).toThrow("function 'f' is defined twice in the image");
+  });
+
+  it("a function with neither code nor bytes, and a line the dialect cannot assemble", () => {
+    expect(() => CodeImage.build([{ name: "empty" }])).toThrow("function 'empty' has neither code nor bytes");
+    expect(() => CodeImage.build([{ name: "f", code: ["nop", "mov rax, [rbx]"] }])).toThrow(
+      "function 'f': cannot assemble 'mov rax, [rbx]'",
+    );
+    expect(() => CodeImage.build([{ name: "f", code: ["push r15"] }])).toThrow(/unknown register 'r15'/);
+  });
+
+  it("overlapping raw-byte functions", () => {
+    const bytes = new Uint8Array(32).fill(0x90);
+    expect(() =>
+      CodeImage.fromBytes(bytes, [
+        { name: "a", address: CODE_BASE, size: 8, payload: false },
+        { name: "b", address: CODE_BASE + 6, size: 8, payload: false },
+      ]),
+    ).toThrow("functions 'a' and 'b' overlap");
+    expect(() =>
+      CodeImage.fromBytes(bytes, [{ name: "tail", address: CODE_BASE + 24, size: 16, payload: false }]),
+    ).toThrow("function 'tail' lies outside the image");
+    const ok = CodeImage.fromBytes(bytes, [
+      { name: "a", address: CODE_BASE, size: 8, payload: false },
+      { name: "b", address: CODE_BASE + 8, size: 8, payload: false },
+    ]);
+    expect(ok.symbolize(CODE_BASE + 9)).toBe("b+0x1");
+  });
+
+  it("an image too big for the buffer", () => {
+    const fns: FunctionDesc[] = [
+      { name: "f", code: ["ret"] },
+      { name: "g", code: Array.from({ length: 20 }, () => "nop") },
+    ];
+    expect(() => CodeImage.build(fns, 32)).toThrow("the image needs 48 bytes, more than the buffer's 32");
+    expect(CodeImage.build(fns, 48).bytes.length).toBe(48);
+  });
+});
+
+describe("call graph", () => {
+  const image = CodeImage.build(FUNCTIONS);
+
+  it("callees are the direct call/jmp/jcc targets in other functions", () => {
+    expect(image.callees("root")).toEqual(["a", "b"]); // `je root` is a branch inside root
+    expect(image.callees("a")).toEqual(["c"]);
+    expect(image.callees("b")).toEqual(["c"]);
+    expect(image.callees("c")).toEqual([]);
+    expect(image.callees("d")).toEqual(["a"]);
+  });
+
+  it("is exact: every reachable function with its first (shortest) path, breadth first", () => {
+    const graph = image.callGraph(["root"]);
+    expect([...graph.entries()]).toEqual([
+      ["root", ["root"]],
+      ["a", ["root", "a"]],
+      ["b", ["root", "b"]],
+      ["c", ["root", "a", "c"]],
+    ]);
+    expect([...image.callGraph(["d", "b"]).entries()]).toEqual([
+      ["d", ["d"]],
+      ["b", ["b"]],
+      ["a", ["d", "a"]],
+      ["c", ["b", "c"]],
+    ]);
+    expect(() => image.callGraph(["nope"])).toThrow(/unknown symbol 'nope'/);
+  });
+});
+
+describe("symbolize", () => {
+  const image = CodeImage.build(FUNCTIONS);
+
+  it("names payload addresses by the payload's own symbols", () => {
+    const p = image.symbol("livepatch.c");
+    expect(p.payload).toBe(true);
+    expect(image.symbol("c").payload).toBe(false);
+    expect(image.symbolize(p.address)).toBe("livepatch.c");
+    expect(image.symbolize(p.address + 6)).toBe("livepatch.c+0x6");
+    expect(image.symbolize(image.symbol("root").address + 13)).toBe("root+0xd");
+    // The int3 padding after `c` belongs to no function.
+    const c = image.symbol("c");
+    expect(image.symbolize(c.address + 1)).toBe(`0x${(c.address + 1).toString(16)}`);
+  });
+});
+
+describe("routines yield only steps", () => {
+  it("a base routine that yields a non-step is an Error naming the routine and the value", () => {
+    const m = litmus({
+      cpus: 2,
+      *program(ctx): Routine {
+        if (ctx.cpu === 1) yield 42 as unknown as Step;
+      },
+    });
+    const run = m.run([]);
+    expect(run.status).toBe(RunStatus.Error);
+    expect(run.error).toBe(
+      "machine start: routine 'base' on CPU 1 yielded 42, which is not a step (use the helpers of model/routine)",
+    );
+  });
+
+  it("a hook that yields a misspelt step mid-run is an Error naming the handler routine", () => {
+    const m = litmus({
+      cpus: 1,
+      nmis: 1,
+      words: ["a"],
+      *nmiCallback(_ctx, env) {
+        yield load(env.w.a);
+        yield { k: "stor", word: env.w.a, value: 1 } as unknown as Step;
+        return 0;
+      },
+      *program(_ctx, env) {
+        yield store(env.w.a, 1);
+        yield store(env.w.a, 2);
+      },
+    });
+    const run = m.run([1, 0]);
+    expect(run.status).toBe(RunStatus.Error);
+    expect(run.error).toMatch(
+      /^CPU 0 at step \d+: routine 'nmi' on CPU 0 yielded \{"k":"stor","word":3,"value":1\}, which is not a step/,
+    );
+  });
+});
