@@ -86,8 +86,13 @@ export interface Protocol {
   ipiHandler?(ctx: RoutineContext, vector: number): Routine;
 }
 
-/** What a protocol declares for a scenario: every property that fails, or a refusal. */
-export type Expected = { violated: string[] } | { refused: true };
+/**
+ * What a protocol declares for a scenario: every property that fails, or a refusal. `examples` are
+ * tapes (in the replay-token notation) of counterexamples that random search reaches only with a
+ * large budget; the checker runs them before its random tapes, as fast-check runs `examples`, so the
+ * verdict does not depend on luck. A model change that makes one stop failing changes the verdict.
+ */
+export type Expected = { violated: string[]; examples?: string[] } | { refused: true };
 
 export interface Scenario {
   name: string;

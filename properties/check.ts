@@ -11,7 +11,11 @@ import { runInline } from "../workers/inline.js";
 import { machineFor, type Strategy } from "../workers/setup.js";
 import { pctParams, type StrategyName, sparseTape } from "./arbitraries.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
-import { encodeToken } from "./token.js";
+import { decodeTape, encodeToken } from "./token.js";
+
+/** The default exploration budget: runs per property and seed, and seeds tried per property. */
+export const DEFAULT_RUNS = 1000;
+export const DEFAULT_SEEDS = 3;
 
 export interface CheckOptions {
   protocol: string;
@@ -28,6 +32,8 @@ export interface CheckOptions {
    */
   seeds?: number;
   properties?: PropertyId[];
+  /** Run the protocol's declared example tapes first (default true). */
+  examples?: boolean;
   /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
   bound?: number;
 }
@@ -42,6 +48,9 @@ export interface PropertyResult {
   shrinks?: number;
   originalTapeLength?: number;
   shrunkTapeLength?: number;
+  /** Non-zero choices (preemptions, events, branch picks) of the first failing tape and of the shrunk one. */
+  originalChoices?: number;
+  shrunkChoices?: number;
 }
 
 export type Verdict =
@@ -97,7 +106,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   if (spec.refusal) return { kind: "refused", config, reason: spec.refusal.reason };
   const engine = opts.engine ?? inlineEngine;
   const strategyName = opts.strategy ?? "random";
-  const runs = opts.runs ?? 200;
+  const runs = opts.runs ?? DEFAULT_RUNS;
   const seed = opts.seed ?? 1;
   const span = tapeSpan(config);
   const n = config.hardware.cpus;
@@ -108,6 +117,11 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
           (pct) => ({ pct }),
         )
       : sparseTape(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24).map((tape) => ({ tape }));
+  const declared = spec.protocol.expected[config.scenario];
+  const examples: Array<[Strategy]> =
+    opts.examples !== false && declared && "violated" in declared && strategyName !== "pct"
+      ? (declared.examples ?? []).map((t) => [{ tape: decodeTape(t) }])
+      : [];
   const logs = new Set<number>();
   let total = 0;
   const results: PropertyResult[] = [];
@@ -132,7 +146,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     let explored = 0;
     let firstFailing: Strategy | undefined;
     let details: fc.RunDetails<[Strategy]> | undefined;
-    for (let k = 0; k < (opts.seeds ?? 1) && !details?.failed; k++) {
+    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed; k++) {
       details = await fc.check(
         fc.asyncProperty(arb, async (strategy) => {
           explored++;
@@ -140,7 +154,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
           if (!ok) firstFailing ??= strategy;
           return ok;
         }),
-        { numRuns: runs, seed: seed + k, endOnFailure: false },
+        { numRuns: runs, seed: seed + k, endOnFailure: false, examples: k === 0 ? examples : [] },
       );
     }
     if (!details) continue;
@@ -158,6 +172,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     const shrunk = details.counterexample[0];
     const replay = counterexample(config, spec, shrunk, property);
     const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
+    const original = firstFailing ?? shrunk;
     results.push({
       property,
       holds: false,
@@ -168,6 +183,8 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       shrinks: details.numShrinks,
       originalTapeLength: originalLength,
       shrunkTapeLength: replay.tape.length,
+      originalChoices: choicesIn(original),
+      shrunkChoices: choicesIn(shrunk),
     });
   }
   const violated = results.some((r) => !r.holds);
@@ -184,6 +201,12 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
 class RunError extends Error {}
 
 /** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
+/** Non-zero values of a tape strategy; the choices PCT made for a PCT one (its events and priority changes). */
+function choicesIn(strategy: Strategy): number {
+  if ("tape" in strategy) return strategy.tape.filter((v) => v !== 0).length;
+  return strategy.pct.events.length + strategy.pct.changePoints.length;
+}
+
 function tapeOf(config: RunConfig, strategy: Strategy): number[] {
   const r = runInline(config, strategy);
   if ("tape" in strategy) return strategy.tape.slice(0, r.mem.header[H.tapePos]);

@@ -1,0 +1,69 @@
+// Runs the real checker on one cell of the verdict matrix and asserts the protocol's declared verdict:
+// the exact set of failing properties (or the refusal), the kind of each violation, and that each
+// printed replay token reproduces the same violation.
+import { expect } from "vitest";
+import { findProtocol } from "../../model/protocols/index.js";
+import type { Hardware } from "../../model/types.js";
+import { check, DEFAULT_RUNS, DEFAULT_SEEDS } from "../../properties/check.js";
+import { evaluate, type PropertyId } from "../../properties/invariants.js";
+import { decodeToken } from "../../properties/token.js";
+import { runInline } from "../../workers/inline.js";
+import { machineFor } from "../../workers/setup.js";
+
+/** The exploration budget of the verdict tests: the same as the CLI's default. */
+export const RUNS = DEFAULT_RUNS;
+export const SEEDS = DEFAULT_SEEDS;
+
+/** What each property's violation must be, as SPEC §7 defines it. */
+const KINDS: Record<PropertyId, RegExp> = {
+  P1: /^torn-fetch$/,
+  P2: /^nmi-lost$/,
+  P3: /^ist-clobber\((#BP|#MC|os)\)$/,
+  P4: /^(unhandled-int3|invalid-opcode|shutdown|out-of-code)$/,
+  P5: /^(deadlock|step-bound)$/,
+  P6: /^(not-patched|old-body)$/,
+};
+
+export async function expectVerdict(
+  protocol: string,
+  scenario: string,
+  expected: { violated: PropertyId[] } | { refused: RegExp },
+  hardware: Partial<Hardware> = {},
+  p3Cause?: "#BP" | "#MC",
+): Promise<void> {
+  const verdict = await check({ protocol, scenario, runs: RUNS, seeds: SEEDS, seed: 1, hardware });
+  if ("refused" in expected) {
+    expect(verdict.kind).toBe("refused");
+    if (verdict.kind === "refused") expect(verdict.reason).toMatch(expected.refused);
+    return;
+  }
+  if (verdict.kind === "refused" || verdict.kind === "error") {
+    throw new Error(`${protocol}/${scenario}: expected a verdict, got ${JSON.stringify(verdict)}`);
+  }
+  const failing = verdict.properties.filter((p) => !p.holds).map((p) => p.property);
+  expect(failing, `${protocol}/${scenario} failing properties`).toEqual(expected.violated);
+  for (const result of verdict.properties.filter((p) => !p.holds)) {
+    const v = result.violation;
+    if (!v || !result.token) throw new Error(`${result.property} failed without a counterexample`);
+    expect(v.kind).toMatch(KINDS[result.property]);
+    if (result.property === "P3" && p3Cause) expect(v.kind).toBe(`ist-clobber(${p3Cause})`);
+    if (["P1", "P2", "P3", "P4"].includes(result.property)) expect(v.cpu).toBeGreaterThanOrEqual(0);
+    expect(v.step).toBeGreaterThan(0);
+    // Shrinking never adds choices (preemptions, events): fast-check only drops and lowers them.
+    expect(result.shrunkChoices).toBeLessThanOrEqual(result.originalChoices ?? Number.POSITIVE_INFINITY);
+    // The token alone reproduces the same violation, at the same CPU and step.
+    const { config, tape } = decodeToken(result.token);
+    const replay = evaluate(machineFor(config), runInline(config, { tape }).mem, result.property)[0];
+    expect(replay).toEqual(v);
+  }
+}
+
+/** The declared verdict of a built-in protocol on a built-in scenario, as expectVerdict wants it. */
+export function declared(
+  protocol: string,
+  scenario: string,
+): { violated: PropertyId[] } | { refused: RegExp } {
+  const e = findProtocol(protocol).expected[scenario];
+  if (!e) throw new Error(`${protocol} declares no verdict for ${scenario}`);
+  return "refused" in e ? { refused: /./ } : { violated: e.violated as PropertyId[] };
+}

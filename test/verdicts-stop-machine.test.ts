@@ -1,0 +1,51 @@
+// SPEC §10, rows of the protocols built on Xen's stop-machine rendezvous: the real checker is run on
+// each cell and must reach the declared verdict (see test/helpers/verdicts.ts).
+import { describe, it } from "vitest";
+import { declared, expectVerdict } from "./helpers/verdicts.js";
+
+const SCENARIOS = ["nmi-path", "mce-path", "normal", "entry-pad"];
+
+describe.each(["xen-4.8", "no-mask", "nmi-replay"])("%s", (protocol) => {
+  it.each(SCENARIOS)("on %s", async (scenario) => {
+    await expectVerdict(
+      protocol,
+      scenario,
+      declared(protocol, scenario),
+      {},
+      scenario === "mce-path" ? "#MC" : undefined,
+    );
+  });
+});
+
+describe("blacklists", () => {
+  it("blacklist-annotated refuses what its hand list names", async () => {
+    await expectVerdict("blacklist-annotated", "nmi-path", {
+      refused: /'watchdog_kick' is on the hand-written/,
+    });
+    await expectVerdict("blacklist-annotated", "entry-pad", {
+      refused: /'watchdog_touch' is on the hand-written/,
+    });
+  });
+  it("blacklist-annotated misses the #MC handler's event-channel callee", async () => {
+    await expectVerdict(
+      "blacklist-annotated",
+      "mce-path",
+      declared("blacklist-annotated", "mce-path"),
+      {},
+      "#MC",
+    );
+    await expectVerdict("blacklist-annotated", "normal", declared("blacklist-annotated", "normal"));
+  });
+  it("blacklist-callgraph refuses with the call path from the handler", async () => {
+    await expectVerdict("blacklist-callgraph", "nmi-path", {
+      refused: /do_nmi_work -> nmi_watchdog_tick -> watchdog_kick$/,
+    });
+    await expectVerdict("blacklist-callgraph", "mce-path", {
+      refused: /do_machine_check -> mce_send_event -> evtchn_send$/,
+    });
+    await expectVerdict("blacklist-callgraph", "entry-pad", {
+      refused: /do_nmi_work -> nmi_watchdog_tick -> watchdog_touch$/,
+    });
+    await expectVerdict("blacklist-callgraph", "normal", { violated: [] });
+  });
+});
