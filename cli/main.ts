@@ -1,0 +1,740 @@
+// The `livepatch-check` command. With no subcommand it runs the built-in matrix (every protocol on every
+// scenario, SPEC §10) and compares each verdict with the one its protocol declares; with both
+// --protocol and --scenario it is a single check for a user's CI; `replay TOKEN` re-runs a
+// counterexample; `list` names what can be checked.
+//
+// Exit codes: 0 as expected (or: holds / refused), 1 a violation or a verdict other than the declared
+// one, 2 the input could not be checked. Everything for stdout is collected and written at the end, so
+// a run that ends with exit 2 leaves stdout empty: scripts never parse half a report.
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { PROTOCOLS } from "../model/protocols/index.js";
+import { SCENARIOS } from "../model/scenarios/index.js";
+import {
+  type Expected,
+  FETCH_MODELS,
+  type FetchModel,
+  type Hardware,
+  OS_NAMES,
+  type OsName,
+  type RunConfig,
+} from "../model/types.js";
+import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
+import {
+  check,
+  DEFAULT_RUNS,
+  DEFAULT_SEEDS,
+  type PropertyResult,
+  resolveConfig,
+  type Verdict,
+} from "../properties/check.js";
+import { PROPERTIES, readLog } from "../properties/invariants.js";
+import {
+  expectedCell,
+  matchesExpected,
+  renderReplay,
+  renderVerdictMatrix,
+  replayCommand,
+  replayTape,
+  statusName,
+  verdictCell,
+} from "../properties/report.js";
+import { PCT_MAX_CHANGES } from "../properties/tape.js";
+import { decodeToken, encodeToken } from "../properties/token.js";
+import { ENGINES, type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
+import { loadProtocolModules } from "../workers/modules.js";
+
+/** Where the command writes; tests pass their own to capture output in-process. */
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  env: Record<string, string | undefined>;
+}
+
+function processIo(): Io {
+  return {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    stdoutIsTTY: process.stdout.isTTY === true,
+    stderrIsTTY: process.stderr.isTTY === true,
+    env: process.env,
+  };
+}
+
+/** Input that cannot be checked: reported as one paragraph on stderr, exit code 2. */
+class UsageError extends Error {}
+
+const EXIT_OK = 0;
+const EXIT_VIOLATION = 1;
+const EXIT_USAGE = 2;
+
+const HELP_AFTER = `
+Exit codes:
+  0  every verdict is the one its protocol declares (matrix); the property holds or the patch
+     was refused (single check with --protocol and --scenario); a replay shows no violation
+  1  a verdict differs from the declared one (matrix); a property is violated (single check,
+     replay)
+  2  nothing was checked: bad arguments, an unknown protocol or scenario, a malformed replay
+     token, a protocol module that fails to load or throws, or an engine that is not available
+
+Replay tokens:
+  Every counterexample ends with a token protocol/scenario/hardware/tape, e.g.
+    no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1
+  hardware is cpus, fetch, nmis, mces, bound (the step bound) and optionally os; tape is the
+  choice tape, '.'-separated, with _N for a run of N zeros and '-' for the empty tape.
+  'livepatch-check replay TOKEN' re-runs it and prints the same report.
+`;
+
+/** The package version, from package.json beside dist/ (compiled) or beside cli/ (sources). */
+function version(): string {
+  for (const rel of ["../../package.json", "../package.json"]) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(path)) continue;
+    try {
+      const pkg = JSON.parse(readFileSync(path, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "livepatch-check" && pkg.version) return pkg.version;
+    } catch {
+      // not the package's own manifest; try the next place
+    }
+  }
+  return "unknown";
+}
+
+/** A commander argument parser for a whole number in [min, max]. */
+function wholeNumber(what: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = /^-?\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${what} must be a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+/** Repeatable options: commander passes undefined before the first occurrence (no default shown in help). */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+interface ExploreOptions {
+  protocol?: string;
+  scenario?: string;
+  runs: number;
+  seed?: number;
+  seeds?: number;
+  examples?: boolean;
+  engine: EngineName;
+  strategy: StrategyName;
+  bound?: number;
+  fetch?: FetchModel;
+  cpus?: number;
+  nmis?: number;
+  mces?: number;
+  stepBound?: number;
+  os?: OsName;
+  module?: string[];
+  parallel?: number;
+  json?: boolean;
+  color?: boolean;
+}
+
+interface ReplayOptions {
+  engine: EngineName;
+  module?: string[];
+  json?: boolean;
+  color?: boolean;
+}
+
+interface ListOptions {
+  module?: string[];
+}
+
+/**
+ * Runs the command. `argv` is the arguments after the program name (process.argv.slice(2)). Returns
+ * the exit code; never calls process.exit, so it can run inside tests.
+ */
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const out: string[] = [];
+  const print = (text: string) => out.push(text);
+  let code = EXIT_OK;
+  const engines: Engine[] = [];
+  const program = buildProgram(io, print, engines, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    code = handleFailure(e, io);
+  } finally {
+    // Threads must end for the process to exit on its own; a close that fails must not hide the verdict.
+    for (const engine of engines) await engine.close().catch(() => {});
+  }
+  if (code !== EXIT_USAGE) io.stdout(out.join(""));
+  return code;
+}
+
+function handleFailure(e: unknown, io: Io): number {
+  if (e instanceof CommanderError) {
+    // Help and version were printed through writeOut; commander already reported its own errors.
+    if (e.code === "commander.helpDisplayed" || e.code === "commander.help" || e.code === "commander.version")
+      return EXIT_OK;
+    return EXIT_USAGE;
+  }
+  if (e instanceof UsageError) {
+    io.stderr(`livepatch-check: ${e.message}\n`);
+    return EXIT_USAGE;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  io.stderr(
+    `livepatch-check: the check could not be run: ${message}. If this comes from a protocol module given with --module, fix that module; otherwise it is a bug in livepatch-check: please report it with the command line.\n`,
+  );
+  return EXIT_USAGE;
+}
+
+function buildProgram(
+  io: Io,
+  print: (text: string) => void,
+  engines: Engine[],
+  setCode: (code: number) => void,
+): Command {
+  const program = new Command();
+  program
+    .name("livepatch-check")
+    .description(
+      "Model checker for live code patching on multi-core x86: explores how a patching protocol's byte " +
+        "writes race instruction fetch, NMIs and machine checks, and prints shrunk counterexamples.\n\n" +
+        "With no command, runs every protocol on every scenario (or those chosen with --protocol / " +
+        "--scenario), prints the verdict matrix and a counterexample for each violation, and compares each " +
+        "verdict with the one the protocol declares. With both --protocol and --scenario, runs that one " +
+        "check and exits 1 if a property is violated.",
+    )
+    .version(version(), "-V, --version", "print the version")
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({
+      writeOut: print,
+      writeErr: (t) => io.stderr(t),
+      outputError: (text, write) => {
+        const message = text
+          .replace(/^error: /, "")
+          .trim()
+          .replace(/\.$/, "");
+        write(`livepatch-check: ${message}. Run 'livepatch-check --help' for the options.\n`);
+      },
+    })
+    .addHelpText("after", HELP_AFTER)
+    .option("-p, --protocol <name>", "check only this protocol (see 'livepatch-check list')")
+    .option("-s, --scenario <name>", "check only this scenario (see 'livepatch-check list')")
+    .option(
+      "--runs <n>",
+      `runs per property (default: ${DEFAULT_RUNS})`,
+      wholeNumber("--runs", 1, 10_000_000),
+    )
+    .option("--seed <x>", "fast-check seed (default: 1)", wholeNumber("--seed", -(2 ** 31), 2 ** 31 - 1))
+    .option(
+      "--seeds <n>",
+      `seeds tried in turn per property until one finds a violation (default: ${DEFAULT_SEEDS})`,
+      wholeNumber("--seeds", 1, 1000),
+    )
+    .option("--no-examples", "do not run the protocol's declared example tapes before the random ones")
+    .addOption(
+      new Option("--engine <name>", "inline: every CPU in this thread; threaded: one worker thread per CPU")
+        .choices(ENGINES)
+        .default("threaded"),
+    )
+    .addOption(
+      new Option("--strategy <name>", "how tapes are drawn: uniform random, preemption-bounded, or PCT")
+        .choices(STRATEGIES)
+        .default("random"),
+    )
+    .option(
+      "--bound <k>",
+      `bounded: at most k non-zero choices per run (1-64); pct: the bug depth d (1-${PCT_MAX_CHANGES + 1})`,
+      wholeNumber("--bound", 1, 64),
+    )
+    .addOption(
+      new Option("--fetch <model>", "instruction fetch model (default: bytewise)").choices(FETCH_MODELS),
+    )
+    .option("--cpus <n>", "simulated CPUs, 2-16 (default: 4)", wholeNumber("--cpus", 2, 16))
+    .option(
+      "--nmis <n>",
+      "external NMIs per run, 0-16 (default: the scenario's)",
+      wholeNumber("--nmis", 0, 16),
+    )
+    .option(
+      "--mces <n>",
+      "machine checks per run, 0-16 (default: the scenario's)",
+      wholeNumber("--mces", 0, 16),
+    )
+    .option(
+      "--step-bound <n>",
+      "steps after which a run counts as not completing, 100-1000000 (default: 20000)",
+      wholeNumber("--step-bound", 100, 1_000_000),
+    )
+    .addOption(
+      new Option("--os <name>", "OS entry code instead of the protocol's own (NMI nesting rules)").choices(
+        OS_NAMES,
+      ),
+    )
+    .option(
+      "--module <path>",
+      "ES module exporting protocols (default export or `protocols`); repeatable",
+      collect,
+    )
+    .option(
+      "--parallel <n>",
+      "threaded engine: machines run at once (default: host CPUs / simulated CPUs, at least 1)",
+      wholeNumber("--parallel", 1, 256),
+    )
+    .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
+    .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
+    .option("--no-color", "never colour the output")
+    // Stray words are most likely a mistyped command: say so, rather than "too many arguments".
+    .allowExcessArguments(true)
+    .action(async (opts: ExploreOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN' and 'list'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
+        );
+      }
+      setCode(await explore(opts, io, print, engines));
+    });
+
+  program
+    .command("replay")
+    .description(
+      "re-run the counterexample of a replay token and print its report; exit 1 if it shows a violation",
+    )
+    .argument("<token>", "protocol/scenario/hardware/tape, as printed under a counterexample")
+    .addOption(
+      new Option(
+        "--engine <name>",
+        "inline; threaded also re-runs it on worker threads and checks that both engines give the same log",
+      )
+        .choices(ENGINES)
+        .default("inline"),
+    )
+    .option("--module <path>", "ES module exporting protocols; repeatable", collect)
+    .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
+    .option("--color", "colour the output")
+    .option("--no-color", "never colour the output")
+    .action(async (token: string, opts: ReplayOptions) => {
+      setCode(await replay(token, opts, io, print, engines));
+    });
+
+  program
+    .command("list")
+    .description("list the protocols and scenarios, one line each")
+    .option("--module <path>", "also list the protocols of this ES module; repeatable", collect)
+    .action(async (opts: ListOptions) => {
+      await loadModules(opts.module);
+      const width = Math.max(...PROTOCOLS.map((p) => p.name.length), ...SCENARIOS.map((s) => s.name.length));
+      print("protocols:\n");
+      for (const p of PROTOCOLS) print(`  ${p.name.padEnd(width)}  ${p.summary}\n`);
+      print("scenarios:\n");
+      for (const s of SCENARIOS) print(`  ${s.name.padEnd(width)}  ${s.summary}\n`);
+      setCode(EXIT_OK);
+    });
+  return program;
+}
+
+function useColor(flag: boolean | undefined, json: boolean | undefined, io: Io): boolean {
+  if (json) return false;
+  if (flag !== undefined) return flag;
+  return io.stdoutIsTTY && !io.env.NO_COLOR;
+}
+
+async function loadModules(paths: readonly string[] = []): Promise<string[]> {
+  const absolute = paths.map((p) => resolve(p));
+  for (const p of absolute) {
+    if (!existsSync(p))
+      throw new UsageError(`the protocol module '${p}' does not exist: check the path given with --module.`);
+  }
+  try {
+    await loadProtocolModules(absolute);
+  } catch (e) {
+    throw new UsageError(
+      `${(e as Error).message}. A protocol module must be an ES module whose default export (or export 'protocols') is a protocol or an array of them.`,
+    );
+  }
+  return absolute;
+}
+
+/** The threaded engine, or a clear refusal: exploring must never fall back to inline silently. */
+async function threadedEngine(modules: string[], parallel?: number): Promise<Engine> {
+  let mod: typeof import("../workers/threaded.js");
+  try {
+    mod = await import("../workers/threaded.js");
+  } catch (e) {
+    throw new UsageError(
+      `the threaded engine could not be loaded (${(e as Error).message}); rebuild with 'npm run build', or choose '--engine inline'.`,
+    );
+  }
+  const worker = mod.workerFile();
+  if (!existsSync(worker)) {
+    throw new UsageError(
+      `the threaded engine's worker ${worker} is missing; build it with 'npm run build' (or 'npx tsc -p .'), or choose '--engine inline'.`,
+    );
+  }
+  return mod.createThreadedEngine({ modules, parallel });
+}
+
+function checkName(
+  kind: "protocol" | "scenario",
+  name: string,
+  known: readonly { name: string }[],
+  where = "",
+): void {
+  if (known.some((x) => x.name === name)) return;
+  throw new UsageError(
+    `${where}unknown ${kind} '${name}'. The known ${kind}s are: ${known.map((x) => x.name).join(", ")}. ` +
+      (kind === "protocol"
+        ? "Run 'livepatch-check list' to see them with a summary, or load your own with --module PATH."
+        : "Run 'livepatch-check list' to see them with a summary."),
+  );
+}
+
+/** The default command: the matrix, or a single check when both names are given. */
+async function explore(
+  opts: ExploreOptions,
+  io: Io,
+  print: (t: string) => void,
+  engines: Engine[],
+): Promise<number> {
+  if (opts.bound !== undefined) {
+    if (opts.strategy === "random")
+      throw new UsageError(
+        "--bound applies to '--strategy bounded' or '--strategy pct'; add one of them or drop --bound.",
+      );
+    if (opts.strategy === "pct" && opts.bound > PCT_MAX_CHANGES + 1)
+      throw new UsageError(
+        `with '--strategy pct', --bound (the bug depth) must be from 1 to ${PCT_MAX_CHANGES + 1}, not ${opts.bound}.`,
+      );
+  }
+  const modules = await loadModules(opts.module);
+  if (opts.protocol !== undefined) checkName("protocol", opts.protocol, PROTOCOLS);
+  if (opts.scenario !== undefined) checkName("scenario", opts.scenario, SCENARIOS);
+  const hardware: Partial<Hardware> = {
+    cpus: opts.cpus,
+    fetch: opts.fetch,
+    nmis: opts.nmis,
+    mces: opts.mces,
+    stepBound: opts.stepBound,
+    os: opts.os,
+  };
+  const pairs: Array<{ protocol: string; scenario: string }> = [];
+  for (const p of PROTOCOLS) {
+    if (opts.protocol !== undefined && p.name !== opts.protocol) continue;
+    for (const s of SCENARIOS) {
+      if (opts.scenario !== undefined && s.name !== opts.scenario) continue;
+      pairs.push({ protocol: p.name, scenario: s.name });
+    }
+  }
+  // Build every machine before the first run, so a protocol whose setup throws stops us with nothing printed.
+  for (const { protocol, scenario } of pairs) {
+    try {
+      resolveConfig(protocol, scenario, hardware);
+    } catch (e) {
+      throw new UsageError(`cannot build ${protocol} on ${scenario}: ${(e as Error).message}.`);
+    }
+  }
+  // Each machine takes a thread per simulated CPU: more machines at once than the host has cores for
+  // only adds handoff latency (measured: 4-CPU machines two at a time on a 2-core host are slower).
+  const parallel = opts.parallel ?? Math.max(1, Math.floor(availableParallelism() / (opts.cpus ?? 4)));
+  const engine = opts.engine === "threaded" ? await threadedEngine(modules, parallel) : inlineEngine;
+  engines.push(engine);
+  const single = opts.protocol !== undefined && opts.scenario !== undefined;
+  const color = useColor(opts.color, opts.json, io);
+  const started = performance.now();
+  const verdicts = await runChecks(pairs, opts, hardware, engine, parallel, io);
+  const elapsed = (performance.now() - started) / 1000;
+  const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
+  if (errors.length > 0) {
+    throw new UsageError(
+      `a run failed, so nothing was judged: ${errors[0].message}. A protocol routine that throws is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
+    );
+  }
+  const expectedFor = (protocol: string, scenario: string) =>
+    PROTOCOLS.find((p) => p.name === protocol)?.expected[scenario];
+  const mismatches = verdicts.filter(
+    (v) => !matchesExpected(v, expectedFor(v.config.protocol, v.config.scenario)),
+  );
+  const violated = verdicts.some((v) => v.kind === "violated");
+
+  if (opts.json) {
+    print(
+      `${JSON.stringify(
+        {
+          mode: single ? "single" : "matrix",
+          ok: single ? !violated : mismatches.length === 0,
+          engine: engine.name,
+          elapsedMs: Math.round(elapsed * 1000),
+          verdicts: verdicts.map((v) => verdictJson(v, expectedFor(v.config.protocol, v.config.scenario))),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    if (single) print(singleSummary(verdicts[0], expectedFor));
+    else print(renderVerdictMatrix(verdicts, expectedFor, { color }));
+    const runs = verdicts.reduce((n, v) => n + (v.kind === "refused" || v.kind === "error" ? 0 : v.runs), 0);
+    print(
+      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${engine.name} engine\n`,
+    );
+    const failing = verdicts.flatMap((v) =>
+      v.kind === "violated" ? v.properties.filter((p) => !p.holds).map((p) => ({ v, p })) : [],
+    );
+    if (failing.length > 0) print(`\nCounterexamples (${failing.length}), each shrunk:\n`);
+    for (const { v, p } of failing) print(`\n${counterexampleBlock(v, p, color)}`);
+  }
+  if (single) return violated ? EXIT_VIOLATION : EXIT_OK;
+  if (mismatches.length > 0) {
+    io.stderr(
+      `livepatch-check: ${mismatches.length} of ${verdicts.length} verdicts differ from what their protocol declares: ${mismatches
+        .map(
+          (v) =>
+            `${v.config.protocol} on ${v.config.scenario} (got ${verdictCell(v)}, expected ${expectedCell(expectedFor(v.config.protocol, v.config.scenario))})`,
+        )
+        .join("; ")}.\n`,
+    );
+    return EXIT_VIOLATION;
+  }
+  return EXIT_OK;
+}
+
+/** Runs the checks, several at once on the threaded engine (each check's own runs are sequential). */
+async function runChecks(
+  pairs: Array<{ protocol: string; scenario: string }>,
+  opts: ExploreOptions,
+  hardware: Partial<Hardware>,
+  engine: Engine,
+  parallel: number,
+  io: Io,
+): Promise<Verdict[]> {
+  const verdicts = new Array<Verdict>(pairs.length);
+  const progress = io.stderrIsTTY && pairs.length > 0;
+  let done = 0;
+  const running = new Set<string>();
+  const show = () => {
+    if (!progress) return;
+    const now = [...running].join(", ");
+    io.stderr(`\r\x1b[2K[${done}/${pairs.length}] ${now.length > 100 ? `${now.slice(0, 99)}…` : now}`);
+  };
+  let next = 0;
+  // The inline engine never yields inside a run, so only the threaded engine gains from overlap.
+  const lanes = engine.name === "threaded" ? parallel : 1;
+  const lane = async () => {
+    while (next < pairs.length) {
+      const i = next++;
+      const { protocol, scenario } = pairs[i];
+      const label = `${protocol} on ${scenario}`;
+      running.add(label);
+      show();
+      try {
+        verdicts[i] = await check({
+          protocol,
+          scenario,
+          hardware,
+          engine,
+          strategy: opts.strategy,
+          runs: opts.runs ?? DEFAULT_RUNS,
+          seeds: opts.seeds ?? DEFAULT_SEEDS,
+          examples: opts.examples,
+          seed: opts.seed,
+          bound: opts.bound,
+        });
+      } finally {
+        running.delete(label);
+        done++;
+        show();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(lanes, pairs.length) }, lane));
+  } finally {
+    if (progress) io.stderr("\r\x1b[2K");
+  }
+  return verdicts;
+}
+
+function singleSummary(
+  v: Verdict,
+  expectedFor: (protocol: string, scenario: string) => Expected | undefined,
+): string {
+  const { protocol, scenario } = v.config;
+  const head = `${protocol} on ${scenario}: `;
+  const expected = expectedFor(protocol, scenario);
+  const declared = expected ? ` (the protocol declares: ${expectedCell(expected)})` : "";
+  if (v.kind === "refused") return `${head}refused: ${v.reason}${declared}\n`;
+  if (v.kind === "error") return `${head}error: ${v.message}\n`;
+  const lines = [
+    `${head}${v.kind === "holds" ? "every property holds" : `violated: ${verdictCell(v)}`}${declared}`,
+  ];
+  for (const p of v.properties) {
+    const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
+    lines.push(
+      p.holds
+        ? `  ${p.property} ${name}: holds in ${p.runs} runs`
+        : `  ${p.property} ${name}: violated (${p.violation?.kind}); ${p.runs} runs, shrinking included`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function counterexampleBlock(
+  v: Extract<Verdict, { properties: PropertyResult[] }>,
+  p: PropertyResult,
+  color: boolean,
+): string {
+  const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
+  const shrink =
+    p.originalTapeLength !== undefined && p.shrunkTapeLength !== undefined
+      ? `; ${p.shrinks ?? 0} shrinks took it from ${p.originalChoices} to ${p.shrunkChoices} choices (tape of ${p.originalTapeLength} to ${p.shrunkTapeLength} values)`
+      : "";
+  const title = `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated (${p.runs} runs, shrinking included${shrink})`;
+  const body = renderReplay(replayTape(v.config, p.tape ?? [], p.property), { color, property: p.property });
+  return `${title}\n${body}`;
+}
+
+function verdictJson(v: Verdict, expected: Expected | undefined): unknown {
+  const base = {
+    protocol: v.config.protocol,
+    scenario: v.config.scenario,
+    hardware: v.config.hardware,
+    verdict: v.kind,
+    cell: verdictCell(v),
+    expected: expected ?? null,
+    matchesExpected: matchesExpected(v, expected),
+  };
+  if (v.kind === "refused") return { ...base, reason: v.reason };
+  if (v.kind === "error") return { ...base, error: v.message };
+  return {
+    ...base,
+    runs: v.runs,
+    distinctLogs: v.distinctLogs,
+    elapsedMs: Math.round(v.elapsedMs),
+    properties: v.properties.map((p) => ({
+      id: p.property,
+      name: PROPERTIES.find((x) => x.id === p.property)?.name,
+      holds: p.holds,
+      runs: p.runs,
+      ...(p.holds
+        ? {}
+        : {
+            violation: p.violation,
+            token: p.token,
+            replay: p.token ? replayCommand(p.token).replace(/^replay: /, "") : undefined,
+            tapeLength: p.shrunkTapeLength,
+            originalTapeLength: p.originalTapeLength,
+            choices: p.shrunkChoices,
+            originalChoices: p.originalChoices,
+            shrinks: p.shrinks,
+          }),
+    })),
+  };
+}
+
+/** `replay TOKEN`: the report of one tape; with the threaded engine, also a cross-engine log check. */
+async function replay(
+  token: string,
+  opts: ReplayOptions,
+  io: Io,
+  print: (t: string) => void,
+  engines: Engine[],
+): Promise<number> {
+  const modules = await loadModules(opts.module);
+  let decoded: { config: RunConfig; tape: number[] };
+  try {
+    decoded = decodeToken(token);
+  } catch (e) {
+    throw new UsageError(
+      `${(e as Error).message}. Copy the whole token from the line 'replay: npx livepatch-check replay ...' under a counterexample.`,
+    );
+  }
+  const { protocol, scenario, hardware } = decoded.config;
+  checkName("protocol", protocol, PROTOCOLS, "the replay token names an ");
+  checkName("scenario", scenario, SCENARIOS, "the replay token names an ");
+  let config: RunConfig;
+  try {
+    config = resolveConfig(protocol, scenario, hardware);
+  } catch (e) {
+    throw new UsageError(`the replay token's configuration is not valid: ${(e as Error).message}.`);
+  }
+  if (decoded.tape.length > config.hardware.stepBound + 16)
+    throw new UsageError(
+      `the replay token's tape has ${decoded.tape.length} values, more than a run with step bound ${config.hardware.stepBound} can consume: the token is damaged.`,
+    );
+  const rep = replayTape(config, decoded.tape);
+  if (rep.error) throw new UsageError(`the replayed run failed: ${rep.error}.`);
+  let sameOnThreads: boolean | undefined;
+  if (opts.engine === "threaded") {
+    const engine = await threadedEngine(modules, 1);
+    engines.push(engine);
+    const r = await engine.run(config, { tape: decoded.tape });
+    if (r.error) throw new UsageError(`the threaded engine's run failed: ${r.error}.`);
+    const threaded = readLog(r.mem);
+    const first = firstDifference(rep.log, threaded);
+    if (first !== null) {
+      throw new UsageError(
+        `the threaded engine's log differs from the inline engine's at record ${first} (of ${rep.log.length} inline, ${threaded.length} threaded): the engines are not deterministic for this token, which is a bug in livepatch-check; please report it with the token.`,
+      );
+    }
+    sameOnThreads = true;
+  }
+  const color = useColor(opts.color, opts.json, io);
+  if (opts.json) {
+    print(
+      `${JSON.stringify(
+        {
+          token: encodeToken(config, decoded.tape),
+          config,
+          tapeLength: decoded.tape.length,
+          status: statusName(rep.status),
+          violations: rep.violations,
+          ...(sameOnThreads === undefined ? {} : { sameLogOnThreadedEngine: sameOnThreads }),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    print(renderReplay(rep, { color }));
+    if (sameOnThreads)
+      print(`threaded engine: the same log, record for record (${rep.log.length} records)\n`);
+  }
+  return rep.violations.length > 0 ? EXIT_VIOLATION : EXIT_OK;
+}
+
+function firstDifference<T extends object>(a: readonly T[], b: readonly T[]): number | null {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (i >= a.length || i >= b.length) return i;
+    if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return i;
+  }
+  return null;
+}
+
+// Run as a program (node dist/cli/main.js): the bin script imports this module instead and calls main.
+function invokedDirectly(): boolean {
+  try {
+    return (
+      process.argv[1] !== undefined &&
+      realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
+    );
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
