@@ -1,10 +1,8 @@
 // `npm run bench`: prints the figures; nothing here asserts on time.
+import { benchCounterexamples } from "./counterexamples.js";
 import { benchInline } from "./inline.js";
+import { benchThreaded } from "./threaded.js";
 
 benchInline();
-try {
-  const { benchThreaded } = await import("./threaded.js");
-  await benchThreaded();
-} catch (e) {
-  console.log(`threaded engine benchmark unavailable: ${(e as Error).message}`);
-}
+await benchThreaded();
+await benchCounterexamples();

@@ -8,22 +8,38 @@ import type { PctParams } from "./tape.js";
 export type StrategyName = "random" | "bounded" | "pct";
 export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];
 
+/** One non-zero choice of a sparse tape: (position, value). */
+export type Choice = [number, number];
+
 /**
- * A sparse tape: (position, value) pairs laid over zeros, positions uniform over `span` choices.
- * Shrinking drops pairs and moves them earlier: fewer preemptions and events, shorter runs.
+ * Sparse choices: (position, value) pairs, positions uniform over `span` choices, laid over zeros by
+ * choicesToTape. Shrinking drops pairs and moves them earlier: fewer preemptions and events, shorter runs.
  */
+export function sparseChoices(span: number, maxChoices: number, maxValue = 63): fc.Arbitrary<Choice[]> {
+  return fc.array(fc.tuple(fc.noBias(fc.nat({ max: span - 1 })), fc.integer({ min: 1, max: maxValue })), {
+    maxLength: maxChoices,
+    size: "medium",
+  });
+}
+
+export function choicesToTape(pairs: readonly Choice[]): number[] {
+  const length = pairs.reduce((n, [p]) => Math.max(n, p + 1), 0);
+  const tape = new Array<number>(length).fill(0);
+  for (const [p, v] of pairs) tape[p] = v;
+  return tape;
+}
+
+export function tapeToChoices(tape: readonly number[]): Choice[] {
+  const pairs: Choice[] = [];
+  tape.forEach((v, p) => {
+    if (v !== 0) pairs.push([p, v]);
+  });
+  return pairs;
+}
+
+/** Sparse tapes (choices laid over zeros), for callers that want tapes directly. */
 export function sparseTape(span: number, maxChoices: number, maxValue = 63): fc.Arbitrary<number[]> {
-  return fc
-    .array(fc.tuple(fc.noBias(fc.nat({ max: span - 1 })), fc.integer({ min: 1, max: maxValue })), {
-      maxLength: maxChoices,
-      size: "medium",
-    })
-    .map((pairs) => {
-      const length = pairs.reduce((n, [p]) => Math.max(n, p + 1), 0);
-      const tape = new Array<number>(length).fill(0);
-      for (const [p, v] of pairs) tape[p] = v;
-      return tape;
-    });
+  return sparseChoices(span, maxChoices, maxValue).map(choicesToTape);
 }
 
 /** PCT parameters for `cpus` CPUs and bug depth `depth`, with up to `events` planned external events. */

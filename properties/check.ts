@@ -9,8 +9,16 @@ import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor, type Strategy } from "../workers/setup.js";
-import { pctParams, type StrategyName, sparseTape } from "./arbitraries.js";
+import {
+  type Choice,
+  choicesToTape,
+  pctParams,
+  type StrategyName,
+  sparseChoices,
+  tapeToChoices,
+} from "./arbitraries.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
+import type { PctParams } from "./tape.js";
 import { decodeTape, encodeToken } from "./token.js";
 
 /** The default exploration budget: runs per property and seed, and seeds tried per property. */
@@ -111,17 +119,25 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const span = tapeSpan(config);
   const n = config.hardware.cpus;
   const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
-  const arb: fc.Arbitrary<Strategy> =
-    strategyName === "pct"
-      ? pctParams(n, opts.bound ?? 3, span, config.hardware.nmis + config.hardware.mces, eventKinds).map(
-          (pct) => ({ pct }),
-        )
-      : sparseTape(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24).map((tape) => ({ tape }));
   const declared = spec.protocol.expected[config.scenario];
-  const examples: Array<[Strategy]> =
-    opts.examples !== false && declared && "violated" in declared && strategyName !== "pct"
-      ? (declared.examples ?? []).map((t) => [{ tape: decodeTape(t) }])
+  const exampleTapes =
+    opts.examples !== false && declared && "violated" in declared
+      ? (declared.examples ?? []).map(decodeTape)
       : [];
+  const space: SearchSpace<unknown> =
+    strategyName === "pct"
+      ? {
+          arb: pctParams(n, opts.bound ?? 3, span, config.hardware.nmis + config.hardware.mces, eventKinds),
+          strategy: (pct) => ({ pct: pct as PctParams }),
+          examples: [],
+        }
+      : {
+          // Choices stay (position, value) pairs until a run needs the tape, so that fast-check can
+          // shrink declared examples too (it shrinks plain arrays without their generation context).
+          arb: sparseChoices(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24),
+          strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
+          examples: exampleTapes.map(tapeToChoices),
+        };
   const logs = new Set<number>();
   let total = 0;
   const results: PropertyResult[] = [];
@@ -145,16 +161,22 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   for (const property of wanted) {
     let explored = 0;
     let firstFailing: Strategy | undefined;
-    let details: fc.RunDetails<[Strategy]> | undefined;
+    let details: fc.RunDetails<[unknown]> | undefined;
     for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed; k++) {
       details = await fc.check(
-        fc.asyncProperty(arb, async (strategy) => {
+        fc.asyncProperty(space.arb, async (value) => {
           explored++;
+          const strategy = space.strategy(value);
           const ok = !(await outcome(strategy)).includes(property);
           if (!ok) firstFailing ??= strategy;
           return ok;
         }),
-        { numRuns: runs, seed: seed + k, endOnFailure: false, examples: k === 0 ? examples : [] },
+        {
+          numRuns: runs,
+          seed: seed + k,
+          endOnFailure: false,
+          examples: k === 0 ? space.examples.map((e) => [e] as [unknown]) : [],
+        },
       );
     }
     if (!details) continue;
@@ -169,7 +191,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       results.push({ property, holds: true, runs: explored });
       continue;
     }
-    const shrunk = details.counterexample[0];
+    const shrunk = space.strategy(details.counterexample[0]);
     const replay = counterexample(config, spec, shrunk, property);
     const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
     const original = firstFailing ?? shrunk;
@@ -199,6 +221,13 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
 }
 
 class RunError extends Error {}
+
+/** What fast-check explores for a strategy, and how a generated value becomes a strategy. */
+interface SearchSpace<T> {
+  arb: fc.Arbitrary<T>;
+  strategy: (value: T) => Strategy;
+  examples: T[];
+}
 
 /** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
 /** Non-zero values of a tape strategy; the choices PCT made for a PCT one (its events and priority changes). */
