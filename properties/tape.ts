@@ -19,9 +19,9 @@ export const PCT_MAX_EVENTS = 24;
 export interface PctParams {
   /** Initial priority of each CPU (higher runs first); distinct. */
   priorities: number[];
-  /** Steps at which the running CPU drops below every initial priority (d-1 of them). */
+  /** Choice points at which the running CPU drops below every initial priority (d-1 of them). */
   changePoints: number[];
-  /** Planned external events: at `step`, action index among the event actions (NMI to k = k, #MC to k = n+k). */
+  /** Planned external events: at choice point `step`, the event (NMI to k = k, #MC to k = n+k). */
   events: Array<{ step: number; event: number }>;
 }
 
@@ -92,7 +92,9 @@ export function tapeChooser(mem: MachineMemory): Chooser {
 
 function pickPct(mem: MachineMemory, actions: Int32Array, count: number): number {
   const cpus = mem.layout.cpus;
-  const step = mem.header[H.step];
+  // PCT's clock counts scheduling points (choices), the unit of tape positions and of the spans
+  // the arbitraries draw from; steps without a choice (model/cpu nextIsVisible) do not tick it.
+  const step = mem.header[H.recordLen];
   const st = mem.strategy;
   // A planned event, if it is enabled now.
   for (let i = 0; i < st[S.eventCount]; i++) {

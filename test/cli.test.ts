@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../cli/main.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
@@ -321,7 +321,13 @@ describe("the matrix compares verdicts with the declared ones", () => {
 // The threaded engine's workers load the compiled files: this needs `npm run build` first.
 const built = existsSync(join(import.meta.dirname, "..", "dist", "workers", "cpu-worker.js"));
 
-describe.runIf(built)("the threaded engine", () => {
+/** These need dist/ (npm test builds it first): say so rather than skip. */
+function needBuild(): void {
+  if (!built) throw new Error("dist/ is missing: run `npm run build` (npm test does) before these tests");
+}
+
+describe("the threaded engine", () => {
+  beforeAll(needBuild);
   it("replays a token on worker threads with the same log as inline", async () => {
     const found = await run("-p", "no-mask", "-s", "nmi-path", "--engine", "inline", "--runs", "300");
     const token = TOKEN_LINE.exec(found.stdout)?.[1] as string;
@@ -330,5 +336,36 @@ describe.runIf(built)("the threaded engine", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^threaded engine: the same log, record for record \(\d+ records\)$/m);
+  });
+});
+
+describe("the command as a process", () => {
+  beforeAll(needBuild);
+  it("exits on its own after a threaded check, with exit code 1 and a counterexample", async () => {
+    // No timer or worker may keep the process alive once the last run is done (the pool is closed).
+    const { spawnSync } = await import("node:child_process");
+    const bin = join(import.meta.dirname, "..", "bin", "livepatch-check.js");
+    const r = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "-p",
+        "xen-4.8",
+        "-s",
+        "nmi-path",
+        "--engine",
+        "threaded",
+        "--runs",
+        "50",
+        "--seeds",
+        "1",
+        "--no-color",
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/P2 nmi-replayed \(nmi-lost\)/);
+    expect(r.stdout).toMatch(/replay: npx livepatch-check replay xen-4\.8\/nmi-path\//);
   });
 });
