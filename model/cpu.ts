@@ -25,8 +25,7 @@ interface Context {
   next: Step | null;
   real: RealCode | null;
   ist: number;
-  frame: Frame;
-  /** What the routine sees (Linux's nested-NMI guard sets its repeatNmi). */
+  /** What the routine sees, including its event frame (Linux's nested-NMI guard sets its repeatNmi). */
   rctx: RoutineContext;
   /** IF of the interrupted context, restored by IRET. */
   savedIf: number;
@@ -128,7 +127,6 @@ export class Cpu {
       real: null,
       ist,
       rctx,
-      frame: rctx.frame,
       savedIf: this.mem.cpu[this.base + C.if],
       name,
     };
@@ -349,8 +347,8 @@ export class Cpu {
     this.serialize(3);
     const under = this.contexts[this.contexts.length - 1];
     if (under.real) {
-      under.real.rip = ctx.frame.rip;
-      w[o + C.rip] = ctx.frame.rip;
+      under.real.rip = ctx.rctx.frame.rip;
+      w[o + C.rip] = ctx.rctx.frame.rip;
     }
   }
 
@@ -572,7 +570,7 @@ export class Cpu {
         mem.logEvent(this.id, Ev.Mark, 0, s.mark, s.value);
         break;
       case "unhandledBp":
-        this.crash(CrashKind.UnhandledBp, ctx.frame.rip - 1);
+        this.crash(CrashKind.UnhandledBp, ctx.rctx.frame.rip - 1);
         return;
     }
     this.advance(ctx, result);

@@ -28,7 +28,7 @@ export enum Ev {
   Mark = 14,
   /** An event delivered onto an IST stack that holds a live frame (P3): a=IST, b=kind of the IRET that unblocked NMIs. */
   IstClobber = 15,
-  /** The run crashed: a=CrashKind, addr=where, b..d = details. */
+  /** The run crashed: a=CrashKind, addr=where, b..d = details (see CrashKind). */
   Crash = 16,
   Cli = 17,
   Sti = 18,
@@ -46,7 +46,7 @@ export enum EventSource {
 }
 
 export enum CrashKind {
-  Torn = 1, // P1: an instruction at a patch site that is neither old nor new (a=length, b..d = first 12 bytes)
+  Torn = 1, // P1: an instruction at a patch site that is neither old nor new (b=length, c..d = bytes 0-7)
   InvalidOpcode = 2, // P4: #UD (H11)
   Shutdown = 3, // P4: #MC while mcip (H5)
   UnhandledBp = 4, // P4: an int3 nobody claimed
