@@ -3,15 +3,13 @@
 // the protocol × scenario verdict matrix of SPEC §10. Reports are built from a fresh inline re-run of
 // the tape, which is deterministic, so a report printed from a token is the report of the original run.
 import pc from "picocolors";
-import { Cpu } from "../model/cpu.js";
 import { CONTEXT_NAMES, ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
-import { H, LOG_RECORD_WORDS, RunStatus } from "../model/memory.js";
+import { H, RunStatus } from "../model/memory.js";
 import { Mark } from "../model/routine.js";
 import type { Expected, MachineSpec, RunConfig, Site } from "../model/types.js";
 import { disassemble, hex } from "../model/x86.js";
 import { runInline } from "../workers/inline.js";
-import { machineFor, memoryFor, prepare } from "../workers/setup.js";
-import { nextTurn } from "../workers/turn.js";
+import { machineFor } from "../workers/setup.js";
 import type { Verdict } from "./check.js";
 import {
   evaluate,
@@ -21,7 +19,6 @@ import {
   readLog,
   type Violation,
 } from "./invariants.js";
-import { tapeChooser } from "./tape.js";
 import { encodeToken } from "./token.js";
 
 type Colors = ReturnType<typeof pc.createColors>;
@@ -61,15 +58,21 @@ export function statusName(status: RunStatus): string {
   return STATUS_NAMES[status] ?? String(status);
 }
 
-/** Re-runs `tape` inline and judges it (every property, or only `property`). */
+/**
+ * Re-runs `tape` inline and judges it (every property, or only `property`). The log does not say which
+ * CPU took a step that logs nothing (a load, a wait) or that only makes another CPU's record (sending an
+ * IPI), so the run notes who took each step as the engine decides it.
+ */
 export function replayTape(config: RunConfig, tape: readonly number[], property?: PropertyId): Replay {
   const spec = machineFor(config);
-  const r = runInline(config, { tape });
-  // The inline engine reuses its buffer for the next run of this configuration: read everything now.
+  const actors = new Int32Array(config.hardware.stepBound + 2).fill(-1);
+  let tapeEndStep = -1;
+  const r = runInline(config, { tape }, true, (cpu, mem) => {
+    if (tapeEndStep < 0 && mem.header[H.tapePos] >= mem.header[H.tapeLen]) tapeEndStep = mem.header[H.step];
+    if (cpu >= 0) actors[mem.header[H.step]] = cpu;
+  });
   const log = readLog(r.mem);
-  const logWords = r.mem.log.slice(0, r.mem.header[H.logCount] * LOG_RECORD_WORDS);
   const violations = r.error ? [] : evaluate(spec, r.mem, property);
-  const traced = r.error ? null : traceActors(spec, tape, logWords);
   return {
     config,
     tape: [...tape],
@@ -78,45 +81,9 @@ export function replayTape(config: RunConfig, tape: readonly number[], property?
     status: r.status,
     error: r.error,
     violations,
-    actors: traced?.actors ?? null,
-    tapeEndStep: traced?.tapeEndStep ?? -1,
+    actors: r.error ? null : actors,
+    tapeEndStep,
   };
-}
-
-/**
- * The log does not say which CPU took a step that logs nothing (a load, a wait) or that only makes
- * another CPU's record (sending an IPI). So the run is repeated once more step by step, with the same
- * pieces the inline engine is made of, noting who took each step. If that run's log is not the
- * engine's log word for word, the actors are dropped rather than shown wrong.
- */
-function traceActors(
-  spec: MachineSpec,
-  tape: readonly number[],
-  expected: Int32Array,
-): { actors: Int32Array; tapeEndStep: number } | null {
-  try {
-    const mem = memoryFor(spec);
-    prepare(mem, spec, { tape });
-    const chooser = tapeChooser(mem);
-    const n = spec.config.hardware.cpus;
-    const cpus = Array.from({ length: n }, (_, i) => new Cpu(i, mem, spec, chooser));
-    const actions = new Int32Array(3 * n);
-    const actors = new Int32Array(spec.config.hardware.stepBound + 2).fill(-1);
-    let tapeEndStep = -1;
-    for (const cpu of cpus) cpu.start();
-    for (;;) {
-      const current = nextTurn(mem, actions);
-      if (tapeEndStep < 0 && mem.header[H.tapePos] >= mem.header[H.tapeLen]) tapeEndStep = mem.header[H.step];
-      if (current < 0) break;
-      actors[mem.header[H.step]] = current;
-      cpus[current].step();
-    }
-    const got = mem.log.subarray(0, mem.header[H.logCount] * LOG_RECORD_WORDS);
-    if (got.length !== expected.length || got.some((v, i) => v !== expected[i])) return null;
-    return { actors, tapeEndStep };
-  } catch {
-    return null;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -16,8 +16,16 @@ export interface RunResult {
 
 const pool = new Map<string, MachineMemory>();
 
+/** Called after each turn is decided: the CPU about to step, or -1 when the run is over. */
+export type TurnObserver = (cpu: number, mem: MachineMemory) => void;
+
 /** Runs one machine to its end. Reuses one buffer per configuration unless `fresh`. */
-export function runInline(config: RunConfig, strategy: Strategy, fresh = false): RunResult {
+export function runInline(
+  config: RunConfig,
+  strategy: Strategy,
+  fresh = false,
+  onTurn?: TurnObserver,
+): RunResult {
   const spec = machineFor(config);
   const key = JSON.stringify(config);
   let mem = fresh ? undefined : pool.get(key);
@@ -25,7 +33,7 @@ export function runInline(config: RunConfig, strategy: Strategy, fresh = false):
     mem = memoryFor(spec);
     if (!fresh) pool.set(key, mem);
   }
-  return runSpec(spec, strategy, mem);
+  return runSpec(spec, strategy, mem, onTurn);
 }
 
 /** Runs a machine built by defineMachine (user or litmus machines) in a fresh buffer or `mem`. */
@@ -33,6 +41,7 @@ export function runSpec(
   spec: MachineSpec,
   strategy: Strategy,
   mem: MachineMemory = memoryFor(spec),
+  onTurn?: TurnObserver,
 ): RunResult {
   const config = spec.config;
   prepare(mem, spec, strategy);
@@ -44,6 +53,7 @@ export function runSpec(
     for (const cpu of cpus) cpu.start();
     for (;;) {
       current = nextTurn(mem, actions);
+      onTurn?.(current, mem);
       if (current < 0) break;
       cpus[current].step();
     }
