@@ -1,24 +1,9 @@
 // SPEC §10, rows of the int3-based and NMI-context protocols: the real checker is run on each cell and
 // must reach the declared verdict (see test/helpers/verdicts.ts).
 import { describe, it } from "vitest";
-import { declared, expectVerdict } from "./helpers/verdicts.js";
+import { declaredRows, expectVerdict } from "./helpers/verdicts.js";
 
-const SCENARIOS = ["nmi-path", "mce-path", "normal", "entry-pad"];
-
-describe.each(["int3-restartable", "int3-debugger-applies", "nmi-rendezvous", "linux-text-poke"])(
-  "%s",
-  (protocol) => {
-    it.each(SCENARIOS)("on %s", async (scenario) => {
-      await expectVerdict(
-        protocol,
-        scenario,
-        declared(protocol, scenario),
-        {},
-        scenario === "mce-path" ? "#MC" : undefined,
-      );
-    });
-  },
-);
+declaredRows(["int3-restartable", "int3-debugger-applies", "nmi-rendezvous", "linux-text-poke"]);
 
 describe("fetch models", () => {
   it("linux-text-poke holds on entry-pad also when fetches may be stale (H10)", async () => {

@@ -1,7 +1,7 @@
 // Runs the real checker on one cell of the verdict matrix and asserts the protocol's declared verdict:
 // the exact set of failing properties (or the refusal), the kind of each violation, and that each
 // printed replay token reproduces the same violation.
-import { expect } from "vitest";
+import { describe, expect, it } from "vitest";
 import { findProtocol } from "../../model/protocols/index.js";
 import type { Hardware } from "../../model/types.js";
 import { check, DEFAULT_RUNS, DEFAULT_SEEDS } from "../../properties/check.js";
@@ -66,4 +66,25 @@ export function declared(
   const e = findProtocol(protocol).expected[scenario];
   if (!e) throw new Error(`${protocol} declares no verdict for ${scenario}`);
   return "refused" in e ? { refused: /./ } : { violated: e.violated as PropertyId[] };
+}
+
+const SCENARIOS = ["nmi-path", "mce-path", "normal", "entry-pad"];
+
+/**
+ * One row of the matrix per protocol, one test per built-in scenario, each asserting the declared
+ * verdict. A P3 violation must name the IRET that let the nested NMI in: the #MC handler's on mce-path
+ * (the only scenario with a machine check), the #BP handler's elsewhere.
+ */
+export function declaredRows(protocols: string[]): void {
+  describe.each(protocols)("%s", (protocol) => {
+    it.each(SCENARIOS)("on %s", async (scenario) => {
+      await expectVerdict(
+        protocol,
+        scenario,
+        declared(protocol, scenario),
+        {},
+        scenario === "mce-path" ? "#MC" : "#BP",
+      );
+    });
+  });
 }
