@@ -521,7 +521,11 @@ export class Cpu {
         // SDM §9.3: CPUID, SERIALIZE and IRET (Linux sync_core's iret_to_self) serialize (H4)
         this.serialize(s.how === "cpuid" ? 0 : s.how === "serialize" ? 1 : 2);
         // Linux sync_core.h: iret_to_self "unmasks NMIs" like any IRET (H3)
-        if (s.how === "iret-to-self" && !this.spec.os.fred) w[o + C.nmiBlocked] = 0;
+        if (s.how === "iret-to-self" && !this.spec.os.fred && w[o + C.nmiBlocked] === 1) {
+          w[o + C.nmiBlocked] = 0;
+          // The OS's own IRET let NMIs in: a nested NMI then names it (P3 "os"), not an earlier handler.
+          if (w[o + C.nmiLiveDepth] > 0) w[o + C.nmiUnblockedBy] = ContextKind.Base;
+        }
         break;
       case "cli":
         w[o + C.if] = 0;

@@ -242,7 +242,9 @@ describe("H3: any IRET unblocks NMIs", () => {
     const d = xen.of(Ev.NmiDeliver, 0);
     expect(d[1].b).toBe(1);
     expect(d[1].index).toBe(ser[0].index + 1); // the pending NMI is taken right after sync_core
-    expect(xen.of(Ev.IstClobber, 0)).toHaveLength(1);
+    const clobber = xen.of(Ev.IstClobber, 0);
+    expect(clobber).toHaveLength(1);
+    expect(clobber[0].b).toBe(ContextKind.Base); // P3 names the OS's own IRET (sync_core), "os"
 
     const fred = litmus(def("fred")).run(nestedTape);
     expectStatus(fred, RunStatus.Finished);
