@@ -95,7 +95,7 @@ beforeAll(async () => {
     );
   }
   await loadProtocolModules([BAD_PROTOCOLS]);
-  engine = createThreadedEngine({ parallel: 3, modules: [BAD_PROTOCOLS], watchdogMs: 1000 });
+  engine = createThreadedEngine({ parallel: 3, modules: [BAD_PROTOCOLS], watchdogMs: 3000 });
 });
 
 afterAll(async () => {

@@ -33,7 +33,7 @@ export interface ThreadedEngine extends Engine {
   run(config: RunConfig, strategy: Strategy): Promise<ThreadedRunResult>;
 }
 
-const DEFAULT_WATCHDOG_MS = 2000;
+const DEFAULT_WATCHDOG_MS = 5000;
 const WATCHDOG_TICK_MS = 50;
 /**
  * Until every CPU has started, the clock allows at least this long: a fresh pool's threads first load
