@@ -50,7 +50,7 @@ export function mceArrives(mem: MachineMemory, cpu: number): void {
 }
 
 /** A fixed-vector IPI arrives: one IRR bit per vector, so a second one while pending coalesces. */
-export function ipiArrives(mem: MachineMemory, cpu: number, vector: number): void {
+function ipiArrives(mem: MachineMemory, cpu: number, vector: number): void {
   mem.cpu[cpu * CPU_WORDS + C.irqPending] |= 1 << vector;
   mem.logEvent(cpu, Ev.IpiArrive, 0, vector);
 }
@@ -308,7 +308,6 @@ export class Cpu {
     this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx, "bp");
     // SDM Vol. 2 INT3 + Linux idt.c SYSG / Xen set_swint_gate: #BP through an interrupt gate clears IF (H6)
     if (this.spec.os.bpClearsIf) w[o + C.if] = 0;
-    this.recomputeIst();
   }
 
   /** IRET: pops the top context (H3, H4). */

@@ -276,7 +276,6 @@ export class CodeImage {
     const out: string[] = [];
     for (const [off, len] of instructionStarts(bytes)) {
       const d = decode(bytes.subarray(off, off + len), len);
-      if (d.relTarget === 0 && !d.isInt3) continue;
       if (d.relTarget === 0) continue;
       const target = this.functionAt(s.address + off + d.relTarget);
       if (target && target.name !== name && !out.includes(target.name)) out.push(target.name);

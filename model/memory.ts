@@ -31,8 +31,6 @@ export const H = {
   strategy: 15, // StrategyKind
   errorCpu: 16, // CPU whose routine threw (threaded engine)
   endStep: 18,
-  preemptions: 19,
-  eventsDelivered: 20,
   started: 21, // threaded engine: CPUs whose worker has started
 } as const;
 const HEADER_WORDS = 32;

@@ -3,17 +3,6 @@
 import { evalWait } from "./cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory } from "./memory.js";
 
-/**
- * Actions are numbers: 0..n-1 = step CPU i; n+k = an external NMI arrives at CPU k; 2n+k = a #MC
- * arrives at CPU k.
- */
-export function nmiAction(cpus: number, k: number): number {
-  return cpus + k;
-}
-export function mceAction(cpus: number, k: number): number {
-  return 2 * cpus + k;
-}
-
 /** A CPU can take a step: it has a deliverable event, or its top context is neither done nor waiting on a false condition. */
 export function runnable(mem: MachineMemory, cpu: number): boolean {
   const w = mem.cpu;
@@ -33,7 +22,8 @@ export function runnable(mem: MachineMemory, cpu: number): boolean {
 }
 
 /**
- * Fills `out` with the enabled actions: the current CPU first (so choice 0 = keep running it), the other
+ * Actions are numbers: 0..n-1 = step CPU i; n+k = an external NMI arrives at CPU k; 2n+k = a #MC
+ * arrives at CPU k. Fills `out` with the enabled actions: the current CPU first (so choice 0 = keep running it), the other
  * runnable CPUs in order after it, then NMI and #MC arrivals while the budgets last. Returns the count,
  * and 0 when no CPU can run (events are offered only while some CPU runs).
  */
@@ -46,10 +36,8 @@ export function enabledActions(mem: MachineMemory, out: Int32Array): number {
     if (runnable(mem, c)) out[count++] = c;
   }
   if (count === 0) return 0;
-  if (mem.header[H.nmisSent] < mem.header[H.nmiBudget])
-    for (let k = 0; k < n; k++) out[count++] = nmiAction(n, k);
-  if (mem.header[H.mcesSent] < mem.header[H.mceBudget])
-    for (let k = 0; k < n; k++) out[count++] = mceAction(n, k);
+  if (mem.header[H.nmisSent] < mem.header[H.nmiBudget]) for (let k = 0; k < n; k++) out[count++] = n + k;
+  if (mem.header[H.mcesSent] < mem.header[H.mceBudget]) for (let k = 0; k < n; k++) out[count++] = 2 * n + k;
   return count;
 }
 

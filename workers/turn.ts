@@ -29,12 +29,9 @@ export function nextTurn(mem: MachineMemory, actions: Int32Array): number {
     const action = actions[pickAction(mem, actions, count)];
     h[H.step]++;
     if (action < n) {
-      const last = h[H.lastCpu];
-      if (action !== last && runnable(mem, last)) h[H.preemptions]++;
       h[H.lastCpu] = action;
       return action;
     }
-    h[H.eventsDelivered]++;
     if (action < 2 * n) {
       h[H.nmisSent]++;
       nmiArrives(mem, action - n, EventSource.External);
