@@ -104,7 +104,7 @@ export class Cpu {
     w[o + C.depth] = 1;
     this.contexts = [];
     this.fetchLen = 0;
-    const ctx = this.routineContext({ rip: 0, fromRealCode: false });
+    const ctx = this.routineContext({ rip: 0, fromRealCode: false, interruptedIf: 1 });
     this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx, "base");
     this.publish();
   }
@@ -214,7 +214,10 @@ export class Cpu {
 
   private frameOfTop(): Frame {
     const top = this.contexts[this.contexts.length - 1];
-    return top.real ? { rip: top.real.rip, fromRealCode: true } : { rip: 0, fromRealCode: false };
+    const interruptedIf = this.mem.cpu[this.base + C.if];
+    return top.real
+      ? { rip: top.real.rip, fromRealCode: true, interruptedIf }
+      : { rip: 0, fromRealCode: false, interruptedIf };
   }
 
   private recomputeIst(): void {
@@ -455,7 +458,11 @@ export class Cpu {
     if (d.isInt3) {
       // SDM Vol. 2 INT3: #BP is a trap; the saved RIP is the address after the int3 (H6)
       real.rip = next;
-      this.deliverBp(address, { rip: next, fromRealCode: true });
+      this.deliverBp(address, {
+        rip: next,
+        fromRealCode: true,
+        interruptedIf: this.mem.cpu[this.base + C.if],
+      });
       return;
     }
     switch (d.flow) {
@@ -546,7 +553,7 @@ export class Cpu {
       case "int3":
         // A routine's own int3 (seed: "arch_livepatch_apply just calls 'int 3'"): #BP on this CPU.
         this.advance(ctx, 0);
-        this.deliverBp(-1, { rip: 0, fromRealCode: false });
+        this.deliverBp(-1, { rip: 0, fromRealCode: false, interruptedIf: w[o + C.if] });
         return;
       case "call":
         if (s.addr < CODE_BASE || s.addr >= CODE_BASE + mem.layout.codeSize) {

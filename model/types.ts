@@ -4,7 +4,10 @@ import type { Routine, WordTable } from "./routine.js";
 
 export type FetchModel = "bytewise" | "stale" | "atomic";
 export type OsName = "xen" | "linux" | "fred";
+/** How a machine check reaches CPUs: every CPU (Intel without LMCE) or only the one that saw it (LMCE, AMD). */
+export type MceDelivery = "broadcast" | "local";
 export const FETCH_MODELS: FetchModel[] = ["bytewise", "stale", "atomic"];
+export const MCE_DELIVERIES: MceDelivery[] = ["broadcast", "local"];
 export const OS_NAMES: OsName[] = ["xen", "linux", "fred"];
 
 /** The hardware options of a run (SPEC §3); part of a run's configuration and of its replay token. */
@@ -17,6 +20,13 @@ export interface Hardware {
   stepBound: number;
   /** Overrides the protocol's OS (its NMI entry: xen, linux, fred). */
   os?: OsName;
+  /** Machine-check delivery; broadcast when absent (SPEC §10: Intel without LMCE). */
+  mceDelivery?: MceDelivery;
+  /**
+   * SDM Vol. 2 STI: after STI, NMI delivery "may be inhibited" until the next instruction boundary
+   * (model-specific). true: an NMI is held for one instruction after STI; absent/false: not held.
+   */
+  stiShadow?: boolean;
 }
 
 export interface RunConfig {
@@ -31,6 +41,8 @@ export interface Frame {
   rip: number;
   /** The event interrupted real code (false: it interrupted a routine step). */
   fromRealCode: boolean;
+  /** IF of the interrupted context (what IRET restores); Xen's handle_exception re-enables IRQs when 1. */
+  interruptedIf: number;
 }
 
 export interface RoutineContext {

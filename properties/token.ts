@@ -5,6 +5,8 @@ import {
   FETCH_MODELS,
   type FetchModel,
   type Hardware,
+  MCE_DELIVERIES,
+  type MceDelivery,
   OS_NAMES,
   type OsName,
   type RunConfig,
@@ -52,6 +54,8 @@ export function encodeHardware(h: Hardware): string {
     `bound=${h.stepBound}`,
   ];
   if (h.os) fields.push(`os=${h.os}`);
+  if (h.mceDelivery && h.mceDelivery !== "broadcast") fields.push(`mce=${h.mceDelivery}`);
+  if (h.stiShadow) fields.push("stishadow=1");
   return fields.join(",");
 }
 
@@ -75,6 +79,13 @@ export function decodeHardware(text: string): Hardware {
       if (!OS_NAMES.includes(v as OsName))
         throw new Error(`os must be one of ${OS_NAMES.join(", ")}, not '${v}'`);
       h.os = v as OsName;
+    } else if (k === "mce") {
+      if (!MCE_DELIVERIES.includes(v as MceDelivery))
+        throw new Error(`mce must be one of ${MCE_DELIVERIES.join(", ")}, not '${v}'`);
+      h.mceDelivery = v as MceDelivery;
+    } else if (k === "stishadow") {
+      if (v !== "0" && v !== "1") throw new Error(`stishadow must be 0 or 1, not '${v}'`);
+      h.stiShadow = v === "1";
     } else throw new Error(`unknown hardware field '${k}' in '${text}'`);
   }
   for (const need of ["cpus", "fetch", "nmis", "mces", "stepBound"] as const) {

@@ -507,7 +507,7 @@ describe("H6: int3 is a trap", () => {
     const bp = m.env.addr("bp_code");
     const run = m.run([]);
     expectStatus(run, RunStatus.Finished);
-    expect(frames).toEqual([{ rip: bp + 2, fromRealCode: true, ifInside: 0 }]);
+    expect(frames).toEqual([{ rip: bp + 2, fromRealCode: true, interruptedIf: 1, ifInside: 0 }]);
     expect(run.of(Ev.BpDeliver, 0).map((r) => r.addr)).toEqual([bp + 1]);
     const execs = run.of(Ev.Exec, 0).map((r) => r.addr - bp);
     expect(execs).toEqual([0, 1, 2, 3]); // nop, int3, then on at +2 (not the int3 again)
