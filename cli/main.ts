@@ -18,6 +18,8 @@ import {
   FETCH_MODELS,
   type FetchModel,
   type Hardware,
+  MCE_DELIVERIES,
+  type MceDelivery,
   OS_NAMES,
   type OsName,
   type RunConfig,
@@ -137,6 +139,8 @@ interface ExploreOptions {
   mces?: number;
   stepBound?: number;
   os?: OsName;
+  mceDelivery?: MceDelivery;
+  stiShadow?: boolean;
   module?: string[];
   parallel?: number;
   json?: boolean;
@@ -280,6 +284,16 @@ function buildProgram(
       new Option("--os <name>", "OS entry code instead of the protocol's own (NMI nesting rules)").choices(
         OS_NAMES,
       ),
+    )
+    .addOption(
+      new Option(
+        "--mce-delivery <how>",
+        "machine checks reach every CPU (broadcast: Intel without LMCE) or one (local: LMCE, AMD); default broadcast",
+      ).choices(MCE_DELIVERIES),
+    )
+    .option(
+      "--sti-shadow",
+      "hold an NMI for one instruction after STI (model-specific, SDM Vol. 2 STI; default: not held)",
     )
     .option(
       "--module <path>",
@@ -426,6 +440,8 @@ async function explore(
     mces: opts.mces,
     stepBound: opts.stepBound,
     os: opts.os,
+    mceDelivery: opts.mceDelivery,
+    stiShadow: opts.stiShadow,
   };
   const pairs: Array<{ protocol: string; scenario: string }> = [];
   for (const p of PROTOCOLS) {

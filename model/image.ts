@@ -4,7 +4,7 @@
 // call graph (for the blacklist protocols).
 import { BlockEncoder, BlockEncoderOptions, Code, Instruction, MemoryOperand, Register } from "iced-x86";
 import { CODE_BASE } from "./memory.js";
-import { decode, instructionStarts } from "./x86.js";
+import { type Decoded, decode, instructionStarts } from "./x86.js";
 
 /**
  * One function of an image. `code` is a list of instructions in a small assembly dialect
@@ -17,6 +17,28 @@ export interface FunctionDesc {
   /** Part of a livepatch payload (loaded beside the running code, named by its own symbols). */
   payload?: boolean;
 }
+
+/**
+ * A data symbol of the image: a 64-bit word (a function pointer such as Xen's `machine_check_vector`,
+ * or an altcall pointer) whose initial value is a symbol's address or a number. Real code reads it with
+ * `call [name]` / `jmp [name]`; the machine keeps its value in a data word, so routines may change it.
+ */
+export interface DataDesc {
+  name: string;
+  initial: string | number;
+}
+
+export interface DataSymbol {
+  name: string;
+  address: number;
+  /** The initial value: a symbol's address, or the number given. */
+  initial: number;
+  /** The symbol the initial value names, if it names one. */
+  initialSymbol?: string;
+}
+
+/** Where data symbols are laid out: 8 bytes each, within rel32 reach of the code. */
+export const DATA_BASE = 0x20_0000;
 
 export interface SymbolInfo {
   name: string;
@@ -41,7 +63,7 @@ const REGS: Record<string, Register> = {
 
 /** The dialect: each entry builds one iced-x86 Instruction; `SYM` operands are symbols of the image. */
 const ASSEMBLY: Array<[RegExp, (m: RegExpMatchArray, sym: (s: string) => bigint) => Instruction]> = [
-  [/^push (\w+)$/, (m) => Instruction.createReg(Code.Push_r64, reg(m[1]))],
+  [/^push ([a-z]\w*)$/, (m) => Instruction.createReg(Code.Push_r64, reg(m[1]))],
   [/^pop (\w+)$/, (m) => Instruction.createReg(Code.Pop_r64, reg(m[1]))],
   [/^mov (r\w\w), (r\w\w)$/, (m) => Instruction.createRegReg(Code.Mov_rm64_r64, reg(m[1]), reg(m[2]))],
   [/^mov (e\w\w), (\d+)$/, (m) => Instruction.createRegI32(Code.Mov_r32_imm32, reg(m[1]), Number(m[2]))],
@@ -57,8 +79,36 @@ const ASSEMBLY: Array<[RegExp, (m: RegExpMatchArray, sym: (s: string) => bigint)
         MemoryOperand.createBaseDispl(reg(m[2]), BigInt(m[3])),
       ),
   ],
+  [
+    /^call \[(\S+)\]$/,
+    (m, sym) => Instruction.createMem(Code.Call_rm64, MemoryOperand.createBaseDispl(Register.RIP, sym(m[1]))),
+  ],
+  [
+    /^jmp \[(\S+)\]$/,
+    (m, sym) => Instruction.createMem(Code.Jmp_rm64, MemoryOperand.createBaseDispl(Register.RIP, sym(m[1]))),
+  ],
+  [/^call (r\w\w)$/, (m) => Instruction.createReg(Code.Call_rm64, reg(m[1]))],
+  [/^jmp (r\w\w)$/, (m) => Instruction.createReg(Code.Jmp_rm64, reg(m[1]))],
   [/^call (\S+)$/, (m, sym) => Instruction.createBranch(Code.Call_rel32_64, sym(m[1]))],
   [/^jmp (\S+)$/, (m, sym) => Instruction.createBranch(Code.Jmp_rel32_64, sym(m[1]))],
+  [/^push (\d+)$/, (m) => Instruction.createI32(Code.Pushq_imm32, Number(m[1]))],
+  [/^push offset (\S+)$/, (m, sym) => Instruction.createI32(Code.Pushq_imm32, Number(sym(m[1])))],
+  [/^mov (r\w\w), (-?\d+)$/, (m) => Instruction.createRegI32(Code.Mov_rm64_imm32, reg(m[1]), Number(m[2]))],
+  [
+    /^lea (r\w\w), \[(r\w\w)([+-]\d+)\]$/,
+    (m) =>
+      Instruction.createRegMem(
+        Code.Lea_r64_m,
+        reg(m[1]),
+        MemoryOperand.createBaseDispl(reg(m[2]), BigInt(m[3])),
+      ),
+  ],
+  [/^and rsp, (-?\d+)$/, (m) => Instruction.createRegI32(Code.And_rm64_imm8, Register.RSP, Number(m[1]))],
+  [/^leave$/, () => Instruction.create(Code.Leaveq)],
+  [/^cli$/, () => Instruction.create(Code.Cli)],
+  [/^sti$/, () => Instruction.create(Code.Sti)],
+  [/^pushfq$/, () => Instruction.create(Code.Pushfq)],
+  [/^popfq$/, () => Instruction.create(Code.Popfq)],
   [/^je (\S+)$/, (m, sym) => Instruction.createBranch(Code.Je_rel32_64, sym(m[1]))],
   [/^ret$/, () => Instruction.create(Code.Retnq)],
   [/^nop$/, () => Instruction.create(Code.Nopd)],
@@ -126,11 +176,14 @@ function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uin
 export class CodeImage {
   readonly bytes: Uint8Array;
   readonly symbols: ReadonlyMap<string, SymbolInfo>;
+  /** Data symbols in layout order (DATA_BASE + 8 * ordinal). */
+  readonly data: readonly DataSymbol[];
   private readonly sorted: SymbolInfo[];
   private readonly boundaryCache = new Map<string, number[]>();
 
-  private constructor(bytes: Uint8Array, symbols: SymbolInfo[]) {
+  private constructor(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []) {
     this.bytes = bytes;
+    this.data = data;
     this.sorted = [...symbols].sort((a, b) => a.address - b.address);
     this.symbols = new Map(symbols.map((s) => [s.name, s]));
   }
@@ -139,17 +192,25 @@ export class CodeImage {
    * Lays functions out from CODE_BASE, 16-byte aligned, padded with int3 as linkers do, and encodes
    * them with iced-x86. Branch sizes depend on distances, so layout repeats until addresses settle.
    */
-  static build(functions: FunctionDesc[], limit = 1 << 16): CodeImage {
+  static build(functions: FunctionDesc[], data: DataDesc[] = [], limit = 1 << 16): CodeImage {
     const names = new Set<string>();
     for (const f of functions) {
       if (names.has(f.name)) throw new Error(`function '${f.name}' is defined twice in the image`);
       names.add(f.name);
       if (!f.code && !f.bytes) throw new Error(`function '${f.name}' has neither code nor bytes`);
     }
+    const dataAddress = new Map<string, number>();
+    data.forEach((d, k) => {
+      if (names.has(d.name) || dataAddress.has(d.name))
+        throw new Error(`symbol '${d.name}' is defined twice in the image`);
+      dataAddress.set(d.name, DATA_BASE + 8 * k);
+    });
     let addresses = new Map<string, number>();
     let encoded: Uint8Array[] = [];
     for (let pass = 0; pass < 8; pass++) {
       const sym = (s: string): bigint => {
+        const d = dataAddress.get(s);
+        if (d !== undefined) return BigInt(d);
         if (!names.has(s)) throw new Error(`unknown symbol '${s}' (defined: ${[...names].join(", ")})`);
         return BigInt(addresses.get(s) ?? CODE_BASE);
       };
@@ -183,7 +244,24 @@ export class CodeImage {
       bytes.set(encoded[i], address - CODE_BASE);
       symbols.push({ name: f.name, address, size: encoded[i].length, payload: f.payload === true });
     });
-    return new CodeImage(bytes, symbols);
+    const dataSymbols = data.map((d, k): DataSymbol => {
+      if (typeof d.initial === "number")
+        return { name: d.name, address: DATA_BASE + 8 * k, initial: d.initial };
+      const target = addresses.get(d.initial);
+      if (target === undefined)
+        throw new Error(
+          `data symbol '${d.name}': its initial value '${d.initial}' is not a function of the image`,
+        );
+      return { name: d.name, address: DATA_BASE + 8 * k, initial: target, initialSymbol: d.initial };
+    });
+    return new CodeImage(bytes, symbols, dataSymbols);
+  }
+
+  /** The ordinal of the data symbol at `address`, if one is there. */
+  dataSymbolAt(address: number): number | undefined {
+    const off = address - DATA_BASE;
+    if (off < 0 || off % 8 !== 0 || off / 8 >= this.data.length) return undefined;
+    return off / 8;
   }
 
   /** Raw bytes with explicit symbols; symbols must not overlap. */
@@ -269,18 +347,49 @@ export class CodeImage {
     return off === 0 ? s.name : `${s.name}+0x${off.toString(16)}`;
   }
 
-  /** Direct `call`/`jmp`/`jcc` targets of a function, decoded with iced-x86. */
-  callees(name: string): string[] {
+  /**
+   * Where an indirect call or jump at `address` takes its target: the data symbol's ordinal, or a reason
+   * the model cannot resolve it. Execution (model/cpu) and the call graph share this.
+   */
+  indirectPointer(address: number, d: Decoded): { ordinal: number } | { unresolved: string } {
+    const t = d.indirect;
+    if (t?.k !== "memory") return { unresolved: "through a register or a computed address" };
+    const pointer = t.abs ?? address + (t.rel as number);
+    const ordinal = this.dataSymbolAt(pointer);
+    if (ordinal === undefined)
+      return { unresolved: `through 0x${pointer.toString(16)}, which is not a data symbol of the image` };
+    return { ordinal };
+  }
+
+  /**
+   * `call`/`jmp`/`jcc` targets of a function, decoded with iced-x86: direct ones, and indirect ones
+   * through a data symbol (by its initial value). Indirect branches that cannot be resolved are listed
+   * in `unresolved` by `symbol+offset`.
+   */
+  calleesOf(name: string): { callees: string[]; unresolved: string[] } {
     const s = this.symbol(name);
     const bytes = this.functionBytes(name);
-    const out: string[] = [];
+    const callees: string[] = [];
+    const unresolved: string[] = [];
+    const add = (target: string | undefined) => {
+      if (target && target !== name && !callees.includes(target)) callees.push(target);
+    };
     for (const [off, len] of instructionStarts(bytes)) {
       const d = decode(bytes.subarray(off, off + len), len);
+      if (d.indirect) {
+        const p = this.indirectPointer(s.address + off, d);
+        if ("ordinal" in p) add(this.data[p.ordinal].initialSymbol);
+        else unresolved.push(`${this.symbolize(s.address + off)} (${d.text}: ${p.unresolved})`);
+        continue;
+      }
       if (d.relTarget === 0) continue;
-      const target = this.functionAt(s.address + off + d.relTarget);
-      if (target && target.name !== name && !out.includes(target.name)) out.push(target.name);
+      add(this.functionAt(s.address + off + d.relTarget)?.name);
     }
-    return out;
+    return { callees, unresolved };
+  }
+
+  callees(name: string): string[] {
+    return this.calleesOf(name).callees;
   }
 
   /**

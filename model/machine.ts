@@ -47,8 +47,9 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
   if (!Number.isInteger(hw.cpus) || hw.cpus < 1 || hw.cpus > 16) {
     throw new Error(`cpus must be an integer from 1 to 16, not ${hw.cpus}`);
   }
-  const image = CodeImage.build(scenario.functions);
+  const image = CodeImage.build(scenario.functions, scenario.data ?? []);
   const words = new WordTable();
+  const dataWords = image.data.map((d) => words.alloc(d.name, d.initial));
   const common = {
     nmiCallback: words.alloc("nmi_callback"),
     patchDone: words.alloc("patch_done"),
@@ -73,6 +74,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     words,
     common,
     sites: [site],
+    dataWords,
     os,
     protocol,
     scenario,
