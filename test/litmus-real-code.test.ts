@@ -135,6 +135,23 @@ describe("IRETQ in real code (SDM Vol. 2 IRET, §6.7.1, §9.3)", () => {
     expect(run.cpuWord(0, C.rsp)).toBe(stackTop(0, 0));
   });
 
+  it("an iret-to-self serializes: a code write made before it is no longer stale (H4, H10)", () => {
+    const m = litmus({
+      cpus: 1,
+      functions: IRET_TO_SELF,
+      *program(_ctx, env) {
+        yield writeCode(env.addr("site"), [0x90]);
+        yield call(env.addr("iret_to_self"));
+      },
+    });
+    const run = m.run([]);
+    expectStatus(run, RunStatus.Finished);
+    expect(run.of(Ev.Iret, 0)).toHaveLength(1);
+    // No other serializing event ran: only the real IRETQ can have moved lastSerializeSeq to write #1.
+    expect(run.of(Ev.Serialize, 0)).toHaveLength(0);
+    expect(run.cpuWord(0, C.lastSerializeSeq)).toBe(1);
+  });
+
   it("an IRETQ with RSP at the event frame is the handler's own IRET", () => {
     const m = litmus({
       cpus: 1,
@@ -154,6 +171,39 @@ describe("IRETQ in real code (SDM Vol. 2 IRET, §6.7.1, §9.3)", () => {
     expect(run.cpuWord(0, C.depth)).toBe(1);
     expect(run.cpuWord(0, C.nmiBlocked)).toBe(0);
     expect(run.cpuWord(0, C.if)).toBe(0); // IF of the interrupted context (cli)
+    expect(run.cpuWord(0, C.rsp)).toBe(stackTop(0, 0));
+  });
+});
+
+describe("event frames (SDM Vol. 3A §6.14.2): SS, RSP, RFLAGS, CS, RIP on the IST stack", () => {
+  it("an NMI taken in real code pushes its frame on the NMI IST stack, with the interrupted RSP and RIP", () => {
+    const frames: number[][] = [];
+    const m = litmus({
+      cpus: 1,
+      nmis: 1,
+      functions: [{ name: "body", code: ["push rbp", "nop", "pop rbp", "ret"] }],
+      *nmiCallback(_ctx, env) {
+        const top = stackTop(0, env.spec.os.istNmi);
+        const slot = (a: number) => env.mem.stack[env.mem.stackSlot(0, a)];
+        frames.push(
+          [1, 2, 3, 4, 5].map((k) => slot(top - 8 * k)),
+          [env.mem.cpuWord(0, C.rsp)],
+        );
+        return 1;
+      },
+      *program(_ctx, env) {
+        yield call(env.addr("body"));
+      },
+    });
+    // call body; fetch push rbp (visible: litmus code is writable); the NMI arrives after it.
+    const run = m.run([0, 0, 1]);
+    expectStatus(run, RunStatus.Finished);
+    const body = m.env.addr("body");
+    const rspInside = stackTop(0, 0) - 16; // the routine's return marker, then the pushed RBP
+    const [[ss, rsp, flags, cs, rip], [handlerRsp]] = frames;
+    expect([rsp, flags, rip]).toEqual([rspInside, 0x202, body + 1]);
+    expect([ss, cs].every((v) => v !== 0)).toBe(true);
+    expect(handlerRsp).toBe(stackTop(0, m.spec.os.istNmi) - 40);
     expect(run.cpuWord(0, C.rsp)).toBe(stackTop(0, 0));
   });
 });
