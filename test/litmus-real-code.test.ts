@@ -4,7 +4,19 @@
 import { describe, expect, it } from "vitest";
 import { ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
 import { C, RunStatus, stackTop } from "../model/memory.js";
-import { call, cli, eq, load, sendIpi, sendNmi, store, waitUntil, writeCode } from "../model/routine.js";
+import {
+  call,
+  cli,
+  eq,
+  load,
+  Mark,
+  mark,
+  sendIpi,
+  sendNmi,
+  store,
+  waitUntil,
+  writeCode,
+} from "../model/routine.js";
 import { evaluate } from "../properties/invariants.js";
 import { type LitmusRun, litmus, trace } from "./helpers/litmus.js";
 
@@ -48,6 +60,7 @@ describe("the stack: push, pop, call, ret, leave and RSP/RBP arithmetic (SDM Vol
       cpus: 1,
       functions: FRAMED,
       *bpHandler() {
+        yield mark(Mark.BpSite);
         return 1; // claimed; frame.rip stays at int3+1
       },
       *program(_ctx, env) {
