@@ -292,7 +292,7 @@ export class CodeImage {
 
   /**
    * Raw bytes with explicit symbols; symbols must not overlap. Data symbols may sit at any address
-   * outside the code (an ELF image keeps its function pointers at their rebased addresses).
+   * outside the functions (an ELF image keeps its function pointers at their rebased addresses).
    */
   static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []): CodeImage {
     const sorted = [...symbols].sort((a, b) => a.address - b.address);
@@ -321,8 +321,8 @@ export class CodeImage {
           `data symbol '${d.name}' shares its address 0x${d.address.toString(16)} with another`,
         );
       addresses.add(d.address);
-      if (d.address + 8 > CODE_BASE && d.address < CODE_BASE + bytes.length)
-        throw new Error(`data symbol '${d.name}' lies inside the code`);
+      const inside = sorted.find((f) => d.address + 8 > f.address && d.address < f.address + f.size);
+      if (inside) throw new Error(`data symbol '${d.name}' overlaps function '${inside.name}'`);
     }
     return new CodeImage(bytes, symbols, data);
   }
