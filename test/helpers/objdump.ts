@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 
 export interface ObjdumpGraph {
-  /** Function start addresses (hex, no 0x) reached, by name. */
+  /** Function start addresses (hex, no 0x) reached, keyed `name@address`. */
   functions: Map<string, string>;
   /** Indirect sites in reached functions: `call *`, `jmp *`, calls and jumps of retpoline thunks. */
   indirect: Array<{ site: string; kind: "call" | "jump"; text: string }>;
@@ -20,50 +20,55 @@ export function objdumpCallGraph(file: string, roots: string[]): ObjdumpGraph {
     encoding: "utf8",
     maxBuffer: 1 << 30,
   });
-  const starts: bigint[] = [];
-  const names: string[] = [];
-  const body = new Map<string, Array<{ at: bigint; mnemonic: string; operands: string }>>();
-  let current: string | undefined;
+  // One block per symbol header, by address: two local functions may share a name.
+  const blocks: Array<{
+    name: string;
+    start: bigint;
+    insns: Array<{ at: bigint; mnemonic: string; operands: string }>;
+  }> = [];
   for (const line of text.split("\n")) {
     const h = HEADER.exec(line);
     if (h) {
-      current = h[2];
-      starts.push(BigInt(`0x${h[1]}`));
-      names.push(current);
-      if (!body.has(current)) body.set(current, []);
+      blocks.push({ name: h[2], start: BigInt(`0x${h[1]}`), insns: [] });
       continue;
     }
     const m = INSN.exec(line);
-    if (m && current) body.get(current)?.push({ at: BigInt(`0x${m[1]}`), mnemonic: m[2], operands: m[3] });
+    if (m && blocks.length > 0)
+      blocks[blocks.length - 1].insns.push({ at: BigInt(`0x${m[1]}`), mnemonic: m[2], operands: m[3] });
   }
-  const holder = (address: bigint): string | undefined => {
+  blocks.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const holder = (address: bigint) => {
     let lo = 0;
-    let hi = starts.length - 1;
+    let hi = blocks.length - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (starts[mid] <= address) {
+      if (blocks[mid].start <= address) {
         found = mid;
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found < 0 ? undefined : names[found];
+    return found < 0 ? undefined : blocks[found];
   };
-  const start = new Map(names.map((n, i) => [n, starts[i].toString(16)]));
   const functions = new Map<string, string>();
   const indirect: ObjdumpGraph["indirect"] = [];
-  const queue = [...roots];
-  for (const r of roots) functions.set(r, start.get(r) as string);
+  const seen = new Set<bigint>();
+  const queue = roots.map((r) => {
+    const b = blocks.find((x) => x.name === r);
+    if (!b) throw new Error(`objdump shows no function '${r}'`);
+    return b;
+  });
+  for (const b of queue) seen.add(b.start);
   for (let q = 0; q < queue.length; q++) {
-    const name = queue[q];
-    const base = BigInt(`0x${start.get(name)}`);
-    for (const insn of body.get(name) ?? []) {
+    const block = queue[q];
+    functions.set(`${block.name}@${block.start.toString(16)}`, block.start.toString(16));
+    for (const insn of block.insns) {
       // lcall/ljmp: far indirect branches (`ljmp *ptr(%rip)` in Xen's kexec entry).
       const isCall = /^l?call/.test(insn.mnemonic);
       const isJump = /^l?j/.test(insn.mnemonic);
       if (!isCall && !isJump) continue;
-      const off = insn.at - base;
-      const site = off === 0n ? name : `${name}+0x${off.toString(16)}`;
+      const off = insn.at - block.start;
+      const site = off === 0n ? block.name : `${block.name}+0x${off.toString(16)}`;
       const kind = isCall ? "call" : "jump";
       if (insn.operands.startsWith("*")) {
         indirect.push({ site, kind, text: `${insn.mnemonic} ${insn.operands}` });
@@ -73,13 +78,13 @@ export function objdumpCallGraph(file: string, roots: string[]): ObjdumpGraph {
       if (!d) continue;
       const target = holder(BigInt(`0x${d[1]}`));
       if (!target) continue;
-      if (/^__x86_return_thunk$/.test(target) && !isCall) continue;
-      if (/^__x86_indirect_thunk_/.test(target)) {
+      if (/^__x86_return_thunk$/.test(target.name) && !isCall) continue;
+      if (/^__x86_indirect_thunk_/.test(target.name)) {
         indirect.push({ site, kind, text: `${insn.mnemonic} ${insn.operands}` });
         continue;
       }
-      if (target !== name && !functions.has(target)) {
-        functions.set(target, start.get(target) as string);
+      if (!seen.has(target.start)) {
+        seen.add(target.start);
         queue.push(target);
       }
     }
