@@ -89,4 +89,15 @@ describe.runIf(OBJDUMP && XEN !== undefined)("the call graph agrees with objdump
         `mce_callbacks=mcheck_cmn_handler ${followed.functions.size} functions, ${followed.notFollowed} sites not followed\n`,
     );
   });
+
+  it("patches after ENDBR64: mcheck_cmn_handler+1..+3 are inside it, +4 is the next instruction", () => {
+    const program = new ElfProgram(readElf(new Uint8Array(readFileSync(file)), file));
+    const start = program.function("mcheck_cmn_handler").address;
+    for (const off of [1, 2, 3]) {
+      expect(() => program.resolve(`mcheck_cmn_handler+${off}`)).toThrow(
+        `'mcheck_cmn_handler+${off}' is inside an instruction of 'mcheck_cmn_handler'`,
+      );
+    }
+    expect(program.resolve("mcheck_cmn_handler+4")).toBe(start + 4n);
+  });
 });
