@@ -9,6 +9,7 @@ import {
   type ElfSymbol,
   hex64,
   Rebase,
+  readElf,
   SHF_ALLOC,
   SHF_EXECINSTR,
   SHN_ABS,
@@ -355,39 +356,75 @@ export class ElfProgram {
    * rebase, so every rel32 branch between them is as in the file. Gaps are int3, as a linker pads.
    * Indirect sites through a pointer in memory become data symbols at the pointer's rebased address,
    * holding a given target, or the pointer's value in the file when that is a placed function.
+   *
+   * A payload object (ET_REL, as a livepatch payload is) is loaded on the next page after the placed
+   * functions, its relocations resolved against this file's symbols (Xen common/livepatch_elf.c
+   * livepatch_elf_resolve_symbols and arch_livepatch_perform_rela do the same when it is loaded);
+   * the functions of this file it calls are placed too. Its functions keep their names, or become
+   * `object:name` where this file has a function of that name (the one the payload replaces).
    */
   machineImage(options: MachineImageOptions): CodeImage {
     const payload = options.payload ?? [];
-    const graph = this.callGraph([...options.roots, ...payload], { targets: options.targets });
+    const object = options.payloadObject;
+    // The functions of this file the object refers to (its undefined symbols), read before layout.
+    const calledByObject = object
+      ? readElf(object.bytes, object.name, { relocate: false })
+          .symbols.filter((s) => s.section === SHN_UNDEF && this.byName.has(s.name))
+          .map((s) => s.name)
+      : [];
+    const graph = this.callGraph([...options.roots, ...payload, ...calledByObject], {
+      targets: options.targets,
+    });
     const placed = new Set(graph.functions.keys());
     for (const f of this.functions)
       if (RETURN_THUNK.test(f.name) && graph.returnThunkJumps > 0) placed.add(f.name);
     const chosen = this.functions.filter((f) => placed.has(f.name));
     const lo = chosen[0].address;
     const last = chosen[chosen.length - 1];
-    const hi = last.address + BigInt(last.size);
+    let hi = last.address + BigInt(last.size);
     const rebase = new Rebase(lo, CODE_BASE);
+    const symbols: SymbolInfo[] = chosen.map((f) => ({
+      name: f.name,
+      address: rebase.toModel(f.address),
+      size: f.size,
+      payload: payload.some((p) => this.function(p).name === f.name),
+    }));
+    const pieces: Array<{ at: bigint; bytes: Uint8Array }> = chosen.map((f) => ({
+      at: f.address,
+      bytes: this.elf.read(f.address, f.size) as Uint8Array,
+    }));
+    if (object) {
+      const base = (hi + 0xfffn) & ~0xfffn;
+      const loaded = new ElfProgram(
+        readElf(object.bytes, object.name, { base, external: (name) => this.symbolAddress(name) }),
+      );
+      const qualifier = object.name.replace(/^.*\//, "").replace(/\.[^.]*$/, "");
+      for (const f of loaded.functions) {
+        const name = this.byName.has(f.name) ? `${qualifier}:${f.name}` : f.name;
+        symbols.push({ name, address: rebase.toModel(f.address), size: f.size, payload: true });
+        pieces.push({ at: f.address, bytes: loaded.elf.read(f.address, f.size) as Uint8Array });
+        if (f.address + BigInt(f.size) > hi) hi = f.address + BigInt(f.size);
+      }
+    }
     const span = rebase.toModel(hi) - CODE_BASE;
     const limit = options.limit ?? DEFAULT_MACHINE_SPAN;
     if (span > limit) {
+      const far = symbols.reduce((a, b) => (b.address > a.address ? b : a));
       throw new Error(
-        `${this.elf.name}: the ${chosen.length} functions to place span ${span} bytes (${chosen[0].name} at ` +
-          `${hex64(lo)} to ${last.name} at ${hex64(last.address)}), more than the machine's ${limit}: ` +
+        `${this.elf.name}: the ${symbols.length} functions to place span ${span} bytes (${chosen[0].name} at ` +
+          `${hex64(lo)} to ${far.name} at ${hex64(rebase.toElf(far.address))}), more than the machine's ${limit}: ` +
           "choose roots whose callees lie nearer each other, or give the indirect sites fewer targets",
       );
     }
     const bytes = new Uint8Array(span).fill(0xcc);
-    for (const f of chosen) {
-      bytes.set(this.elf.read(f.address, f.size) as Uint8Array, rebase.toModel(f.address) - CODE_BASE);
-    }
-    const payloadNames = new Set(payload.map((p) => this.function(p).name));
+    for (const piece of pieces) bytes.set(piece.bytes, rebase.toModel(piece.at) - CODE_BASE);
     const data: DataSymbol[] = [];
     const seen = new Set<bigint>();
     for (const site of graph.indirect) {
       if (site.via.k !== "pointer" || seen.has(site.via.address)) continue;
       seen.add(site.via.address);
-      const address = rebase.toModel(site.via.address);
-      if (address >= UNKNOWN_VALUE || address >= STACK_BASE) {
+      const offset = site.via.address - rebase.delta;
+      if (offset < 0n || offset >= BigInt(Math.min(UNKNOWN_VALUE, STACK_BASE))) {
         throw new Error(
           `${this.elf.name}: the pointer ${site.via.pointer} read at ${site.site} lies too far from the code ` +
             "to be placed in the machine",
@@ -399,21 +436,22 @@ export class ElfProgram {
       const target = given ?? (fileTarget && placed.has(fileTarget.name) ? fileTarget.name : undefined);
       data.push({
         name: site.via.pointer,
-        address,
+        address: Number(offset),
         initial: target ? rebase.toModel(this.function(target).address) : 0,
         ...(target ? { initialSymbol: target } : {}),
       });
     }
-    return CodeImage.fromBytes(
-      bytes,
-      chosen.map((f) => ({
-        name: f.name,
-        address: rebase.toModel(f.address),
-        size: f.size,
-        payload: payloadNames.has(f.name),
-      })),
-      data,
+    return CodeImage.fromBytes(bytes, symbols, data);
+  }
+
+  /** The address of a defined symbol of this file (a function or data), for a payload's relocations. */
+  symbolAddress(name: string): bigint | undefined {
+    const f = this.byName.get(name);
+    if (f) return f.address;
+    const s = this.elf.symbols.find(
+      (x) => x.name === name && x.section !== SHN_UNDEF && x.type !== "section" && x.type !== "file",
     );
+    return s?.value;
   }
 }
 
@@ -431,7 +469,10 @@ export const DEFAULT_MACHINE_SPAN = 0x20_0000 - CODE_BASE - 0x1000;
 
 export interface MachineImageOptions {
   roots: readonly string[];
+  /** Functions of this file that the patch installs. */
   payload?: readonly string[];
+  /** A relocatable object (ET_REL) whose functions the patch installs, with a name for errors. */
+  payloadObject?: { name: string; bytes: Uint8Array };
   targets?: ReadonlyMap<string, readonly string[]>;
   /** The most bytes the placed functions may span (default DEFAULT_MACHINE_SPAN). */
   limit?: number;

@@ -102,6 +102,8 @@ export interface ReadElfOptions {
   base?: bigint;
   /** ET_REL only: the address of a symbol the object uses but does not define (e.g. the hypervisor's). */
   external?: (name: string) => bigint | undefined;
+  /** ET_REL only: false reads sections and symbols without applying relocations (default true). */
+  relocate?: boolean;
 }
 
 /** An ELF64 x86-64 file: `name` is how errors name it (usually its path). */
@@ -269,7 +271,7 @@ export function readElf(bytes: Uint8Array, name: string, options: ReadElfOptions
     });
   }
   const elf = new ElfFile(name, bytes, type as ElfType, entry, raw, symbols);
-  if (type === "rel") relocate(elf, options.external ?? (() => undefined));
+  if (type === "rel" && options.relocate !== false) relocate(elf, options.external ?? (() => undefined));
   return elf;
 }
 

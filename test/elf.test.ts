@@ -252,6 +252,57 @@ describe("a machine image from an ELF", () => {
   });
 });
 
+describe("a machine image with a payload object (ET_REL)", () => {
+  // fix.o: send_event (replacing the base's) calls the base's helper2 and reads its nmi_hook;
+  // fix_local calls the object's own send_event.
+  const text = Uint8Array.from([
+    ...[0xf3, 0x0f, 0x1e, 0xfa], // endbr64
+    ...[0xe8, 0, 0, 0, 0], // call helper2          (R_X86_64_PLT32, the base's)
+    ...[0x48, 0x8b, 0x05, 0, 0, 0, 0], // mov rax, [rip+nmi_hook] (R_X86_64_PC32, the base's)
+    0xc3,
+    ...[0xe8, 0, 0, 0, 0], // fix_local: call send_event (R_X86_64_PLT32, the object's own)
+    0xc3,
+  ]);
+  const fix = writeElf({
+    type: "rel",
+    sections: [{ name: ".text", type: 1, flags: 6n, address: 0n, bytes: text, align: 16 }],
+    symbols: [
+      { name: "send_event", value: 0n, size: 17, type: "func", bind: "global", section: ".text" },
+      { name: "fix_local", value: 17n, size: 6, type: "func", bind: "local", section: ".text" },
+      { name: "helper2", value: 0n, size: 0, type: "notype", bind: "global", section: "UNDEF" },
+      { name: "nmi_hook", value: 0n, size: 0, type: "notype", bind: "global", section: "UNDEF" },
+    ],
+    relocations: [
+      { section: ".text", offset: 5, type: R_X86_64.R_X86_64_PLT32, symbol: "helper2", addend: -4n },
+      { section: ".text", offset: 12, type: R_X86_64.R_X86_64_PC32, symbol: "nmi_hook", addend: -4n },
+      { section: ".text", offset: 18, type: R_X86_64.R_X86_64_PLT32, symbol: "send_event", addend: -4n },
+    ],
+  });
+
+  it("loads it on the page after the placed functions, linked against the base's symbols", () => {
+    const image = program().machineImage({
+      roots: ["do_machine_check"],
+      targets: new Map([["mce_callbacks", ["mce_handler"]]]),
+      payloadObject: { name: "patches/fix.o", bytes: fix },
+    });
+    expect([...image.symbols.values()].map((s) => [s.name, s.address - CODE_BASE, s.payload])).toEqual([
+      ["do_machine_check", 0xa0, false],
+      ["mce_handler", 0xb0, false],
+      ["send_event", 0xc0, false],
+      ["helper2", 0xe0, false], // placed because the payload calls it
+      ["__x86_return_thunk", 0x120, false],
+      ["fix:send_event", 0x1000, true], // the replacement, named by its object
+      ["fix_local", 0x1011, true],
+    ]);
+    expect(image.callees("fix:send_event")).toEqual(["helper2"]);
+    expect(image.callees("fix_local")).toEqual(["fix:send_event"]);
+    // mov rax, [rip+disp32] at +9 (7 bytes) reads the base's nmi_hook, rebased with the rest
+    const at = image.symbol("fix:send_event").address + 9;
+    const disp = new DataView(image.bytes.buffer).getInt32(at - CODE_BASE + 3, true);
+    expect(at + 7 + disp).toBe(CODE_BASE + 0x20_0000);
+  });
+});
+
 /** A relocatable object like a livepatch payload: code that calls the hypervisor and reads its own data. */
 function payloadObject(extra: ElfDescription["relocations"] = []): ElfDescription {
   const text = Uint8Array.from([
