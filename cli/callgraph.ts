@@ -4,7 +4,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { hex64, readElf } from "../model/elf.js";
-import { ElfProgram, type IndirectSite } from "../model/elf-image.js";
+import { type ElfCallGraph, ElfProgram, type IndirectSite } from "../model/elf-image.js";
+
+/** Where a relocatable object's undefined symbols are placed when it is read alone (it is laid out at 0). */
+const EXTERNAL_BASE = 0x4000_0000n;
 
 export interface CallgraphOptions {
   elf?: string;
@@ -68,7 +71,14 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
   let program: ElfProgram;
   let graph: ReturnType<ElfProgram["callGraph"]>;
   try {
-    program = new ElfProgram(readElf(new Uint8Array(readFileSync(opts.elf)), opts.elf));
+    // A relocatable object (a livepatch payload) alone: the symbols it does not define get addresses
+    // of their own beyond it, so its calls out of the object are named and not followed.
+    const externals = new Map<string, bigint>();
+    const external = (name: string) => {
+      if (!externals.has(name)) externals.set(name, EXTERNAL_BASE + 16n * BigInt(externals.size));
+      return externals.get(name);
+    };
+    program = new ElfProgram(readElf(new Uint8Array(readFileSync(opts.elf)), opts.elf, { external }));
     graph = program.callGraph(opts.from, { targets, overApproximate: opts.overApproximate });
   } catch (e) {
     throw usage(`${(e as Error).message}.`);
@@ -95,10 +105,9 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
         functions,
         indirect,
         notFollowed: graph.notFollowed,
-        answer:
-          graph.notFollowed === 0 ? "complete" : opts.overApproximate ? "over-approximation" : "lower bound",
+        answer: answer(graph, opts.overApproximate),
         returnThunkJumps: graph.returnThunkJumps,
-        outside: graph.outside.map((o) => ({ site: o.site, target: hex64(o.target) })),
+        outside: graph.outside.map((o) => ({ ...o, target: hex64(o.target) })),
         ...(taken ? { addressTaken: taken } : {}),
       },
       null,
@@ -107,37 +116,59 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
   }
   const lines: string[] = [];
   lines.push(`call graph of ${opts.elf} from ${graph.roots.join(", ")}`);
-  lines.push(`${functions.length} functions reachable by direct calls and jumps:`);
+  lines.push(`${count(functions.length, "function")} reachable by direct calls and jumps:`);
   const width = Math.max(...functions.map((f) => f.name.length));
   for (const f of functions) {
     const via = f.path.length > 1 ? `  via ${f.path.slice(0, -1).join(" > ")}` : "";
     lines.push(`  ${f.name.padEnd(width)}  ${f.address}${via}`);
   }
   if (graph.indirect.length > 0) {
-    lines.push(`${graph.indirect.length} indirect sites on the way:`);
+    lines.push(`${count(graph.indirect.length, "indirect site")} on the way:`);
     const w = Math.max(...graph.indirect.map((s) => s.site.length));
     for (const s of graph.indirect)
       lines.push(`  ${s.site.padEnd(w)}  ${describeSite(s, opts.overApproximate)}`);
   }
   if (graph.returnThunkJumps > 0)
-    lines.push(`${graph.returnThunkJumps} jumps to a return thunk (returns, not calls)`);
-  for (const o of graph.outside)
-    lines.push(`a branch at ${o.site} to ${hex64(o.target)} lands in no function`);
-  if (graph.notFollowed === 0) {
+    lines.push(`${count(graph.returnThunkJumps, "jump")} to a return thunk (returns, not calls)`);
+  const leaving = graph.outside.filter((o) => o.external);
+  for (const o of graph.outside) {
+    if (!o.external) lines.push(`a branch at ${o.site} to ${hex64(o.target)} lands in no function`);
+  }
+  if (leaving.length > 0) {
+    lines.push(
+      `${count(leaving.length, "branch")} out of the object, to symbols it does not define (not followed):`,
+    );
+    const w = Math.max(...leaving.map((o) => o.site.length));
+    for (const o of leaving) lines.push(`  ${o.site.padEnd(w)}  to ${o.external}`);
+  }
+  if (leaving.length > 0 && graph.notFollowed === 0) {
+    lines.push("a lower bound: the object's calls into the image it links against are not followed");
+  } else if (graph.notFollowed === 0) {
     lines.push("complete: every indirect site on the way has its targets given");
   } else if (taken && opts.overApproximate) {
     lines.push(
-      `a sound over-approximation: the ${graph.notFollowed} indirect sites without given targets are followed to ` +
+      `a sound over-approximation: the ${count(graph.notFollowed, "indirect site")} without given targets are followed to ` +
         `the ${taken.functions.length} address-taken functions (${sources(taken)})`,
     );
   } else if (taken) {
     lines.push(
-      `a lower bound: ${graph.notFollowed} indirect sites not followed; give their targets with --target ` +
+      `a lower bound: ${count(graph.notFollowed, "indirect site")} not followed; give their targets with --target ` +
         `SITE=SYMBOL, or follow them to the ${taken.functions.length} address-taken functions (${sources(taken)}) ` +
         "with --over-approximate",
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** "1 function", "2 functions", "3 branches". */
+function count(n: number, noun: string): string {
+  if (n === 1) return `1 ${noun}`;
+  return `${n} ${noun}${/(?:s|sh|ch|x)$/.test(noun) ? "es" : "s"}`;
+}
+
+function answer(graph: ElfCallGraph, over: boolean | undefined): string {
+  if (graph.notFollowed > 0) return over ? "over-approximation" : "lower bound";
+  return graph.outside.some((o) => o.external) ? "lower bound" : "complete";
 }
 
 function sources(t: ReturnType<ElfProgram["addressTaken"]>): string {

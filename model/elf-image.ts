@@ -71,8 +71,11 @@ export interface ElfCallGraph {
   indirect: IndirectSite[];
   /** How many `jmp __x86_return_thunk` (returns) the reached functions contain. */
   returnThunkJumps: number;
-  /** Direct branch targets that lie in no function (by `symbol+offset` of the branch, and the target). */
-  outside: Array<{ site: string; target: bigint }>;
+  /**
+   * Direct branch targets that lie in no function (by `symbol+offset` of the branch, and the target),
+   * with the undefined symbol a relocatable object's branch was linked to, if any.
+   */
+  outside: Array<{ site: string; target: bigint; external?: string }>;
   /** Indirect sites with no target given: the graph is then a lower bound. */
   notFollowed: number;
 }
@@ -267,7 +270,11 @@ export class ElfProgram {
         else {
           const callee = this.image.functionAt(b.target);
           if (!callee) {
-            outside.push({ site, target: this.rebase.toElf(b.target) });
+            const target = this.rebase.toElf(b.target);
+            const external = this.elf.symbols.find(
+              (x) => x.section === SHN_UNDEF && x.name !== "" && x.value === target,
+            );
+            outside.push({ site, target, ...(external ? { external: external.name } : {}) });
             continue;
           }
           if (RETURN_THUNK.test(callee.name) && b.kind !== "call") {

@@ -326,6 +326,7 @@ function relocate(elf: ElfFile, external: (name: string) => bigint | undefined):
           );
         }
         s = resolved as bigint;
+        symbol.value = s; // linked: the undefined symbol now has the address it resolved to
       } else if (symbol.section === SHN_COMMON) {
         fail(
           `relocation ${typeName} at ${where} refers to the common symbol '${symbol.name}': not supported`,

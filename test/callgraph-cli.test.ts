@@ -1,7 +1,15 @@
 // `livepatch-check callgraph` on the ELF fixture, run in-process through main(argv, io).
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../cli/main.js";
+import { R_X86_64 } from "../model/elf.js";
+import { writeElf } from "../scripts/elf-writer.js";
 import { FIXTURE_PATH } from "../scripts/make-elf-fixture.js";
+
+/** AMD64 psABI §4.4.1: a GOT-relative relocation, which needs a GOT the loader does not build. */
+const R_X86_64_GOTPCREL = 9;
 
 async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
@@ -130,6 +138,55 @@ describe("livepatch-check callgraph", () => {
       "a sound over-approximation: the 4 indirect sites without given targets are followed to the 6 address-taken functions",
     );
     expect(r.stdout).toContain("12 functions reachable by direct calls and jumps:");
+  });
+
+  it("reads a relocatable object alone: its calls out of the object are named, not followed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "livepatch-check-elf-"));
+    const object = (type: number) =>
+      writeElf({
+        type: "rel",
+        sections: [
+          {
+            name: ".text",
+            type: 1,
+            flags: 6n,
+            address: 0n,
+            bytes: Uint8Array.from([0xe8, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0, 0xc3]),
+          },
+        ],
+        symbols: [
+          { name: "fixed", value: 0n, size: 10, type: "func", bind: "global", section: ".text" },
+          { name: "tail", value: 10n, size: 1, type: "func", bind: "local", section: ".text" },
+          { name: "evtchn_send", value: 0n, size: 0, type: "notype", bind: "global", section: "UNDEF" },
+        ],
+        relocations: [
+          { section: ".text", offset: 1, type, symbol: "evtchn_send", addend: -4n },
+          { section: ".text", offset: 6, type: R_X86_64.R_X86_64_PC32, symbol: "tail", addend: -4n },
+        ],
+      });
+    const good = join(dir, "fix.o");
+    writeFileSync(good, object(R_X86_64.R_X86_64_PLT32));
+    const r = await run("callgraph", "--elf", good, "--from", "fixed");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        `call graph of ${good} from fixed`,
+        "2 functions reachable by direct calls and jumps:",
+        "  fixed  0x0",
+        "  tail   0xa  via fixed",
+        "1 branch out of the object, to symbols it does not define (not followed):",
+        "  fixed  to evtchn_send",
+        "a lower bound: the object's calls into the image it links against are not followed",
+        "",
+      ].join("\n"),
+    );
+    const bad = join(dir, "got.o");
+    writeFileSync(bad, object(R_X86_64_GOTPCREL));
+    const refused = await run("callgraph", "--elf", bad, "--from", "fixed");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `${bad}: relocation R_X86_64_GOTPCREL at .text+0x1 (against 'evtchn_send') is not handled`,
+    );
   });
 
   it("refuses bad input with exit 2, naming the culprit", async () => {

@@ -375,7 +375,7 @@ describe("relocatable objects (ET_REL, as livepatch payloads are)", () => {
     expect(new DataView(elf.sectionBytes(data).slice().buffer).getBigUint64(0, true)).toBe(base);
     const p = new ElfProgram(elf);
     const g = p.callGraph(["new_send"]);
-    expect(g.outside).toEqual([{ site: "new_send", target: 0x4010_0000n }]);
+    expect(g.outside).toEqual([{ site: "new_send", target: 0x4010_0000n, external: "send_event" }]);
   });
 
   it("refuses relocations it does not handle, and symbols nothing defines", () => {
