@@ -136,8 +136,8 @@ export class ElfProgram {
     );
   }
 
-  private symbolInfo(f: ElfFunction, payload = false): SymbolInfo {
-    return { name: f.name, address: this.rebase.toModel(f.address), size: f.size, payload };
+  private symbolInfo(f: ElfFunction): SymbolInfo {
+    return { name: f.name, address: this.rebase.toModel(f.address), size: f.size, payload: false };
   }
 
   /** The function named `name`; an unknown name is an error that suggests near ones. */
