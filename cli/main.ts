@@ -48,6 +48,7 @@ import { PCT_MAX_CHANGES } from "../properties/tape.js";
 import { decodeToken, encodeToken } from "../properties/token.js";
 import { ENGINES, type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
 import { loadProtocolModules } from "../workers/modules.js";
+import { addCallgraphCommand } from "./callgraph.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
 export interface Io {
@@ -354,6 +355,9 @@ function buildProgram(
       for (const s of SCENARIOS) print(`  ${s.name.padEnd(width)}  ${s.summary}\n`);
       setCode(EXIT_OK);
     });
+
+  // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/callgraph.ts).
+  addCallgraphCommand(program, { print, setCode, usage: (message) => new UsageError(message) });
   return program;
 }
 

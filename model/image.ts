@@ -2,7 +2,15 @@
 // a symbol table, `symbol+offset` resolution checked against instruction boundaries (seed item c),
 // a symbolizer that names payload addresses by the payload's own symbols (seed item g), and the static
 // call graph (for the blacklist protocols).
-import { BlockEncoder, BlockEncoderOptions, Code, Instruction, MemoryOperand, Register } from "iced-x86";
+import {
+  BlockEncoder,
+  BlockEncoderOptions,
+  Code,
+  FlowControl,
+  Instruction,
+  MemoryOperand,
+  Register,
+} from "iced-x86";
 import { CODE_BASE } from "./memory.js";
 import { type Decoded, decode, instructionStarts } from "./x86.js";
 
@@ -46,6 +54,24 @@ export interface SymbolInfo {
   size: number;
   payload: boolean;
 }
+
+/** A call, jump or conditional jump of a function (`CodeImage.branchesOf`). */
+export interface BranchSite {
+  address: number;
+  length: number;
+  kind: "call" | "jump" | "conditional";
+  /** The target of a direct branch; null for an indirect one (see `decoded.indirect`). */
+  target: number | null;
+  decoded: Decoded;
+}
+
+const BRANCH_KINDS = new Map<FlowControl, BranchSite["kind"]>([
+  [FlowControl.Call, "call"],
+  [FlowControl.IndirectCall, "call"],
+  [FlowControl.UnconditionalBranch, "jump"],
+  [FlowControl.IndirectBranch, "jump"],
+  [FlowControl.ConditionalBranch, "conditional"],
+]);
 
 const ALIGN = 16;
 const REGS: Record<string, Register> = {
@@ -176,14 +202,16 @@ function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uin
 export class CodeImage {
   readonly bytes: Uint8Array;
   readonly symbols: ReadonlyMap<string, SymbolInfo>;
-  /** Data symbols in layout order (DATA_BASE + 8 * ordinal). */
+  /** Data symbols by ordinal (built images lay them out at DATA_BASE + 8 * ordinal). */
   readonly data: readonly DataSymbol[];
   private readonly sorted: SymbolInfo[];
   private readonly boundaryCache = new Map<string, number[]>();
+  private readonly dataOrdinal: ReadonlyMap<number, number>;
 
   private constructor(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []) {
     this.bytes = bytes;
     this.data = data;
+    this.dataOrdinal = new Map(data.map((d, k) => [d.address, k]));
     this.sorted = [...symbols].sort((a, b) => a.address - b.address);
     this.symbols = new Map(symbols.map((s) => [s.name, s]));
   }
@@ -259,13 +287,14 @@ export class CodeImage {
 
   /** The ordinal of the data symbol at `address`, if one is there. */
   dataSymbolAt(address: number): number | undefined {
-    const off = address - DATA_BASE;
-    if (off < 0 || off % 8 !== 0 || off / 8 >= this.data.length) return undefined;
-    return off / 8;
+    return this.dataOrdinal.get(address);
   }
 
-  /** Raw bytes with explicit symbols; symbols must not overlap. */
-  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[]): CodeImage {
+  /**
+   * Raw bytes with explicit symbols; symbols must not overlap. Data symbols may sit at any address
+   * outside the functions (an ELF image keeps its function pointers at their rebased addresses).
+   */
+  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []): CodeImage {
     const sorted = [...symbols].sort((a, b) => a.address - b.address);
     for (let i = 1; i < sorted.length; i++) {
       const prev = sorted[i - 1];
@@ -278,7 +307,24 @@ export class CodeImage {
         throw new Error(`function '${s.name}' lies outside the image`);
       }
     }
-    return new CodeImage(bytes, symbols);
+    const names = new Set(symbols.map((s) => s.name));
+    if (names.size !== symbols.length) {
+      const twice = symbols.find((s, i) => symbols.findIndex((t) => t.name === s.name) !== i);
+      throw new Error(`function '${twice?.name}' is defined twice in the image`);
+    }
+    const addresses = new Set<number>();
+    for (const d of data) {
+      if (names.has(d.name)) throw new Error(`symbol '${d.name}' is defined twice in the image`);
+      names.add(d.name);
+      if (addresses.has(d.address))
+        throw new Error(
+          `data symbol '${d.name}' shares its address 0x${d.address.toString(16)} with another`,
+        );
+      addresses.add(d.address);
+      const inside = sorted.find((f) => d.address + 8 > f.address && d.address < f.address + f.size);
+      if (inside) throw new Error(`data symbol '${d.name}' overlaps function '${inside.name}'`);
+    }
+    return new CodeImage(bytes, symbols, data);
   }
 
   symbol(name: string): SymbolInfo {
@@ -352,9 +398,8 @@ export class CodeImage {
    * the model cannot resolve it. Execution (model/cpu) and the call graph share this.
    */
   indirectPointer(address: number, d: Decoded): { ordinal: number } | { unresolved: string } {
-    const t = d.indirect;
-    if (t?.k !== "memory") return { unresolved: "through a register or a computed address" };
-    const pointer = t.abs ?? address + (t.rel as number);
+    const pointer = this.pointerAddress(address, d);
+    if (pointer === null) return { unresolved: "through a register or a computed address" };
     const ordinal = this.dataSymbolAt(pointer);
     if (ordinal === undefined)
       return { unresolved: `through 0x${pointer.toString(16)}, which is not a data symbol of the image` };
@@ -362,28 +407,55 @@ export class CodeImage {
   }
 
   /**
-   * `call`/`jmp`/`jcc` targets of a function, decoded with iced-x86: direct ones, and indirect ones
-   * through a data symbol (by its initial value). Indirect branches that cannot be resolved are listed
-   * in `unresolved` by `symbol+offset`.
+   * The branches of a function, decoded with iced-x86 by linear sweep: calls, jumps and conditional
+   * jumps, direct (with their target address) or indirect (with the decoded instruction, for
+   * `indirectPointer`). The one decoding loop behind `calleesOf` and the ELF call graph.
    */
-  calleesOf(name: string): { callees: string[]; unresolved: string[] } {
+  branchesOf(name: string): BranchSite[] {
     const s = this.symbol(name);
     const bytes = this.functionBytes(name);
+    const out: BranchSite[] = [];
+    for (const [off, len] of instructionStarts(bytes)) {
+      const d = decode(bytes.subarray(off, off + len), len);
+      const kind = BRANCH_KINDS.get(d.flow);
+      if (kind === undefined || d.invalid) continue;
+      const address = s.address + off;
+      if (d.indirect) out.push({ address, length: len, kind, target: null, decoded: d });
+      else out.push({ address, length: len, kind, target: address + d.relTarget, decoded: d });
+    }
+    return out;
+  }
+
+  /**
+   * The address an indirect call or jump at `address` reads its target from, when it is static
+   * (RIP-relative or absolute): a data symbol's address or any other memory word.
+   */
+  pointerAddress(address: number, d: Decoded): number | null {
+    const t = d.indirect;
+    if (t?.k !== "memory") return null;
+    return t.abs ?? address + (t.rel as number);
+  }
+
+  /**
+   * `call`/`jmp`/`jcc` targets of a function: direct ones, and indirect ones through a data symbol (by
+   * its initial value). Indirect branches that cannot be resolved are listed in `unresolved` by
+   * `symbol+offset`.
+   */
+  calleesOf(name: string): { callees: string[]; unresolved: string[] } {
     const callees: string[] = [];
     const unresolved: string[] = [];
     const add = (target: string | undefined) => {
       if (target && target !== name && !callees.includes(target)) callees.push(target);
     };
-    for (const [off, len] of instructionStarts(bytes)) {
-      const d = decode(bytes.subarray(off, off + len), len);
-      if (d.indirect) {
-        const p = this.indirectPointer(s.address + off, d);
+    for (const b of this.branchesOf(name)) {
+      if (b.target === null) {
+        const p = this.indirectPointer(b.address, b.decoded);
         if ("ordinal" in p) add(this.data[p.ordinal].initialSymbol);
-        else unresolved.push(`${this.symbolize(s.address + off)} (${d.text}: ${p.unresolved})`);
+        else unresolved.push(`${this.symbolize(b.address)} (${b.decoded.text}: ${p.unresolved})`);
         continue;
       }
-      if (d.relTarget === 0) continue;
-      add(this.functionAt(s.address + off + d.relTarget)?.name);
+      if (b.target === b.address) continue;
+      add(this.functionAt(b.target)?.name);
     }
     return { callees, unresolved };
   }
