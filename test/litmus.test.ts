@@ -245,6 +245,47 @@ describe("H1: event handlers run with IF=0 (interrupt gates)", () => {
   });
 });
 
+describe("H1, H5: events reach a CPU that waits", () => {
+  // Guards model/schedule runnable(): a CPU whose wait condition is false is not scheduled, but one with
+  // a deliverable NMI or #MC is (SPEC §4: "events are still delivered to it"). CPU 0 waits for `go`,
+  // which CPU 1 sets after two stores of its own; the event is sent to CPU 0 before either.
+  const def = (event: "nmi" | "mce"): LitmusDef => ({
+    cpus: 2,
+    nmis: event === "nmi" ? 1 : 0,
+    mces: event === "mce" ? 1 : 0,
+    words: ["go", "a"],
+    *program(ctx, env) {
+      if (ctx.cpu === 0) {
+        yield waitUntil(eq(env.w.go, 1));
+        return;
+      }
+      yield store(env.w.a, 1);
+      yield store(env.w.a, 2);
+      yield store(env.w.go, 1);
+    },
+  });
+  // [CPU 1, event to CPU 0, event to CPU 1] (CPU 0 waits, so it is not listed): the event to CPU 0.
+  const tape = [1];
+
+  it("H1: an NMI is delivered to a CPU that waits on a false condition", () => {
+    const run = litmus(def("nmi")).run(tape);
+    expectStatus(run, RunStatus.Finished);
+    const go = run.of(Ev.Store, 1).find((r) => r.a === 1 && r.addr === run.w.go) ?? expect.unreachable();
+    expect(run.at(Ev.NmiArrive, 0)).toBe(0);
+    expect(run.at(Ev.NmiDeliver, 0)).toBeLessThan(go.index);
+    expect(run.of(Ev.Mark, 0).map((r) => r.a)).toEqual([Mark.NmiService]);
+  });
+
+  it("H5: a #MC is delivered to a CPU that waits on a false condition", () => {
+    const run = litmus(def("mce")).run(tape);
+    expectStatus(run, RunStatus.Finished);
+    const go = run.of(Ev.Store, 1).find((r) => r.a === 1 && r.addr === run.w.go) ?? expect.unreachable();
+    expect(run.at(Ev.McArrive, 0)).toBe(0);
+    expect(run.at(Ev.McDeliver, 0)).toBeLessThan(go.index);
+    expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Mce]);
+  });
+});
+
 describe("H2: the NMI latch is binary", () => {
   // Guards nmiArrives: one latch (nmiPending = 1, `coalesced` = the old latch) and deliverNmi clearing it.
   it("H2: three NMIs sent while blocked give exactly one delivery after the IRET", () => {
@@ -353,7 +394,8 @@ describe("H3: any IRET unblocks NMIs", () => {
         yield store(env.w.a, 1);
       },
     });
-    const xen = litmus(def("xen")).run(nestedTape);
+    const xenMachine = litmus(def("xen"));
+    const xen = xenMachine.run(nestedTape);
     expectStatus(xen, RunStatus.Finished);
     const ser = xen.of(Ev.Serialize, 0);
     expect(ser[0].a).toBe(2); // iret-to-self
@@ -363,6 +405,9 @@ describe("H3: any IRET unblocks NMIs", () => {
     const clobber = xen.of(Ev.IstClobber, 0);
     expect(clobber).toHaveLength(1);
     expect(clobber[0].b).toBe(ContextKind.Base); // P3 names the OS's own IRET (sync_core), "os"
+    expect(evaluate(xenMachine.spec, xen.mem, "P3").map((v) => [v.kind, v.cpu, v.step])).toEqual([
+      ["ist-clobber(os)", 0, clobber[0].step],
+    ]);
 
     const fred = litmus(def("fred")).run(nestedTape);
     expectStatus(fred, RunStatus.Finished);
