@@ -25,7 +25,8 @@ import {
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Edit, MUTATIONS, type Mutation, REQUIRED } from "./mutations.js";
+import { listProblems, mutantFiles } from "./mutation-checks.js";
+import { MUTATIONS, type Mutation } from "./mutations.js";
 
 type Outcome =
   | { status: "killed"; by: string[]; note?: string }
@@ -66,40 +67,6 @@ function usage(message: string): never {
     `mutate: ${message}\nusage: npm run mutate -- [--only ID|RULE,...] [--list] [--timeout SECONDS] [--keep]\n`,
   );
   process.exit(2);
-}
-
-/** Problems with the list itself: duplicate ids, unknown rules, missing test files, uncovered rules. */
-function validate(mutations: Mutation[]): string[] {
-  const problems: string[] = [];
-  const ids = new Set<string>();
-  for (const m of mutations) {
-    if (ids.has(m.id)) problems.push(`mutation id '${m.id}' is used twice`);
-    ids.add(m.id);
-    if (!/^[HP]\d+$/.test(m.breaks))
-      problems.push(`${m.id}: breaks '${m.breaks}' is not a rule (H1) or property (P1)`);
-    if (!m.id.startsWith(`${m.breaks}-`)) problems.push(`${m.id}: the id must start with '${m.breaks}-'`);
-    if (m.tests.length === 0) problems.push(`${m.id}: names no test file`);
-    for (const t of m.tests)
-      if (!existsSync(join(ROOT, t))) problems.push(`${m.id}: test file '${t}' does not exist`);
-    for (const e of edits(m)) {
-      if (e.find === e.replace) problems.push(`${m.id}: a replacement equals its find text`);
-      if (!existsSync(join(ROOT, e.file))) problems.push(`${m.id}: file '${e.file}' does not exist`);
-    }
-  }
-  for (const rule of REQUIRED)
-    if (!mutations.some((m) => m.breaks === rule)) problems.push(`no mutation breaks ${rule}`);
-  return problems;
-}
-
-const edits = (m: Mutation): Edit[] => [
-  { file: m.file, find: m.find, replace: m.replace },
-  ...(m.more ?? []),
-];
-
-function occurrences(text: string, find: string): number {
-  let n = 0;
-  for (let i = text.indexOf(find); i >= 0; i = text.indexOf(find, i + 1)) n++;
-  return n;
 }
 
 /**
@@ -177,7 +144,7 @@ interface JsonReport {
     name: string;
     status: string;
     message?: string;
-    assertionResults?: Array<{ fullName: string; status: string }>;
+    assertionResults?: Array<{ ancestorTitles: string[]; title: string; status: string }>;
   }>;
 }
 
@@ -209,7 +176,7 @@ async function runTests(
     const rel = file.name.startsWith(dir) ? file.name.slice(dir.length + 1) : file.name;
     ran.add(rel);
     for (const a of file.assertionResults ?? [])
-      if (a.status === "failed") failed.push(`${rel} > ${a.fullName}`);
+      if (a.status === "failed") failed.push([rel, ...a.ancestorTitles, a.title].join(" > "));
     if (file.status === "failed" && !(file.assertionResults ?? []).some((a) => a.status === "failed"))
       failed.push(`${rel} (failed to run: ${firstLine(file.message ?? "")})`);
   }
@@ -230,27 +197,13 @@ const tail = (s: string) =>
     .join(" | ");
 
 async function mutateAndTest(dir: string, m: Mutation, timeoutMs: number): Promise<Outcome> {
+  const mutant = mutantFiles(m, (file) => readFileSync(join(dir, file), "utf8"));
+  if ("error" in mutant) return { status: "error", why: mutant.error };
   const originals = new Map<string, string>();
   try {
-    for (const e of edits(m)) {
-      const path = join(dir, e.file);
-      const current = readFileSync(path, "utf8");
-      if (!originals.has(e.file)) originals.set(e.file, current);
-      const n = occurrences(current, e.find);
-      if (n === 0)
-        return {
-          status: "error",
-          why: `find text not in ${e.file} (the source moved: update scripts/mutations.ts): ${JSON.stringify(e.find.slice(0, 70))}`,
-        };
-      if (n > 1)
-        return {
-          status: "error",
-          why: `find text occurs ${n} times in ${e.file}: give it more context: ${JSON.stringify(e.find.slice(0, 70))}`,
-        };
-      writeFileSync(
-        path,
-        current.replace(e.find, () => e.replace),
-      );
+    for (const [file, text] of mutant.files) {
+      originals.set(file, readFileSync(join(dir, file), "utf8"));
+      writeFileSync(join(dir, file), text);
     }
     const b = await build(dir);
     if (b.code !== 0) {
@@ -275,7 +228,7 @@ function seconds(ms: number): string {
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const problems = validate(MUTATIONS);
+  const problems = listProblems(MUTATIONS, (path) => existsSync(join(ROOT, path)));
   if (problems.length > 0) {
     process.stderr.write(
       `mutate: scripts/mutations.ts has problems:\n${problems.map((p) => `  ${p}\n`).join("")}`,
