@@ -127,7 +127,7 @@ describe("H1: NMI delivery at boundaries, gated by nmiBlocked only", () => {
   });
 });
 
-describe("H1: event handlers run with IF=0 (interrupt gates)", () => {
+describe("H1, H7: event handlers run with IF=0 (interrupt gates)", () => {
   // Guards the `if = 0` after entering the handler in deliverNmi(), deliverMce() and deliverIrq(): an
   // NMI, #MC or IRQ is taken through an interrupt gate, which clears IF, and IRET restores it.
   // linux-text-poke holds on nmi-path because of the NMI case: its sync IPI (do_sync_core) cannot run
@@ -182,7 +182,7 @@ describe("H1: event handlers run with IF=0 (interrupt gates)", () => {
     expect(run.cpuWord(0, C.if)).toBe(1);
   });
 
-  it("H1: an IPI that arrives while a CPU runs its #MC handler waits for the #MC's IRET", () => {
+  it("H7: an IPI that arrives while a CPU runs its #MC handler waits for the #MC's IRET", () => {
     const m = litmus({
       cpus: 2,
       mces: 1,
@@ -215,7 +215,7 @@ describe("H1: event handlers run with IF=0 (interrupt gates)", () => {
     expect(run.mem.data[run.w.acked]).toBe(3);
   });
 
-  it("H1: an IPI a CPU sends itself from its IRQ handler is delivered after that handler's IRET", () => {
+  it("H7: an IPI a CPU sends itself from its IRQ handler is delivered after that handler's IRET", () => {
     const m = litmus({
       cpus: 1,
       words: ["a"],
