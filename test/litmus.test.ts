@@ -127,6 +127,165 @@ describe("H1: NMI delivery at boundaries, gated by nmiBlocked only", () => {
   });
 });
 
+describe("H1, H7: event handlers run with IF=0 (interrupt gates)", () => {
+  // Guards the `if = 0` after entering the handler in deliverNmi(), deliverMce() and deliverIrq(): an
+  // NMI, #MC or IRQ is taken through an interrupt gate, which clears IF, and IRET restores it.
+  // linux-text-poke holds on nmi-path because of the NMI case: its sync IPI (do_sync_core) cannot run
+  // on a CPU until that CPU's NMI handler, which may be fetching the site, has returned.
+  it("H1: an IPI sent to a CPU in its NMI handler is delivered only after the NMI's IRET", () => {
+    const ifInside: number[] = [];
+    const nmiDepthInIpi: number[] = [];
+    const m = litmus({
+      cpus: 2,
+      words: ["inNmi", "sent", "acked", "a"],
+      *nmiCallback(_ctx, env) {
+        yield store(env.w.inNmi, 1);
+        ifInside.push(env.mem.cpuWord(0, C.if));
+        yield waitUntil(eq(env.w.sent, 1)); // the IPI is pending from here on
+        yield mark(Mark.Rendezvous);
+        return 0;
+      },
+      *ipiHandler(_ctx, vector, env) {
+        nmiDepthInIpi.push(env.mem.cpuWord(0, C.nmiLiveDepth));
+        yield store(env.w.acked, vector);
+      },
+      *program(ctx, env) {
+        const { w } = env;
+        if (ctx.cpu === 0) {
+          yield sendNmi("self");
+          yield store(w.a, 1);
+          return;
+        }
+        // smp_text_poke_sync_each_cpu in miniature: IPI the CPU that is in its NMI handler, wait for the ack.
+        yield waitUntil(eq(w.inNmi, 1));
+        yield sendIpi(0, 2);
+        yield store(w.sent, 1);
+        yield waitUntil(eq(w.acked, 2));
+      },
+    });
+    const run = m.run([]);
+    expectStatus(run, RunStatus.Finished);
+    expect(ifInside).toEqual([0]);
+    expect(trace(run, 0, [Ev.NmiDeliver, Ev.IpiArrive, Ev.IrqDeliver, Ev.Iret, Ev.Mark])).toEqual([
+      "NmiDeliver",
+      "IpiArrive", // while CPU 0 waits in its NMI callback
+      "Mark", // Rendezvous: the callback goes on with the IPI pending
+      "Mark", // NmiService
+      "Iret", // from the NMI: IF=1 again
+      "IrqDeliver", // at the first boundary after it
+      "Iret",
+    ]);
+    const nmiIret = run.of(Ev.Iret, 0)[0];
+    expect(nmiIret.a).toBe(ContextKind.Nmi);
+    expect(run.at(Ev.IrqDeliver, 0)).toBe(nmiIret.index + 1);
+    expect(nmiDepthInIpi).toEqual([0]); // the IPI handler never ran inside the NMI handler
+    expect(run.cpuWord(0, C.if)).toBe(1);
+  });
+
+  it("H7: an IPI that arrives while a CPU runs its #MC handler waits for the #MC's IRET", () => {
+    const m = litmus({
+      cpus: 2,
+      mces: 1,
+      words: ["a", "acked"],
+      *ipiHandler(_ctx, vector, env) {
+        yield store(env.w.acked, vector);
+      },
+      *program(ctx, env) {
+        if (ctx.cpu === 0) {
+          yield store(env.w.a, 1);
+          yield store(env.w.a, 2);
+        } else {
+          yield sendIpi(0, 3);
+        }
+      },
+    });
+    // [CPU 0, CPU 1, #MC 0, #MC 1]: the #MC arrives at CPU 0; CPU 0 takes it; CPU 1 sends the IPI.
+    const run = m.run([2, 0, 1]);
+    expectStatus(run, RunStatus.Finished);
+    expect(trace(run, 0, [Ev.McDeliver, Ev.IpiArrive, Ev.McipClear, Ev.Iret, Ev.IrqDeliver])).toEqual([
+      "McDeliver",
+      "IpiArrive", // inside the #MC handler, which runs with IF=0
+      "McipClear",
+      "Iret",
+      "IrqDeliver",
+      "Iret",
+    ]);
+    expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Mce, ContextKind.Irq]);
+    expect(run.at(Ev.IrqDeliver, 0)).toBe(run.at(Ev.Iret, 0) + 1);
+    expect(run.mem.data[run.w.acked]).toBe(3);
+  });
+
+  it("H7: an IPI a CPU sends itself from its IRQ handler is delivered after that handler's IRET", () => {
+    const m = litmus({
+      cpus: 1,
+      words: ["a"],
+      *ipiHandler(_ctx, vector) {
+        if (vector === 3) yield sendIpi("self", 4);
+        yield mark(Mark.Rendezvous, vector);
+      },
+      *program(_ctx, env) {
+        yield sendIpi("self", 3);
+        yield store(env.w.a, 1);
+      },
+    });
+    const run = m.run([]);
+    expectStatus(run, RunStatus.Finished);
+    expect(run.of(Ev.IrqDeliver, 0).map((r) => r.a)).toEqual([3, 4]);
+    expect(trace(run, 0, [Ev.IrqDeliver, Ev.Iret, Ev.Mark, Ev.Store])).toEqual([
+      "IrqDeliver",
+      "Mark", // vector 3's handler finishes with vector 4 pending
+      "Iret",
+      "IrqDeliver",
+      "Mark",
+      "Iret",
+      "Store",
+    ]);
+    expect(run.of(Ev.Iret, 0).map((r) => r.c)).toEqual([0, 0]); // never nested under an NMI
+    expect(run.of(Ev.Mark, 0).map((r) => r.b)).toEqual([3, 4]);
+  });
+});
+
+describe("H1, H5: events reach a CPU that waits", () => {
+  // Guards model/schedule runnable(): a CPU whose wait condition is false is not scheduled, but one with
+  // a deliverable NMI or #MC is (SPEC §4: "events are still delivered to it"). CPU 0 waits for `go`,
+  // which CPU 1 sets after two stores of its own; the event is sent to CPU 0 before either.
+  const def = (event: "nmi" | "mce"): LitmusDef => ({
+    cpus: 2,
+    nmis: event === "nmi" ? 1 : 0,
+    mces: event === "mce" ? 1 : 0,
+    words: ["go", "a"],
+    *program(ctx, env) {
+      if (ctx.cpu === 0) {
+        yield waitUntil(eq(env.w.go, 1));
+        return;
+      }
+      yield store(env.w.a, 1);
+      yield store(env.w.a, 2);
+      yield store(env.w.go, 1);
+    },
+  });
+  // [CPU 1, event to CPU 0, event to CPU 1] (CPU 0 waits, so it is not listed): the event to CPU 0.
+  const tape = [1];
+
+  it("H1: an NMI is delivered to a CPU that waits on a false condition", () => {
+    const run = litmus(def("nmi")).run(tape);
+    expectStatus(run, RunStatus.Finished);
+    const go = run.of(Ev.Store, 1).find((r) => r.a === 1 && r.addr === run.w.go) ?? expect.unreachable();
+    expect(run.at(Ev.NmiArrive, 0)).toBe(0);
+    expect(run.at(Ev.NmiDeliver, 0)).toBeLessThan(go.index);
+    expect(run.of(Ev.Mark, 0).map((r) => r.a)).toEqual([Mark.NmiService]);
+  });
+
+  it("H5: a #MC is delivered to a CPU that waits on a false condition", () => {
+    const run = litmus(def("mce")).run(tape);
+    expectStatus(run, RunStatus.Finished);
+    const go = run.of(Ev.Store, 1).find((r) => r.a === 1 && r.addr === run.w.go) ?? expect.unreachable();
+    expect(run.at(Ev.McArrive, 0)).toBe(0);
+    expect(run.at(Ev.McDeliver, 0)).toBeLessThan(go.index);
+    expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Mce]);
+  });
+});
+
 describe("H2: the NMI latch is binary", () => {
   // Guards nmiArrives: one latch (nmiPending = 1, `coalesced` = the old latch) and deliverNmi clearing it.
   it("H2: three NMIs sent while blocked give exactly one delivery after the IRET", () => {
@@ -235,7 +394,8 @@ describe("H3: any IRET unblocks NMIs", () => {
         yield store(env.w.a, 1);
       },
     });
-    const xen = litmus(def("xen")).run(nestedTape);
+    const xenMachine = litmus(def("xen"));
+    const xen = xenMachine.run(nestedTape);
     expectStatus(xen, RunStatus.Finished);
     const ser = xen.of(Ev.Serialize, 0);
     expect(ser[0].a).toBe(2); // iret-to-self
@@ -245,6 +405,9 @@ describe("H3: any IRET unblocks NMIs", () => {
     const clobber = xen.of(Ev.IstClobber, 0);
     expect(clobber).toHaveLength(1);
     expect(clobber[0].b).toBe(ContextKind.Base); // P3 names the OS's own IRET (sync_core), "os"
+    expect(evaluate(xenMachine.spec, xen.mem, "P3").map((v) => [v.kind, v.cpu, v.step])).toEqual([
+      ["ist-clobber(os)", 0, clobber[0].step],
+    ]);
 
     const fred = litmus(def("fred")).run(nestedTape);
     expectStatus(fred, RunStatus.Finished);
@@ -459,6 +622,38 @@ describe("H5: machine checks and MCIP", () => {
     expect(run.at(Ev.Iret, 0)).toBeGreaterThan(mc); // the NMI handler had not returned
     expect(run.log[mc].a).toBe(3); // Xen's #MC IST
     expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Mce, ContextKind.Nmi]);
+  });
+
+  it("H5: with an NMI and a #MC pending at one boundary, the #MC is delivered first", () => {
+    // SDM Vol. 3A §6.9 "Priority Among Concurrent Exceptions and Interrupts" (Table 6-2): machine
+    // check (priority 1) before NMI (priority 5). Guards the order of the checks in Cpu.step().
+    const m = litmus({
+      cpus: 1,
+      nmis: 1,
+      mces: 1,
+      words: ["a"],
+      *program(_ctx, env) {
+        yield store(env.w.a, 1);
+      },
+    });
+    // [CPU 0, NMI 0, #MC 0]: the NMI arrives; [CPU 0, #MC 0]: the #MC arrives; then CPU 0 steps.
+    const run = m.run([1, 1]);
+    expectStatus(run, RunStatus.Finished);
+    const nmiArrive = run.at(Ev.NmiArrive, 0);
+    const mcArrive = run.at(Ev.McArrive, 0);
+    expect(mcArrive).toBe(nmiArrive + 1);
+    expect(run.at(Ev.McDeliver, 0)).toBe(mcArrive + 1); // the first thing CPU 0 does
+    expect(trace(run, 0, [Ev.NmiDeliver, Ev.McDeliver, Ev.McipClear, Ev.Iret, Ev.Store])).toEqual([
+      "McDeliver",
+      "NmiDeliver", // at the #MC handler's first boundary: #MC does not block NMIs (H5)
+      "Iret",
+      "McipClear",
+      "Iret",
+      "Store",
+    ]);
+    expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Nmi, ContextKind.Mce]);
+    expect(run.of(Ev.NmiDeliver, 0).map((r) => r.b)).toEqual([0]); // not nested under an NMI
+    expect(run.of(Ev.IstClobber)).toHaveLength(0);
   });
 
   it("H5: an NMI is delivered inside a #MC handler", () => {
