@@ -314,6 +314,10 @@ describe("indirect branches through function-pointer data symbols", () => {
     expect(loads.map((r) => r.a)).toEqual([first, second]);
     const bodies = run.of(Ev.Exec, 0).filter((r) => r.addr === first || r.addr === second);
     expect(bodies.map((r) => r.addr)).toEqual([first, second]);
+    // Each callee returns into dispatch (the call pushed a return address), whose own ret follows.
+    const names = run.of(Ev.Exec, 0).map((r) => run.spec.image.symbolize(r.addr));
+    const ret = `dispatch+0x${(run.spec.image.symbol("dispatch").size - 1).toString(16)}`;
+    expect(names).toEqual(["dispatch", "first", "first+0x5", ret, "dispatch", "second", "second+0x5", ret]);
     expect(run.cpuWord(0, C.rsp)).toBe(stackTop(0, 0));
     // The call graph follows the pointer's initial value, as execution does.
     expect(run.spec.image.callees("dispatch")).toEqual(["first"]);
