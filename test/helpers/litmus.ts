@@ -139,7 +139,7 @@ export function litmus(def: LitmusDef): Litmus {
     functions,
     patch: def.patch ?? { target: "site", payload: "payload" },
     nmiService: def.nmiService ?? "nmi_service",
-    mceService: def.mceService ?? "mce_service",
+    mceService: [def.mceService ?? "mce_service"],
     workload: "work",
     eventRoots: [def.nmiService ?? "nmi_service", def.mceService ?? "mce_service"],
     annotatedBlacklist: [],
