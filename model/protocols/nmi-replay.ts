@@ -52,7 +52,7 @@ export const nmiReplay: Protocol = {
   },
   *poll(ctx) {
     const w = words.get(ctx.spec) as Words;
-    yield* slave(ctx, w, () => replayMine(ctx, w));
+    yield* slave(ctx, w, { afterRelease: () => replayMine(ctx, w) });
   },
   *nmiCallback(ctx): Routine<number> {
     const w = words.get(ctx.spec) as Words;
