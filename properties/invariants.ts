@@ -119,9 +119,16 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
     // a hazard does not hide a protocol's fault (properties/check explores them apart).
     let fault = false;
     let hazard = false;
+    // An NMI handler's IRET can unblock NMIs under a live NMI frame only once NMIs have nested: such
+    // a clobber follows from the CPU's earlier one and takes its cause.
+    const earlier = new Map<number, Violation>();
     for (const r of log) {
       if (r.kind !== Ev.IstClobber) continue;
-      const v = istClobber(r);
+      const first = earlier.get(r.cpu);
+      const own = istClobber(r);
+      const v = r.b === ContextKind.Nmi && first ? { ...own, hazard: first.hazard } : own;
+      if (!v.hazard) delete v.hazard;
+      if (!first) earlier.set(r.cpu, own);
       if (v.hazard ? hazard : fault) continue;
       if (v.hazard) hazard = true;
       else fault = true;

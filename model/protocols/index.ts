@@ -5,6 +5,7 @@ import { blacklistCallgraph } from "./blacklist-callgraph.js";
 import { int3DebuggerApplies } from "./int3-debugger-applies.js";
 import { int3Restartable } from "./int3-restartable.js";
 import { int3RestartableNaive } from "./int3-restartable-naive.js";
+import { linuxOptprobe } from "./linux-optprobe.js";
 import { linuxTextPoke } from "./linux-text-poke.js";
 import { nmiRendezvous } from "./nmi-rendezvous.js";
 import { nmiRendezvousAnywhere } from "./nmi-rendezvous-anywhere.js";
@@ -24,6 +25,7 @@ export const PROTOCOLS: Protocol[] = [
   nmiRendezvous,
   nmiRendezvousAnywhere,
   linuxTextPoke,
+  linuxOptprobe,
 ];
 
 /** Adds a user protocol (from a module given with --module); a name may be registered once. */

@@ -15,10 +15,16 @@ export const int3DebuggerApplies: Protocol = {
   origin: "seed (a) 2), last paragraph",
   os: "xen",
   expected: {
-    "nmi-path": { violated: [] },
-    "mce-path": { violated: [] },
+    "nmi-path": { violated: ["P1", "P3"] },
+    // P3 is the protocol's here: an #MC handler reaches the seeded site, and the #BP handler's IRET
+    // inside an NMI handler that the #MC interrupted lets a nested NMI in.
+    "mce-path": { violated: ["P3"], hazards: ["P4"] },
     normal: { violated: [] },
-    "entry-pad": { violated: [] },
+    // P1 is found by PCT (--strategy pct --bound 2), not by uniform random tapes: declared.
+    "entry-pad": {
+      violated: ["P1", "P3"],
+      examples: ["2._2.2._2.1._2.2._3.2._3.1.1.0.1._8.1._2.1._2.2.0.3._113.1._19.2._2.1.2.0.1._4.1._6"],
+    },
   },
   setup(spec, table) {
     handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });

@@ -93,10 +93,14 @@ export const int3Restartable: Protocol = restartableProtocol(
       "seed the site with int3, write the displacement, then E9 over the CC; #BP finishes the job, or backs up once the int3 is gone",
     origin: "seed (a) 2); re-check as Linux kprobe_int3_handler",
     expected: {
-      "nmi-path": { violated: [] },
-      "mce-path": { violated: [] },
+      "nmi-path": { violated: ["P1", "P3"] },
+      // No P1 (SPEC §10 said P1): a broadcast #MC stops the patcher too, and the handlers meet in
+      // mce_trap_bar after they have run the site; the patcher's own #MC handler finds the 0xCC
+      // (always written first) and finishes the jump. With local delivery see test/verdicts-mce.
+      "mce-path": { violated: [], hazards: ["P3", "P4"] },
       normal: { violated: [] },
-      "entry-pad": { violated: [] },
+      // P1 is found by PCT (--strategy pct --bound 2), not by uniform random tapes: declared.
+      "entry-pad": { violated: ["P1", "P3"], examples: ["3._5.3._4.2._12.2._2.5._47.1._5.1._32"] },
     },
   },
   true,

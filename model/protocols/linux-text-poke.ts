@@ -78,12 +78,20 @@ export function* syncEachCpu(ctx: RoutineContext, w: TextPokeWords): Routine {
   yield waitUntil(ge(w.syncAcks, round * (ctx.cpus - 1)));
 }
 
-/** smp_text_poke_single() / text_poke_bp(): the site gets `bytes` through int3 and three syncs. */
-export function* textPokeBp(ctx: RoutineContext, w: TextPokeWords, bytes: number[]): Routine {
+/**
+ * smp_text_poke_single() / text_poke_bp(): the site gets `bytes` through int3 and three syncs.
+ * `syncAfterInt3: false` leaves out the first sync, to show what it is for (tests only).
+ */
+export function* textPokeBp(
+  ctx: RoutineContext,
+  w: TextPokeWords,
+  bytes: number[],
+  { syncAfterInt3 = true } = {},
+): Routine {
   const site = ctx.spec.sites[0];
   for (const r of w.refs) yield store(r, 1); // atomic_set_release(per_cpu_ptr(&text_poke_array_refs), 1)
   yield writeCode(site.address, [0xcc]);
-  yield* syncEachCpu(ctx, w);
+  if (syncAfterInt3) yield* syncEachCpu(ctx, w);
   yield* memcpyCode(site.address + 1, bytes.slice(1));
   yield* syncEachCpu(ctx, w);
   yield writeCode(site.address, [bytes[0]]);

@@ -63,7 +63,11 @@ export const nmiRendezvous: Protocol = {
   os: "xen",
   expected: {
     "nmi-path": { violated: [] },
-    "mce-path": { violated: [] },
+    // P1: a broadcast #MC stops the master between two byte writes and the other CPUs' #MC handlers
+    // run the half-written site. P5: an NMI taken inside an #MC handler enters the rendezvous and
+    // waits there for the master, while the master's own #MC handler waits for that CPU in
+    // mce_trap_bar (or for mce_logout_lock, which it holds).
+    "mce-path": { violated: ["P1", "P5"], hazards: ["P3", "P4"] },
     normal: { violated: [] },
     "entry-pad": { violated: [] },
   },

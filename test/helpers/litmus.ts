@@ -9,6 +9,7 @@ import type { Routine } from "../../model/routine.js";
 import type {
   FetchModel,
   MachineSpec,
+  MceDelivery,
   OsName,
   Protocol,
   RoutineContext,
@@ -37,6 +38,8 @@ export interface LitmusDef {
   fetch?: FetchModel;
   /** The OS model (NMI entry): xen by default. */
   os?: OsName;
+  /** Machine-check delivery (broadcast by default: the #MC handler meets every CPU in its barrier). */
+  mceDelivery?: MceDelivery;
   nmis?: number;
   mces?: number;
   stepBound?: number;
@@ -161,6 +164,7 @@ export function litmus(def: LitmusDef): Litmus {
         mces: def.mces ?? 0,
         stepBound: def.stepBound ?? 2000,
         os: def.os,
+        mceDelivery: def.mceDelivery,
       },
     },
     protocol,
