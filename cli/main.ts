@@ -18,6 +18,8 @@ import {
   FETCH_MODELS,
   type FetchModel,
   type Hardware,
+  MCE_DELIVERIES,
+  type MceDelivery,
   OS_NAMES,
   type OsName,
   type RunConfig,
@@ -46,6 +48,7 @@ import { PCT_MAX_CHANGES } from "../properties/tape.js";
 import { decodeToken, encodeToken } from "../properties/token.js";
 import { ENGINES, type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
 import { loadProtocolModules } from "../workers/modules.js";
+import { addCallgraphCommand } from "./callgraph.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
 export interface Io {
@@ -137,6 +140,8 @@ interface ExploreOptions {
   mces?: number;
   stepBound?: number;
   os?: OsName;
+  mceDelivery?: MceDelivery;
+  stiShadow?: boolean;
   module?: string[];
   parallel?: number;
   json?: boolean;
@@ -281,6 +286,16 @@ function buildProgram(
         OS_NAMES,
       ),
     )
+    .addOption(
+      new Option(
+        "--mce-delivery <how>",
+        "machine checks reach every CPU (broadcast: Intel without LMCE) or one (local: LMCE, AMD); default broadcast",
+      ).choices(MCE_DELIVERIES),
+    )
+    .option(
+      "--sti-shadow",
+      "hold an NMI for one instruction after STI (model-specific, SDM Vol. 2 STI; default: not held)",
+    )
     .option(
       "--module <path>",
       "ES module exporting protocols (default export or `protocols`); repeatable",
@@ -340,6 +355,9 @@ function buildProgram(
       for (const s of SCENARIOS) print(`  ${s.name.padEnd(width)}  ${s.summary}\n`);
       setCode(EXIT_OK);
     });
+
+  // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/callgraph.ts).
+  addCallgraphCommand(program, { print, setCode, usage: (message) => new UsageError(message) });
   return program;
 }
 
@@ -426,6 +444,8 @@ async function explore(
     mces: opts.mces,
     stepBound: opts.stepBound,
     os: opts.os,
+    mceDelivery: opts.mceDelivery,
+    stiShadow: opts.stiShadow,
   };
   const pairs: Array<{ protocol: string; scenario: string }> = [];
   for (const p of PROTOCOLS) {

@@ -1,8 +1,22 @@
 // One simulated x86 CPU: the hardware rules of SPEC §3 (events, IRET, IST, the NMI latch, #MC/MCIP,
 // serialization, the fetch view) and the interpreter of routine steps. This file is semantics only:
 // who runs next is decided elsewhere (model/schedule for what is enabled, properties/tape for the pick).
+
+import { FlowControl } from "iced-x86";
 import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
-import { C, CODE_BASE, CPU_WORDS, H, HISTORY_DEPTH, type MachineMemory, RunStatus } from "./memory.js";
+import {
+  C,
+  CODE_BASE,
+  CPU_WORDS,
+  H,
+  HISTORY_DEPTH,
+  type MachineMemory,
+  ROUTINE_RESUME,
+  ROUTINE_RETURN,
+  RunStatus,
+  stackTop,
+  UNKNOWN_VALUE,
+} from "./memory.js";
 import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "./types.js";
 import { type Decoded, decode } from "./x86.js";
@@ -12,10 +26,20 @@ export interface Chooser {
   choose(count: number): number;
 }
 
-/** Real x86 code running in a context: RIP and the return addresses of calls made in real code. */
+/** Real x86 code running in a context, entered by a routine's `call` step. */
 interface RealCode {
   rip: number;
-  returns: number[];
+  /** Address of the stack slot holding the ROUTINE_RETURN the routine's call pushed. */
+  entrySlot: number;
+}
+
+/** An indirect call or jump whose target word is loaded in a step of its own (a shared-memory read). */
+interface PendingIndirect {
+  word: number;
+  call: boolean;
+  /** Address of the next instruction (the return address of a call). */
+  next: number;
+  address: number;
 }
 
 interface Context {
@@ -29,7 +53,34 @@ interface Context {
   rctx: RoutineContext;
   /** IF of the interrupted context, restored by IRET. */
   savedIf: number;
+  /** RSP of the interrupted context, restored by IRET. */
+  savedRsp: number;
+  /** Address of the event frame's saved-RIP slot (RSP as the handler starts); -1 for the base context. */
+  frameRsp: number;
   name: string;
+}
+
+/** RFLAGS as PUSHF stores it: bit 1 is always set, IF is bit 9 (SDM Vol. 1 §3.4.3). */
+export function rflags(interruptFlag: number): number {
+  return 0x2 | (interruptFlag << 9);
+}
+
+/**
+ * The event a CPU takes at its next instruction boundary, by priority (SDM Vol. 3A §6.9: machine
+ * check before NMI before maskable interrupts): "mce", "nmi", "irq" or null. One function for the
+ * CPU, the scheduler and the visibility test, so they can never disagree.
+ */
+export function pendingEvent(mem: MachineMemory, cpu: number): "mce" | "nmi" | "irq" | null {
+  const w = mem.cpu;
+  const o = cpu * CPU_WORDS;
+  if (w[o + C.atBoundary] !== 1) return null;
+  if (w[o + C.mcePending] === 1) return "mce";
+  // SDM Vol. 2 STI: after STI, NMI delivery "may be inhibited" for one instruction (model-specific: an option)
+  const nmiShadowed = w[o + C.interruptShadow] === 1 && mem.header[H.stiShadow] === 1;
+  if (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0 && !nmiShadowed) return "nmi";
+  // SDM Vol. 2 STI: maskable interrupts are recognised only after the instruction that follows STI
+  if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1 && w[o + C.interruptShadow] === 0) return "irq";
+  return null;
 }
 
 const MAX_INSN = 15;
@@ -43,10 +94,19 @@ export function nmiArrives(mem: MachineMemory, cpu: number, source: EventSource)
   mem.logEvent(cpu, Ev.NmiArrive, 0, source, coalesced);
 }
 
-/** A machine check arrives at `cpu`; it is delivered at the CPU's next instruction boundary. */
+/**
+ * A machine check arrives at `cpu`; it is delivered at the CPU's next instruction boundary. Without
+ * LMCE, Intel signals a machine check to every CPU (SDM Vol. 3B §17.3.1.4 / §16 "LMCE"; AMD and LMCE
+ * deliver it locally): with the broadcast option every CPU gets one.
+ */
 export function mceArrives(mem: MachineMemory, cpu: number): void {
-  mem.cpu[cpu * CPU_WORDS + C.mcePending] = 1;
-  mem.logEvent(cpu, Ev.McArrive);
+  // SDM Vol. 3B §17 (MCG_EXT_CTL.LMCE_EN): without LMCE a machine check is broadcast to all logical processors
+  const broadcast = mem.header[H.mceBroadcast] === 1;
+  for (let c = 0; c < mem.layout.cpus; c++) {
+    if (c !== cpu && !broadcast) continue;
+    mem.cpu[c * CPU_WORDS + C.mcePending] = 1;
+    mem.logEvent(c, Ev.McArrive, 0, broadcast ? 1 : 0, cpu);
+  }
 }
 
 /** A fixed-vector IPI arrives: one IRR bit per vector, so a second one while pending coalesces. */
@@ -76,6 +136,7 @@ export class Cpu {
   private readonly chooser: Chooser;
   private readonly base: number;
   private contexts: Context[] = [];
+  private pendingIndirect: PendingIndirect | null = null;
   private fetchBuf = new Uint8Array(MAX_INSN);
   private fetchLen = 0;
   private fetchStart = 0;
@@ -102,8 +163,11 @@ export class Cpu {
     w[o + C.if] = 1;
     w[o + C.atBoundary] = 1;
     w[o + C.depth] = 1;
+    w[o + C.rsp] = stackTop(this.id, 0);
+    w[o + C.rbp] = 0;
     this.contexts = [];
     this.fetchLen = 0;
+    this.pendingIndirect = null;
     const ctx = this.routineContext({ rip: 0, fromRealCode: false, interruptedIf: 1 });
     this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx, "base");
     this.publish();
@@ -128,6 +192,8 @@ export class Cpu {
       ist,
       rctx,
       savedIf: this.mem.cpu[this.base + C.if],
+      savedRsp: this.mem.cpu[this.base + C.rsp],
+      frameRsp: -1,
       name,
     };
     this.contexts.push(ctx);
@@ -142,26 +208,22 @@ export class Cpu {
 
   /** One step of this CPU: deliver a deliverable event, or perform the top context's next step. */
   step(): void {
-    const w = this.mem.cpu;
-    const o = this.base;
-    if (w[o + C.atBoundary] === 1) {
-      // SDM §6.7.1 / §17.3 / §6.8.1: events are taken at instruction boundaries only (H1, H5, H7)
-      if (w[o + C.mcePending] === 1) {
-        this.deliverMce();
-        return;
-      }
-      if (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0) {
-        this.deliverNmi();
-        return;
-      }
-      if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1) {
-        this.deliverIrq();
-        return;
-      }
+    // SDM §6.7.1 / §17.3 / §6.8.1: events are taken at instruction boundaries only (H1, H5, H7)
+    const event = pendingEvent(this.mem, this.id);
+    if (event !== null) {
+      if (event === "mce") this.deliverMce();
+      else if (event === "nmi") this.deliverNmi();
+      else this.deliverIrq();
+      return;
     }
     const top = this.contexts[this.contexts.length - 1];
-    if (top.real) this.fetchStep(top, top.real);
-    else if (top.next) this.perform(top, top.next);
+    if (this.pendingIndirect && top.real) this.indirectStep(top.real, this.pendingIndirect);
+    else if (top.real) this.fetchStep(top, top.real);
+    else if (top.next) {
+      // The STI shadow covers one instruction: a routine step counts as one (SDM Vol. 2 STI)
+      this.mem.cpu[this.base + C.interruptShadow] = 0;
+      this.perform(top, top.next);
+    }
     this.publish();
   }
 
@@ -196,14 +258,11 @@ export class Cpu {
    * does not offer a choice before it (a partial-order reduction; event delivery is always visible).
    */
   private nextIsVisible(top: Context): boolean {
-    const w = this.mem.cpu;
-    const o = this.base;
-    if (w[o + C.atBoundary] === 1) {
-      if (w[o + C.mcePending] === 1 || (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0)) return true;
-      if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1) return true;
-    }
+    if (pendingEvent(this.mem, this.id) !== null) return true;
     // Inside an event handler every boundary is a place where a further event matters (P3).
     if (this.contexts.length > 1) return true;
+    // The load of an indirect branch's target word reads shared data.
+    if (this.pendingIndirect) return true;
     if (top.real) {
       const address = this.fetchLen > 0 ? this.fetchStart + this.fetchLen : top.real.rip;
       return this.spec.siteOracle.writable(address);
@@ -246,9 +305,62 @@ export class Cpu {
     }
     const ctx = this.routineContext(this.frameOfTop());
     w[o + C.halted] = 0;
+    const interruptedRsp = w[o + C.rsp];
+    const frameRsp = this.pushEventFrame(ist, ctx.frame);
     this.push(kind, make(ctx), ist, ctx, name);
+    const top = this.contexts[this.contexts.length - 1];
+    top.savedRsp = interruptedRsp;
+    top.frameRsp = frameRsp;
     this.recomputeIst();
     this.publish();
+  }
+
+  /**
+   * SDM Vol. 3A §6.14.2 (64-bit mode stack frame): the CPU switches to the IST stack if the gate names
+   * one, else stays on the current stack aligned to 16 bytes, and pushes SS, RSP, RFLAGS, CS, RIP.
+   * Returns the address of the saved-RIP slot (the handler's RSP). The saved values the model's IRET
+   * uses are kept with the context too, so a clobbered frame (P3) is reported rather than followed.
+   */
+  private pushEventFrame(ist: number, frame: Frame): number {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const interruptedRsp = w[o + C.rsp];
+    w[o + C.rsp] = ist > 0 ? stackTop(this.id, ist) : interruptedRsp & ~15;
+    this.pushValue(UNKNOWN_VALUE); // SS
+    this.pushValue(interruptedRsp);
+    this.pushValue(rflags(frame.interruptedIf));
+    this.pushValue(UNKNOWN_VALUE); // CS
+    this.pushValue(frame.fromRealCode ? frame.rip : ROUTINE_RESUME);
+    return w[o + C.rsp];
+  }
+
+  /** Pushes one 8-byte value; false (and a crash) when RSP leaves this CPU's stacks. */
+  private pushValue(value: number): boolean {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const rsp = w[o + C.rsp] - 8;
+    const slot = this.mem.stackSlot(this.id, rsp);
+    if (slot < 0) {
+      this.crash(CrashKind.StackFault, w[o + C.rip], rsp);
+      return false;
+    }
+    w[o + C.rsp] = rsp;
+    this.mem.stack[slot] = value;
+    return true;
+  }
+
+  /** Pops one 8-byte value, or null (and a crash) when RSP is not on this CPU's stacks. */
+  private popValue(): number | null {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const rsp = w[o + C.rsp];
+    const slot = this.mem.stackSlot(this.id, rsp);
+    if (slot < 0) {
+      this.crash(CrashKind.StackFault, w[o + C.rip], rsp);
+      return null;
+    }
+    w[o + C.rsp] = rsp + 8;
+    return this.mem.stack[slot];
   }
 
   private deliverNmi(): void {
@@ -308,7 +420,12 @@ export class Cpu {
     const o = this.base;
     this.mem.logEvent(this.id, Ev.BpDeliver, address);
     const ctx = this.routineContext(frame);
+    const interruptedRsp = w[o + C.rsp];
+    const frameRsp = this.pushEventFrame(-1, frame);
     this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx, "bp");
+    const top = this.contexts[this.contexts.length - 1];
+    top.savedRsp = interruptedRsp;
+    top.frameRsp = frameRsp;
     // SDM Vol. 2 INT3 + Linux idt.c SYSG / Xen set_swint_gate: #BP through an interrupt gate clears IF (H6)
     if (this.spec.os.bpClearsIf) w[o + C.if] = 0;
   }
@@ -322,6 +439,8 @@ export class Cpu {
       // Linux entry_64.S: a nested NMI rewrote this handler's "iret" frame to repeat_nmi, so the IRET
       // (which unblocks NMIs, H3) lands back at the start of the NMI handler with the frame kept.
       top.rctx.repeatNmi = false;
+      top.real = null;
+      w[o + C.rsp] = top.frameRsp;
       w[o + C.nmiBlocked] = 0;
       this.mem.logEvent(this.id, Ev.Iret, w[o + C.rip], ContextKind.Nmi, 1, 1);
       this.serialize(3);
@@ -344,6 +463,7 @@ export class Cpu {
     if (unblocked && nmiStillLive) w[o + C.nmiUnblockedBy] = ctx.kind;
     if (w[o + C.nmiLiveDepth] === 0) w[o + C.nmiUnblockedBy] = 0;
     w[o + C.if] = ctx.savedIf;
+    w[o + C.rsp] = ctx.savedRsp;
     this.mem.logEvent(this.id, Ev.Iret, w[o + C.rip], ctx.kind, unblocked, nmiStillLive);
     // SDM §9.3: IRET is serializing (H4)
     this.serialize(3);
@@ -449,7 +569,11 @@ export class Cpu {
   // ---- executing real code (SPEC §4: control-flow level) ----
 
   private execute(ctx: Context, real: RealCode, address: number, d: Decoded): void {
+    const w = this.mem.cpu;
+    const o = this.base;
     const next = address + d.length;
+    // The STI shadow ends with the instruction after STI (SDM Vol. 2 STI); STI itself sets it anew.
+    w[o + C.interruptShadow] = 0;
     // SDM Vol. 2: an invalid encoding or ud2 raises #UD; the model treats it as a crash (H11)
     if (d.invalid || d.isUd2) {
       this.crash(CrashKind.InvalidOpcode, address, d.length);
@@ -458,37 +582,208 @@ export class Cpu {
     if (d.isInt3) {
       // SDM Vol. 2 INT3: #BP is a trap; the saved RIP is the address after the int3 (H6)
       real.rip = next;
-      this.deliverBp(address, {
-        rip: next,
-        fromRealCode: true,
-        interruptedIf: this.mem.cpu[this.base + C.if],
-      });
+      this.deliverBp(address, { rip: next, fromRealCode: true, interruptedIf: w[o + C.if] });
       return;
     }
+    real.rip = next;
     switch (d.flow) {
-      case 1: // UnconditionalBranch
-        real.rip = next + d.relTarget - d.length;
+      case FlowControl.UnconditionalBranch:
+        real.rip = address + d.relTarget;
+        break;
+      case FlowControl.ConditionalBranch: // direction from the tape
+        if (this.chooser.choose(2) === 1) real.rip = address + d.relTarget;
+        break;
+      case FlowControl.Call:
+        // SDM Vol. 2 CALL: push the return address, then jump
+        if (!this.pushValue(next)) return;
+        real.rip = address + d.relTarget;
+        break;
+      case FlowControl.IndirectBranch:
+      case FlowControl.IndirectCall:
+        this.startIndirect(address, next, d);
         return;
-      case 3: // ConditionalBranch: direction from the tape
-        real.rip = this.chooser.choose(2) === 1 ? next + d.relTarget - d.length : next;
-        return;
-      case 5: // Call
-        real.returns.push(next);
-        real.rip = next + d.relTarget - d.length;
-        return;
-      case 4: // Return
-        if (real.returns.length === 0) {
-          ctx.real = null; // back to the routine that called into real code
-          this.advance(ctx, 0);
-          return;
-        }
-        real.rip = real.returns.pop() as number;
+      case FlowControl.Return:
+        if (d.stack.k === "iret") this.iretInRealCode(ctx, real, address);
+        else if (d.stack.k === "ret") this.ret(ctx, real, address, d.stack.release);
         return;
       default:
+        if (!this.applyStackEffect(d)) return;
         if (d.isSerializing) this.serialize(3);
-        if (d.isHlt) this.mem.cpu[this.base + C.halted] = 1;
-        real.rip = next;
+        if (d.isHlt) w[o + C.halted] = 1;
     }
+  }
+
+  /** RSP, RBP and IF effects of a straight-line instruction (SDM Vol. 2, each instruction's Operation). */
+  private applyStackEffect(d: Decoded): boolean {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const e = d.stack;
+    switch (e.k) {
+      case "none":
+        return true;
+      case "push": {
+        const value =
+          e.what === "rbp"
+            ? w[o + C.rbp]
+            : e.what === "rsp"
+              ? w[o + C.rsp]
+              : e.what === "imm"
+                ? e.imm
+                : e.what === "flags"
+                  ? rflags(w[o + C.if])
+                  : UNKNOWN_VALUE;
+        return this.pushValue(value);
+      }
+      case "pop": {
+        const value = this.popValue();
+        if (value === null) return false;
+        if (e.into === "rbp") w[o + C.rbp] = value;
+        // SDM Vol. 2 POPF: at CPL 0 POPF loads IF (bit 9) from the popped value
+        if (e.into === "flags") this.setIf((value >> 9) & 1);
+        return true;
+      }
+      case "leave": {
+        // SDM Vol. 2 LEAVE: RSP := RBP, then POP RBP
+        w[o + C.rsp] = w[o + C.rbp];
+        const value = this.popValue();
+        if (value === null) return false;
+        w[o + C.rbp] = value;
+        return true;
+      }
+      case "set": {
+        const src = e.src === "rsp" ? w[o + C.rsp] : e.src === "rbp" ? w[o + C.rbp] : UNKNOWN_VALUE;
+        const value = e.src === "unknown" ? UNKNOWN_VALUE : (src + e.disp) | 0;
+        w[o + (e.dest === "rsp" ? C.rsp : C.rbp)] = value;
+        return true;
+      }
+      case "cli":
+        this.setIf(0);
+        return true;
+      case "sti":
+        // SDM Vol. 2 STI: interrupts are recognised only after the next instruction (the STI shadow)
+        this.setIf(1);
+        w[o + C.interruptShadow] = 1;
+        return true;
+      case "unmodelled":
+        throw new Error(
+          `CPU ${this.id} executes \`${e.what}\` at ${this.spec.image.symbolize(w[o + C.rip])}, which changes RSP in a way the model does not follow (it tracks push, pop, call, ret, leave, and mov/lea/add/sub of RSP and RBP)`,
+        );
+      default:
+        return true;
+    }
+  }
+
+  private setIf(value: number): void {
+    this.mem.cpu[this.base + C.if] = value;
+    this.mem.logEvent(this.id, value === 1 ? Ev.Sti : Ev.Cli);
+  }
+
+  /**
+   * SDM Vol. 2 RET: pop the return address (and release `release` more bytes). A routine's ROUTINE_RETURN
+   * ends the real code; a value that is not an address in the image is a crash naming it (P4).
+   */
+  private ret(ctx: Context, real: RealCode, address: number, release: number): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    const slotAddress = w[o + C.rsp];
+    const value = this.popValue();
+    if (value === null) return;
+    w[o + C.rsp] += release;
+    if (value === ROUTINE_RETURN && slotAddress === real.entrySlot) {
+      ctx.real = null; // back to the routine that called into real code
+      this.advance(ctx, 0);
+      return;
+    }
+    if (!this.inImage(value)) {
+      this.crash(CrashKind.BadReturn, address, value, slotAddress);
+      return;
+    }
+    real.rip = value;
+  }
+
+  private inImage(address: number): boolean {
+    return address >= CODE_BASE && address < CODE_BASE + this.mem.layout.codeSize;
+  }
+
+  /**
+   * IRETQ in real code (SDM Vol. 2 IRET; §6.7.1): with RSP at the top event frame it is that handler's
+   * IRET, exactly as the routine step (H3, H4). Anywhere else it pops a frame the code built itself
+   * (Linux sync_core's iret_to_self): RIP, CS, RFLAGS, RSP, SS; it unblocks NMIs and serializes too.
+   */
+  private iretInRealCode(ctx: Context, real: RealCode, address: number): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    if (this.contexts.length > 1 && w[o + C.rsp] === ctx.frameRsp) {
+      ctx.real = null;
+      this.iret();
+      return;
+    }
+    const at = w[o + C.rsp];
+    const rip = this.popValue();
+    this.popValue(); // CS
+    const flags = this.popValue();
+    const rsp = this.popValue();
+    this.popValue(); // SS
+    if (rip === null || flags === null || rsp === null) return;
+    if (!this.inImage(rip)) {
+      this.crash(CrashKind.BadReturn, address, rip, at);
+      return;
+    }
+    if (this.mem.stackSlot(this.id, rsp) < 0 && rsp !== this.stackEnd(rsp)) {
+      this.crash(CrashKind.StackFault, address, rsp);
+      return;
+    }
+    real.rip = rip;
+    w[o + C.rsp] = rsp;
+    this.setIf((flags >> 9) & 1);
+    const wasBlocked = w[o + C.nmiBlocked];
+    // SDM §6.7.1: any IRET clears NMI blocking (H3); FRED's ERETS does only from the NMI itself
+    if (!this.spec.os.fred) w[o + C.nmiBlocked] = 0;
+    const unblocked = wasBlocked === 1 && w[o + C.nmiBlocked] === 0 ? 1 : 0;
+    // The code's own IRET let NMIs in: a nested NMI then names the OS (P3 "os"), as sync_core's does.
+    if (unblocked && w[o + C.nmiLiveDepth] > 0) w[o + C.nmiUnblockedBy] = ContextKind.Base;
+    this.mem.logEvent(
+      this.id,
+      Ev.Iret,
+      address,
+      ContextKind.Base,
+      unblocked,
+      w[o + C.nmiLiveDepth] > 0 ? 1 : 0,
+    );
+    // SDM §9.3: IRET is serializing (H4)
+    this.serialize(3);
+  }
+
+  /** A stack top is one past the last slot: a valid RSP with nothing pushed. */
+  private stackEnd(rsp: number): number {
+    return this.mem.stackSlot(this.id, rsp - 8) >= 0 ? rsp : -1;
+  }
+
+  /** An indirect call/jump: resolve its pointer to a data word now, load it in the next step. */
+  private startIndirect(address: number, next: number, d: Decoded): void {
+    const pointer = this.spec.image.indirectPointer(address, d);
+    const call = d.flow === FlowControl.IndirectCall;
+    if ("unresolved" in pointer) {
+      throw new Error(
+        `CPU ${this.id}: the indirect ${call ? "call" : "jump"} at ${this.spec.image.symbolize(address)} (\`${d.text}\`) takes its target ${pointer.unresolved}: the model cannot resolve it; branch through a function-pointer data symbol of the scenario (\`call [name]\`)`,
+      );
+    }
+    this.pendingIndirect = { word: this.spec.dataWords[pointer.ordinal], call, next, address };
+    // Mid-instruction: no event is taken between the fetch and the load of the pointer (H1).
+    this.mem.cpu[this.base + C.atBoundary] = 0;
+  }
+
+  /** Loads the pointer (a step of its own: the word is shared data) and branches to it. */
+  private indirectStep(real: RealCode, p: PendingIndirect): void {
+    const w = this.mem.cpu;
+    const o = this.base;
+    this.pendingIndirect = null;
+    w[o + C.atBoundary] = 1;
+    const target = Atomics.load(this.mem.data, p.word);
+    this.mem.logEvent(this.id, Ev.Load, p.word, target, p.address);
+    if (p.call && !this.pushValue(p.next)) return;
+    real.rip = target;
+    w[o + C.rip] = target;
   }
 
   // ---- routine steps ----
@@ -539,6 +834,8 @@ export class Cpu {
         break;
       case "sti":
         w[o + C.if] = 1;
+        // SDM Vol. 2 STI: the next instruction runs before an interrupt is recognised (the STI shadow)
+        w[o + C.interruptShadow] = 1;
         mem.logEvent(this.id, Ev.Sti);
         break;
       case "ipi":
@@ -561,7 +858,8 @@ export class Cpu {
             `routine '${ctx.name}' on CPU ${this.id} calls 0x${s.addr.toString(16)}, outside the image`,
           );
         }
-        ctx.real = { rip: s.addr, returns: [] };
+        if (!this.pushValue(ROUTINE_RETURN)) return;
+        ctx.real = { rip: s.addr, entrySlot: w[o + C.rsp] };
         w[o + C.rip] = s.addr;
         return; // the routine resumes when the real code returns
       case "wait": {

@@ -11,6 +11,7 @@ export enum Ev {
   NmiArrive = 4,
   /** An NMI is delivered (handler entered): a=IST stack, b=1 if nested under a live NMI frame. */
   NmiDeliver = 5,
+  /** A machine check arrives: a=1 if broadcast to every CPU, b=the CPU that saw it. */
   McArrive = 6,
   McDeliver = 7,
   /** #BP raised: addr=address of the int3 (-1 for a routine's own int3). */
@@ -38,6 +39,8 @@ export enum Ev {
   NmiNested = 20,
   /** mcip cleared by the #MC handler. */
   McipClear = 21,
+  /** Real code loaded an indirect branch's target: addr=data word, a=value, b=address of the branch. */
+  Load = 22,
 }
 
 export enum EventSource {
@@ -51,6 +54,8 @@ export enum CrashKind {
   Shutdown = 3, // P4: #MC while mcip (H5)
   UnhandledBp = 4, // P4: an int3 nobody claimed
   OutOfCode = 5, // P4: RIP left the image
+  BadReturn = 6, // P4: ret/iret popped a value that is not a code address (b=value, c=stack slot address)
+  StackFault = 7, // P4: RSP left the CPU's stacks (b=RSP)
 }
 
 export enum ContextKind {

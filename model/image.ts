@@ -2,9 +2,17 @@
 // a symbol table, `symbol+offset` resolution checked against instruction boundaries (seed item c),
 // a symbolizer that names payload addresses by the payload's own symbols (seed item g), and the static
 // call graph (for the blacklist protocols).
-import { BlockEncoder, BlockEncoderOptions, Code, Instruction, MemoryOperand, Register } from "iced-x86";
+import {
+  BlockEncoder,
+  BlockEncoderOptions,
+  Code,
+  FlowControl,
+  Instruction,
+  MemoryOperand,
+  Register,
+} from "iced-x86";
 import { CODE_BASE } from "./memory.js";
-import { decode, instructionStarts } from "./x86.js";
+import { type Decoded, decode, instructionStarts } from "./x86.js";
 
 /**
  * One function of an image. `code` is a list of instructions in a small assembly dialect
@@ -18,12 +26,52 @@ export interface FunctionDesc {
   payload?: boolean;
 }
 
+/**
+ * A data symbol of the image: a 64-bit word (a function pointer such as Xen's `machine_check_vector`,
+ * or an altcall pointer) whose initial value is a symbol's address or a number. Real code reads it with
+ * `call [name]` / `jmp [name]`; the machine keeps its value in a data word, so routines may change it.
+ */
+export interface DataDesc {
+  name: string;
+  initial: string | number;
+}
+
+export interface DataSymbol {
+  name: string;
+  address: number;
+  /** The initial value: a symbol's address, or the number given. */
+  initial: number;
+  /** The symbol the initial value names, if it names one. */
+  initialSymbol?: string;
+}
+
+/** Where data symbols are laid out: 8 bytes each, within rel32 reach of the code. */
+export const DATA_BASE = 0x20_0000;
+
 export interface SymbolInfo {
   name: string;
   address: number;
   size: number;
   payload: boolean;
 }
+
+/** A call, jump or conditional jump of a function (`CodeImage.branchesOf`). */
+export interface BranchSite {
+  address: number;
+  length: number;
+  kind: "call" | "jump" | "conditional";
+  /** The target of a direct branch; null for an indirect one (see `decoded.indirect`). */
+  target: number | null;
+  decoded: Decoded;
+}
+
+const BRANCH_KINDS = new Map<FlowControl, BranchSite["kind"]>([
+  [FlowControl.Call, "call"],
+  [FlowControl.IndirectCall, "call"],
+  [FlowControl.UnconditionalBranch, "jump"],
+  [FlowControl.IndirectBranch, "jump"],
+  [FlowControl.ConditionalBranch, "conditional"],
+]);
 
 const ALIGN = 16;
 const REGS: Record<string, Register> = {
@@ -41,7 +89,7 @@ const REGS: Record<string, Register> = {
 
 /** The dialect: each entry builds one iced-x86 Instruction; `SYM` operands are symbols of the image. */
 const ASSEMBLY: Array<[RegExp, (m: RegExpMatchArray, sym: (s: string) => bigint) => Instruction]> = [
-  [/^push (\w+)$/, (m) => Instruction.createReg(Code.Push_r64, reg(m[1]))],
+  [/^push ([a-z]\w*)$/, (m) => Instruction.createReg(Code.Push_r64, reg(m[1]))],
   [/^pop (\w+)$/, (m) => Instruction.createReg(Code.Pop_r64, reg(m[1]))],
   [/^mov (r\w\w), (r\w\w)$/, (m) => Instruction.createRegReg(Code.Mov_rm64_r64, reg(m[1]), reg(m[2]))],
   [/^mov (e\w\w), (\d+)$/, (m) => Instruction.createRegI32(Code.Mov_r32_imm32, reg(m[1]), Number(m[2]))],
@@ -57,8 +105,36 @@ const ASSEMBLY: Array<[RegExp, (m: RegExpMatchArray, sym: (s: string) => bigint)
         MemoryOperand.createBaseDispl(reg(m[2]), BigInt(m[3])),
       ),
   ],
+  [
+    /^call \[(\S+)\]$/,
+    (m, sym) => Instruction.createMem(Code.Call_rm64, MemoryOperand.createBaseDispl(Register.RIP, sym(m[1]))),
+  ],
+  [
+    /^jmp \[(\S+)\]$/,
+    (m, sym) => Instruction.createMem(Code.Jmp_rm64, MemoryOperand.createBaseDispl(Register.RIP, sym(m[1]))),
+  ],
+  [/^call (r\w\w)$/, (m) => Instruction.createReg(Code.Call_rm64, reg(m[1]))],
+  [/^jmp (r\w\w)$/, (m) => Instruction.createReg(Code.Jmp_rm64, reg(m[1]))],
   [/^call (\S+)$/, (m, sym) => Instruction.createBranch(Code.Call_rel32_64, sym(m[1]))],
   [/^jmp (\S+)$/, (m, sym) => Instruction.createBranch(Code.Jmp_rel32_64, sym(m[1]))],
+  [/^push (\d+)$/, (m) => Instruction.createI32(Code.Pushq_imm32, Number(m[1]))],
+  [/^push offset (\S+)$/, (m, sym) => Instruction.createI32(Code.Pushq_imm32, Number(sym(m[1])))],
+  [/^mov (r\w\w), (-?\d+)$/, (m) => Instruction.createRegI32(Code.Mov_rm64_imm32, reg(m[1]), Number(m[2]))],
+  [
+    /^lea (r\w\w), \[(r\w\w)([+-]\d+)\]$/,
+    (m) =>
+      Instruction.createRegMem(
+        Code.Lea_r64_m,
+        reg(m[1]),
+        MemoryOperand.createBaseDispl(reg(m[2]), BigInt(m[3])),
+      ),
+  ],
+  [/^and rsp, (-?\d+)$/, (m) => Instruction.createRegI32(Code.And_rm64_imm8, Register.RSP, Number(m[1]))],
+  [/^leave$/, () => Instruction.create(Code.Leaveq)],
+  [/^cli$/, () => Instruction.create(Code.Cli)],
+  [/^sti$/, () => Instruction.create(Code.Sti)],
+  [/^pushfq$/, () => Instruction.create(Code.Pushfq)],
+  [/^popfq$/, () => Instruction.create(Code.Popfq)],
   [/^je (\S+)$/, (m, sym) => Instruction.createBranch(Code.Je_rel32_64, sym(m[1]))],
   [/^ret$/, () => Instruction.create(Code.Retnq)],
   [/^nop$/, () => Instruction.create(Code.Nopd)],
@@ -126,11 +202,16 @@ function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uin
 export class CodeImage {
   readonly bytes: Uint8Array;
   readonly symbols: ReadonlyMap<string, SymbolInfo>;
+  /** Data symbols by ordinal (built images lay them out at DATA_BASE + 8 * ordinal). */
+  readonly data: readonly DataSymbol[];
   private readonly sorted: SymbolInfo[];
   private readonly boundaryCache = new Map<string, number[]>();
+  private readonly dataOrdinal: ReadonlyMap<number, number>;
 
-  private constructor(bytes: Uint8Array, symbols: SymbolInfo[]) {
+  private constructor(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []) {
     this.bytes = bytes;
+    this.data = data;
+    this.dataOrdinal = new Map(data.map((d, k) => [d.address, k]));
     this.sorted = [...symbols].sort((a, b) => a.address - b.address);
     this.symbols = new Map(symbols.map((s) => [s.name, s]));
   }
@@ -139,17 +220,25 @@ export class CodeImage {
    * Lays functions out from CODE_BASE, 16-byte aligned, padded with int3 as linkers do, and encodes
    * them with iced-x86. Branch sizes depend on distances, so layout repeats until addresses settle.
    */
-  static build(functions: FunctionDesc[], limit = 1 << 16): CodeImage {
+  static build(functions: FunctionDesc[], data: DataDesc[] = [], limit = 1 << 16): CodeImage {
     const names = new Set<string>();
     for (const f of functions) {
       if (names.has(f.name)) throw new Error(`function '${f.name}' is defined twice in the image`);
       names.add(f.name);
       if (!f.code && !f.bytes) throw new Error(`function '${f.name}' has neither code nor bytes`);
     }
+    const dataAddress = new Map<string, number>();
+    data.forEach((d, k) => {
+      if (names.has(d.name) || dataAddress.has(d.name))
+        throw new Error(`symbol '${d.name}' is defined twice in the image`);
+      dataAddress.set(d.name, DATA_BASE + 8 * k);
+    });
     let addresses = new Map<string, number>();
     let encoded: Uint8Array[] = [];
     for (let pass = 0; pass < 8; pass++) {
       const sym = (s: string): bigint => {
+        const d = dataAddress.get(s);
+        if (d !== undefined) return BigInt(d);
         if (!names.has(s)) throw new Error(`unknown symbol '${s}' (defined: ${[...names].join(", ")})`);
         return BigInt(addresses.get(s) ?? CODE_BASE);
       };
@@ -183,11 +272,29 @@ export class CodeImage {
       bytes.set(encoded[i], address - CODE_BASE);
       symbols.push({ name: f.name, address, size: encoded[i].length, payload: f.payload === true });
     });
-    return new CodeImage(bytes, symbols);
+    const dataSymbols = data.map((d, k): DataSymbol => {
+      if (typeof d.initial === "number")
+        return { name: d.name, address: DATA_BASE + 8 * k, initial: d.initial };
+      const target = addresses.get(d.initial);
+      if (target === undefined)
+        throw new Error(
+          `data symbol '${d.name}': its initial value '${d.initial}' is not a function of the image`,
+        );
+      return { name: d.name, address: DATA_BASE + 8 * k, initial: target, initialSymbol: d.initial };
+    });
+    return new CodeImage(bytes, symbols, dataSymbols);
   }
 
-  /** Raw bytes with explicit symbols; symbols must not overlap. */
-  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[]): CodeImage {
+  /** The ordinal of the data symbol at `address`, if one is there. */
+  dataSymbolAt(address: number): number | undefined {
+    return this.dataOrdinal.get(address);
+  }
+
+  /**
+   * Raw bytes with explicit symbols; symbols must not overlap. Data symbols may sit at any address
+   * outside the functions (an ELF image keeps its function pointers at their rebased addresses).
+   */
+  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []): CodeImage {
     const sorted = [...symbols].sort((a, b) => a.address - b.address);
     for (let i = 1; i < sorted.length; i++) {
       const prev = sorted[i - 1];
@@ -200,7 +307,24 @@ export class CodeImage {
         throw new Error(`function '${s.name}' lies outside the image`);
       }
     }
-    return new CodeImage(bytes, symbols);
+    const names = new Set(symbols.map((s) => s.name));
+    if (names.size !== symbols.length) {
+      const twice = symbols.find((s, i) => symbols.findIndex((t) => t.name === s.name) !== i);
+      throw new Error(`function '${twice?.name}' is defined twice in the image`);
+    }
+    const addresses = new Set<number>();
+    for (const d of data) {
+      if (names.has(d.name)) throw new Error(`symbol '${d.name}' is defined twice in the image`);
+      names.add(d.name);
+      if (addresses.has(d.address))
+        throw new Error(
+          `data symbol '${d.name}' shares its address 0x${d.address.toString(16)} with another`,
+        );
+      addresses.add(d.address);
+      const inside = sorted.find((f) => d.address + 8 > f.address && d.address < f.address + f.size);
+      if (inside) throw new Error(`data symbol '${d.name}' overlaps function '${inside.name}'`);
+    }
+    return new CodeImage(bytes, symbols, data);
   }
 
   symbol(name: string): SymbolInfo {
@@ -269,18 +393,75 @@ export class CodeImage {
     return off === 0 ? s.name : `${s.name}+0x${off.toString(16)}`;
   }
 
-  /** Direct `call`/`jmp`/`jcc` targets of a function, decoded with iced-x86. */
-  callees(name: string): string[] {
+  /**
+   * Where an indirect call or jump at `address` takes its target: the data symbol's ordinal, or a reason
+   * the model cannot resolve it. Execution (model/cpu) and the call graph share this.
+   */
+  indirectPointer(address: number, d: Decoded): { ordinal: number } | { unresolved: string } {
+    const pointer = this.pointerAddress(address, d);
+    if (pointer === null) return { unresolved: "through a register or a computed address" };
+    const ordinal = this.dataSymbolAt(pointer);
+    if (ordinal === undefined)
+      return { unresolved: `through 0x${pointer.toString(16)}, which is not a data symbol of the image` };
+    return { ordinal };
+  }
+
+  /**
+   * The branches of a function, decoded with iced-x86 by linear sweep: calls, jumps and conditional
+   * jumps, direct (with their target address) or indirect (with the decoded instruction, for
+   * `indirectPointer`). The one decoding loop behind `calleesOf` and the ELF call graph.
+   */
+  branchesOf(name: string): BranchSite[] {
     const s = this.symbol(name);
     const bytes = this.functionBytes(name);
-    const out: string[] = [];
+    const out: BranchSite[] = [];
     for (const [off, len] of instructionStarts(bytes)) {
       const d = decode(bytes.subarray(off, off + len), len);
-      if (d.relTarget === 0) continue;
-      const target = this.functionAt(s.address + off + d.relTarget);
-      if (target && target.name !== name && !out.includes(target.name)) out.push(target.name);
+      const kind = BRANCH_KINDS.get(d.flow);
+      if (kind === undefined || d.invalid) continue;
+      const address = s.address + off;
+      if (d.indirect) out.push({ address, length: len, kind, target: null, decoded: d });
+      else out.push({ address, length: len, kind, target: address + d.relTarget, decoded: d });
     }
     return out;
+  }
+
+  /**
+   * The address an indirect call or jump at `address` reads its target from, when it is static
+   * (RIP-relative or absolute): a data symbol's address or any other memory word.
+   */
+  pointerAddress(address: number, d: Decoded): number | null {
+    const t = d.indirect;
+    if (t?.k !== "memory") return null;
+    return t.abs ?? address + (t.rel as number);
+  }
+
+  /**
+   * `call`/`jmp`/`jcc` targets of a function: direct ones, and indirect ones through a data symbol (by
+   * its initial value). Indirect branches that cannot be resolved are listed in `unresolved` by
+   * `symbol+offset`.
+   */
+  calleesOf(name: string): { callees: string[]; unresolved: string[] } {
+    const callees: string[] = [];
+    const unresolved: string[] = [];
+    const add = (target: string | undefined) => {
+      if (target && target !== name && !callees.includes(target)) callees.push(target);
+    };
+    for (const b of this.branchesOf(name)) {
+      if (b.target === null) {
+        const p = this.indirectPointer(b.address, b.decoded);
+        if ("ordinal" in p) add(this.data[p.ordinal].initialSymbol);
+        else unresolved.push(`${this.symbolize(b.address)} (${b.decoded.text}: ${p.unresolved})`);
+        continue;
+      }
+      if (b.target === b.address) continue;
+      add(this.functionAt(b.target)?.name);
+    }
+    return { callees, unresolved };
+  }
+
+  callees(name: string): string[] {
+    return this.calleesOf(name).callees;
   }
 
   /**

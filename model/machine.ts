@@ -51,6 +51,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
   }
   const image = buildImage(scenario, protocol);
   const words = new WordTable();
+  const dataWords = image.data.map((d) => words.alloc(d.name, d.initial));
   const common: CommonWords = {
     nmiCallback: words.alloc("nmi_callback"),
     patchDone: words.alloc("patch_done"),
@@ -82,6 +83,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     words,
     common,
     sites: [site],
+    dataWords,
     os,
     protocol,
     scenario,
@@ -98,12 +100,13 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
  * once with placeholders of the same size, then built with the real bytes at the addresses found.
  */
 function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
-  const image = CodeImage.build(scenario.functions);
+  const data = scenario.data ?? [];
+  const image = CodeImage.build(scenario.functions, data);
   if (!protocol.code) return image;
   const extra = protocol.code(image, image.resolve(scenario.patch.target));
   if (extra.length === 0) return image;
   const placeholders = extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) }));
-  const draft = CodeImage.build([...scenario.functions, ...placeholders]);
+  const draft = CodeImage.build([...scenario.functions, ...placeholders], data);
   const loaded = extra.map((c) => {
     const bytes = c.bytes(draft.symbol(c.name).address);
     if (bytes.length !== c.size) {
@@ -113,7 +116,7 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
     }
     return { name: c.name, bytes };
   });
-  const final = CodeImage.build([...scenario.functions, ...loaded]);
+  const final = CodeImage.build([...scenario.functions, ...loaded], data);
   for (const c of extra) {
     if (final.symbol(c.name).address !== draft.symbol(c.name).address)
       throw new Error(`protocol '${protocol.name}': code '${c.name}' moved between layouts`);

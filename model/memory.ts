@@ -5,6 +5,29 @@
 /** Where the code image starts in the simulated address space. */
 export const CODE_BASE = 0x1000;
 
+/**
+ * The simulated stacks. Each CPU has a main stack and seven IST stacks (x86-64 TSS IST1..IST7) in its
+ * own range of addresses, far from code, so a stack address is never mistaken for a return address.
+ * A stack slot is 8 bytes (one Int32 in the buffer: the model's values fit in 32 bits).
+ */
+export const STACK_BASE = 0x4000_0000;
+export const STACK_SPAN = 0x10_0000; // addresses per CPU
+export const MAIN_STACK_SLOTS = 256;
+export const IST_STACK_SLOTS = 64;
+export const STACK_SLOTS = MAIN_STACK_SLOTS + 7 * IST_STACK_SLOTS;
+/** Top (initial RSP) of a CPU's main stack (ist 0) or of IST stack 1..7. */
+export function stackTop(cpu: number, ist: number): number {
+  const base = STACK_BASE + cpu * STACK_SPAN;
+  return ist <= 0 ? base + MAIN_STACK_SLOTS * 8 : base + (MAIN_STACK_SLOTS + ist * IST_STACK_SLOTS) * 8;
+}
+/** Values the model stores for what it does not track; none is a code or stack address. */
+export const UNKNOWN_VALUE = 0x0bad_0000; // a register the model keeps abstract
+export const UNWRITTEN_SLOT = 0x0bad_5107; // a stack slot nothing has written (`sub rsp, 16`)
+/** The return address a routine's `call` into real code pushes: `ret` to it resumes the routine. */
+export const ROUTINE_RETURN = 0x7fff_f000;
+/** The saved RIP of an event frame that interrupted a routine step, not real code. */
+export const ROUTINE_RESUME = 0x7fff_e000;
+
 /** Writes remembered per code byte for the stale-fetch model (H10). */
 export const HISTORY_DEPTH = 4;
 
@@ -30,6 +53,8 @@ export const H = {
   cpus: 14,
   strategy: 15, // StrategyKind
   errorCpu: 16, // CPU whose routine threw (threaded engine)
+  mceBroadcast: 17, // 1: a machine check reaches every CPU (hardware option mceDelivery)
+  stiShadow: 19, // 1: NMIs are held for one instruction after STI (hardware option stiShadow)
   endStep: 18,
   started: 21, // threaded engine: CPUs whose worker has started
 } as const;
@@ -71,8 +96,12 @@ export const C = {
   pctPriority: 22,
   /** 1 when this CPU's next step touches state other CPUs write or observe (a scheduling point). */
   visible: 23,
+  rsp: 24,
+  rbp: 25,
+  /** 1 for the instruction after STI: maskable interrupts (and NMIs with the stiShadow option) wait. */
+  interruptShadow: 26,
 } as const;
-export const CPU_WORDS = 24;
+export const CPU_WORDS = 28;
 
 export interface MemoryLayout {
   cpus: number;
@@ -95,6 +124,8 @@ export class MachineMemory {
   readonly record: Int32Array;
   readonly strategy: Int32Array;
   readonly log: Int32Array;
+  /** Per CPU, STACK_SLOTS 8-byte slots (one Int32 each): the main stack, then IST1..IST7. */
+  readonly stack: Int32Array;
   readonly code: Uint8Array;
   /** Per code byte: HISTORY_DEPTH entries of (value | writerCpu+1 << 8, writeSeq), newest last. */
   readonly history: Int32Array;
@@ -108,6 +139,7 @@ export class MachineMemory {
       layout.tapeMax * 2 +
       layout.strategyWords +
       layout.logMax * LOG_RECORD_WORDS +
+      layout.cpus * STACK_SLOTS +
       layout.codeSize * HISTORY_DEPTH * 2;
     return words * 4 + layout.codeSize * 2;
   }
@@ -132,6 +164,7 @@ export class MachineMemory {
     this.record = ints(layout.tapeMax);
     this.strategy = ints(layout.strategyWords);
     this.log = ints(layout.logMax * LOG_RECORD_WORDS);
+    this.stack = ints(layout.cpus * STACK_SLOTS);
     this.history = ints(layout.codeSize * HISTORY_DEPTH * 2);
     this.code = new Uint8Array(this.buffer, off, layout.codeSize);
     off += layout.codeSize;
@@ -144,6 +177,13 @@ export class MachineMemory {
 
   setCpuWord(cpu: number, word: number, value: number): void {
     this.cpu[cpu * CPU_WORDS + word] = value;
+  }
+
+  /** The stack slot holding `address` on `cpu`'s stacks, or -1 if the address is not on them. */
+  stackSlot(cpu: number, address: number): number {
+    const off = address - (STACK_BASE + cpu * STACK_SPAN);
+    if (off < 0 || off % 8 !== 0 || off >= STACK_SLOTS * 8) return -1;
+    return cpu * STACK_SLOTS + off / 8;
   }
 
   /** Appends one event-log record; a full log ends the run as a step-bound overrun. */
@@ -177,6 +217,7 @@ export class MachineMemory {
     this.cpu.fill(0);
     this.data.fill(0);
     this.record.fill(0);
+    this.stack.fill(UNWRITTEN_SLOT);
     this.history.fill(0);
     this.historyCount.fill(0);
     this.code.fill(0xcc);
@@ -185,8 +226,16 @@ export class MachineMemory {
   }
 
   /** Copies of the regions that define a run's outcome, for comparing engines byte for byte. */
-  snapshot(): { log: Int32Array; cpu: Int32Array; data: Int32Array; code: Uint8Array; header: Int32Array } {
+  snapshot(): {
+    log: Int32Array;
+    cpu: Int32Array;
+    data: Int32Array;
+    stack: Int32Array;
+    code: Uint8Array;
+    header: Int32Array;
+  } {
     return {
+      stack: this.stack.slice(),
       log: this.log.slice(0, this.header[H.logCount] * LOG_RECORD_WORDS),
       cpu: this.cpu.slice(),
       data: this.data.slice(),

@@ -1,17 +1,15 @@
 // What may happen next, read from the buffer alone (so any CPU's thread can work it out): the enabled
 // actions of SPEC §8, in their fixed order. Which one happens is the strategy's business (properties/tape).
-import { evalWait } from "./cpu.js";
+import { evalWait, pendingEvent } from "./cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory } from "./memory.js";
 
 /** A CPU can take a step: it has a deliverable event, or its top context is neither done nor waiting on a false condition. */
 export function runnable(mem: MachineMemory, cpu: number): boolean {
   const w = mem.cpu;
   const o = cpu * CPU_WORDS;
-  if (w[o + C.atBoundary] === 0) return true; // mid-fetch: the next byte is due
+  if (w[o + C.atBoundary] === 0) return true; // mid-instruction: the next byte (or pointer load) is due
   // SDM §6.7.1, §17.3, §6.8.1: what the CPU would take at this boundary (H1, H5, H7)
-  if (w[o + C.mcePending] === 1) return true;
-  if (w[o + C.nmiPending] === 1 && w[o + C.nmiBlocked] === 0) return true;
-  if (w[o + C.irqPending] !== 0 && w[o + C.if] === 1) return true;
+  if (pendingEvent(mem, cpu) !== null) return true;
   if (w[o + C.done] === 1 || w[o + C.halted] === 1) return false;
   if (w[o + C.waiting] === 1) {
     if (evalWait(mem, w[o + C.waitWord0], w[o + C.waitOp0], w[o + C.waitValue0])) return true;
@@ -37,7 +35,10 @@ export function enabledActions(mem: MachineMemory, out: Int32Array): number {
   }
   if (count === 0) return 0;
   if (mem.header[H.nmisSent] < mem.header[H.nmiBudget]) for (let k = 0; k < n; k++) out[count++] = n + k;
-  if (mem.header[H.mcesSent] < mem.header[H.mceBudget]) for (let k = 0; k < n; k++) out[count++] = 2 * n + k;
+  // A broadcast machine check reaches every CPU whichever saw it: one action, not n equivalent ones.
+  const mceTargets = mem.header[H.mceBroadcast] === 1 ? 1 : n;
+  if (mem.header[H.mcesSent] < mem.header[H.mceBudget])
+    for (let k = 0; k < mceTargets; k++) out[count++] = 2 * n + k;
   return count;
 }
 

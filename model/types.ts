@@ -1,5 +1,5 @@
 // The shapes shared by the machine, the OS models, protocols and scenarios.
-import type { CodeImage, FunctionDesc } from "./image.js";
+import type { CodeImage, DataDesc, FunctionDesc } from "./image.js";
 import type { Routine, WordTable } from "./routine.js";
 
 export type FetchModel = "bytewise" | "stale" | "atomic";
@@ -138,6 +138,8 @@ export interface Scenario {
   name: string;
   summary: string;
   functions: FunctionDesc[];
+  /** Function pointers and other data symbols real code reads (`call [name]`). */
+  data?: DataDesc[];
   /** The patch: `symbol` or `symbol+offset` to patch, and the payload function it jumps to. */
   patch: { target: string; payload: string };
   /** Real code the OS calls from its NMI / #MC handlers and each CPU's workload. */
@@ -193,6 +195,8 @@ export interface MachineSpec {
   words: WordTable;
   common: CommonWords;
   sites: Site[];
+  /** The data word holding each data symbol of the image, by the symbol's ordinal. */
+  dataWords: number[];
   os: OsModel;
   protocol: Protocol;
   scenario: Scenario;

@@ -7,10 +7,41 @@ import {
   FlowControl,
   Formatter,
   FormatterSyntax,
-  type Instruction,
+  Instruction,
+  InstructionInfoFactory,
   Mnemonic,
+  OpAccess,
+  OpKind,
   Register,
 } from "iced-x86";
+
+/**
+ * What an instruction does to the stack and the registers the model tracks (RSP, RBP, IF). Other
+ * registers are abstract: their values are unknown, and a push of one stores an unknown value.
+ */
+export type StackEffect =
+  | { k: "none" }
+  /** push: `what` is rbp / rsp (their tracked values), imm (the immediate), flags (pushf), or other. */
+  | { k: "push"; what: "rbp" | "rsp" | "imm" | "flags" | "other"; imm: number }
+  /** pop: into rbp (tracked), flags (popf: IF from bit 9), or another register (value dropped). */
+  | { k: "pop"; into: "rbp" | "flags" | "other" }
+  | { k: "leave" }
+  /** dest := src + disp (mov, lea, add, sub on RSP/RBP); src "unknown" makes dest unknown. */
+  | { k: "set"; dest: "rsp" | "rbp"; src: "rsp" | "rbp" | "unknown"; disp: number }
+  | { k: "cli" }
+  | { k: "sti" }
+  | { k: "iret" }
+  /** ret, with the extra bytes `ret imm16` releases. */
+  | { k: "ret"; release: number }
+  /** An instruction that writes RSP in a way the model does not follow (`and rsp, -16`, `pop rsp`). */
+  | { k: "unmodelled"; what: string };
+
+/** Where an indirect call or jump takes its target from. */
+export type IndirectTarget =
+  /** Through memory at an address: `rel` relative to the instruction (RIP-relative), or `abs`. */
+  | { k: "memory"; rel: number | null; abs: number | null }
+  /** Through a register or a computed address: not resolvable by the model. */
+  | { k: "unresolvable" };
 
 /** What execution needs to know about a decoded instruction, detached from the wasm object. */
 export interface Decoded {
@@ -27,9 +58,14 @@ export interface Decoded {
   isHlt: boolean;
   isIret: boolean;
   isSerializing: boolean;
+  stack: StackEffect;
+  /** For indirect calls and jumps (flow IndirectCall / IndirectBranch). */
+  indirect: IndirectTarget | null;
+  /** Intel-syntax text at the fixed decode address (for error messages). */
+  text: string;
 }
 
-const INCOMPLETE: Decoded = Object.freeze({
+const INCOMPLETE: Decoded = Object.freeze<Decoded>({
   complete: false,
   invalid: false,
   length: 0,
@@ -41,11 +77,15 @@ const INCOMPLETE: Decoded = Object.freeze({
   isHlt: false,
   isIret: false,
   isSerializing: false,
+  stack: { k: "none" },
+  indirect: null,
+  text: "(incomplete)",
 });
 
 // Decoding is position independent here: every instruction is decoded at a fixed address and
 // near-branch targets are kept relative, so one cache entry serves any address.
-const DECODE_IP = 0x100000n;
+// 4 GiB: far from 0 and from 2^64, so a rel32 branch or RIP-relative operand never wraps (±2 GiB).
+const DECODE_IP = 0x1_0000_0000n;
 const cache = new Map<string, Decoded>();
 
 function key(bytes: ArrayLike<number>, n: number): string {
@@ -108,6 +148,109 @@ function canComplete(prefix: Uint8Array): boolean {
   return false;
 }
 
+let infoFactory: InstructionInfoFactory | undefined;
+
+const TRACKED: Partial<Record<Register, "rsp" | "rbp">> = { [Register.RSP]: "rsp", [Register.RBP]: "rbp" };
+
+/** Whether the instruction writes RSP or RBP (iced-x86 instruction info), for the catch-all case. */
+function writesTracked(insn: Instruction): "rsp" | "rbp" | null {
+  infoFactory ??= new InstructionInfoFactory();
+  const info = infoFactory.info(insn);
+  let out: "rsp" | "rbp" | null = null;
+  for (const used of info.usedRegisters()) {
+    const reg = TRACKED[used.register as Register];
+    const access = used.access as OpAccess;
+    const writes =
+      access === OpAccess.Write ||
+      access === OpAccess.CondWrite ||
+      access === OpAccess.ReadWrite ||
+      access === OpAccess.ReadCondWrite;
+    if (reg && writes && (out === null || reg === "rsp")) out = reg;
+    used.free();
+  }
+  info.free();
+  return out;
+}
+
+const IMMEDIATE_KINDS = new Set<OpKind>([
+  OpKind.Immediate8,
+  OpKind.Immediate16,
+  OpKind.Immediate32,
+  OpKind.Immediate64,
+  OpKind.Immediate8to16,
+  OpKind.Immediate8to32,
+  OpKind.Immediate8to64,
+  OpKind.Immediate32to64,
+]);
+
+/** The instruction's effect on RSP, RBP and IF (SDM Vol. 2 PUSH, POP, LEAVE, CALL, RET, IRET, CLI, STI, PUSHF, POPF). */
+function stackEffect(insn: Instruction, text: string): StackEffect {
+  const m = insn.mnemonic;
+  const reg0 = insn.op0Kind === OpKind.Register ? insn.op0Register : Register.None;
+  switch (m) {
+    case Mnemonic.Push:
+      if (reg0 === Register.RBP) return { k: "push", what: "rbp", imm: 0 };
+      if (reg0 === Register.RSP) return { k: "push", what: "rsp", imm: 0 };
+      if (IMMEDIATE_KINDS.has(insn.op0Kind))
+        return { k: "push", what: "imm", imm: Number(insn.immediate(0)) };
+      return { k: "push", what: "other", imm: 0 };
+    case Mnemonic.Pushfq:
+    case Mnemonic.Pushf:
+      return { k: "push", what: "flags", imm: 0 };
+    case Mnemonic.Pop:
+      if (reg0 === Register.RSP) return { k: "unmodelled", what: text };
+      return { k: "pop", into: reg0 === Register.RBP ? "rbp" : "other" };
+    case Mnemonic.Popfq:
+    case Mnemonic.Popf:
+      return { k: "pop", into: "flags" };
+    case Mnemonic.Leave:
+      return { k: "leave" };
+    case Mnemonic.Cli:
+      return { k: "cli" };
+    case Mnemonic.Sti:
+      return { k: "sti" };
+    case Mnemonic.Iretq:
+    case Mnemonic.Iretd:
+    case Mnemonic.Iret:
+      return { k: "iret" };
+    case Mnemonic.Ret:
+      return { k: "ret", release: insn.opCount > 0 ? Number(insn.immediate(0)) : 0 };
+    case Mnemonic.Call:
+      return { k: "none" }; // the call's push is part of executing the call
+  }
+  const dest = TRACKED[reg0];
+  if (dest && (m === Mnemonic.Mov || m === Mnemonic.Lea || m === Mnemonic.Add || m === Mnemonic.Sub)) {
+    if (m === Mnemonic.Mov && insn.op1Kind === OpKind.Register) {
+      return { k: "set", dest, src: TRACKED[insn.op1Register] ?? "unknown", disp: 0 };
+    }
+    if (m === Mnemonic.Lea && insn.memoryIndex === Register.None) {
+      const src = TRACKED[insn.memoryBase];
+      return src
+        ? { k: "set", dest, src, disp: Number(BigInt.asIntN(64, insn.memoryDisplacementU64)) }
+        : { k: "set", dest, src: "unknown", disp: 0 };
+    }
+    if ((m === Mnemonic.Add || m === Mnemonic.Sub) && IMMEDIATE_KINDS.has(insn.op1Kind)) {
+      const imm = Number(BigInt.asIntN(64, insn.immediate(1)));
+      return { k: "set", dest, src: dest, disp: m === Mnemonic.Add ? imm : -imm };
+    }
+    return dest === "rbp" ? { k: "set", dest, src: "unknown", disp: 0 } : { k: "unmodelled", what: text };
+  }
+  const written = writesTracked(insn);
+  if (written === "rsp") return { k: "unmodelled", what: text };
+  if (written === "rbp") return { k: "set", dest: "rbp", src: "unknown", disp: 0 };
+  return { k: "none" };
+}
+
+function indirectTarget(insn: Instruction): IndirectTarget {
+  if (insn.op0Kind !== OpKind.Memory) return { k: "unresolvable" };
+  if (insn.isIpRelMemoryOperand)
+    return { k: "memory", rel: Number(insn.ipRelMemoryAddress - DECODE_IP), abs: null };
+  if (insn.memoryBase === Register.None && insn.memoryIndex === Register.None) {
+    return { k: "memory", rel: null, abs: Number(BigInt.asIntN(64, insn.memoryDisplacementU64)) };
+  }
+  return { k: "unresolvable" };
+}
+
 function describe(insn: Instruction, invalid: boolean): Decoded {
   const flow = insn.flowControl;
   const isBranch =
@@ -115,6 +258,12 @@ function describe(insn: Instruction, invalid: boolean): Decoded {
     flow === FlowControl.ConditionalBranch ||
     flow === FlowControl.Call;
   const mnemonic = insn.mnemonic;
+  formatter ??= new Formatter(FormatterSyntax.Intel);
+  const text = invalid ? "(bad)" : formatter.format(insn);
+  const indirect =
+    !invalid && (flow === FlowControl.IndirectBranch || flow === FlowControl.IndirectCall)
+      ? indirectTarget(insn)
+      : null;
   return Object.freeze({
     complete: true,
     invalid,
@@ -131,6 +280,9 @@ function describe(insn: Instruction, invalid: boolean): Decoded {
       SERIALIZING.has(mnemonic) ||
       (insn.code === Code.Mov_cr_r64 && insn.op0Register !== Register.CR8) ||
       insn.code === Code.Mov_dr_r64,
+    stack: invalid ? ({ k: "none" } as const) : stackEffect(insn, text),
+    indirect,
+    text,
   });
 }
 
@@ -167,4 +319,41 @@ export function instructionStarts(bytes: Uint8Array): Array<[number, number]> {
 
 export function hex(bytes: ArrayLike<number>): string {
   return Array.from({ length: bytes.length }, (_, i) => bytes[i].toString(16).padStart(2, "0")).join(" ");
+}
+
+/**
+ * Every address the code in `bytes` (loaded at the exact 64-bit `address`) names other than as a
+ * direct branch target: RIP-relative and absolute memory operands (`lea fn(%rip)`) and immediates
+ * (`mov $fn, %rdi`). The address-taken analysis of the ELF call graph reads these: a function whose
+ * address code names this way can be the target of an indirect call. One decoder over the whole range,
+ * without the per-instruction cache (a 1.4 MB .text would fill it with instructions fetched once).
+ */
+export function operandAddresses(bytes: Uint8Array, address: bigint): bigint[] {
+  const out: bigint[] = [];
+  const decoder = new Decoder(64, bytes, DecoderOptions.None);
+  decoder.ip = address;
+  const insn = new Instruction();
+  while (decoder.canDecode) {
+    decoder.decodeOut(insn);
+    if (insn.isInvalid) continue;
+    const flow = insn.flowControl;
+    const direct =
+      flow === FlowControl.Call ||
+      flow === FlowControl.UnconditionalBranch ||
+      flow === FlowControl.ConditionalBranch;
+    if (direct) continue;
+    for (let i = 0; i < insn.opCount; i++) {
+      const kind = insn.opKind(i);
+      if (kind === OpKind.Memory) {
+        if (insn.isIpRelMemoryOperand) out.push(insn.ipRelMemoryAddress);
+        else if (insn.memoryBase === Register.None && insn.memoryIndex === Register.None)
+          out.push(insn.memoryDisplacementU64);
+      } else if (IMMEDIATE_KINDS.has(kind)) {
+        out.push(BigInt.asUintN(64, insn.immediate(i)));
+      }
+    }
+  }
+  insn.free();
+  decoder.free();
+  return out;
 }

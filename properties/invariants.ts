@@ -4,7 +4,29 @@
 // that an #MC handler's IRET let in, are marked as hazards: the hardware's or the OS entry's, not the
 // protocol's.
 import { CONTEXT_NAMES, ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
-import { CODE_BASE, H, LOG_RECORD_WORDS, type MachineMemory, RunStatus } from "../model/memory.js";
+import {
+  CODE_BASE,
+  H,
+  LOG_RECORD_WORDS,
+  type MachineMemory,
+  ROUTINE_RESUME,
+  ROUTINE_RETURN,
+  RunStatus,
+  STACK_BASE,
+  UNKNOWN_VALUE,
+  UNWRITTEN_SLOT,
+} from "../model/memory.js";
+
+/** What a value popped off the stack is, for a crash message. */
+function describeValue(v: number): string {
+  if (v === UNKNOWN_VALUE) return "a register value the model does not track";
+  if (v === UNWRITTEN_SLOT) return "a slot nothing wrote";
+  if (v === ROUTINE_RETURN || v === ROUTINE_RESUME) return "a routine's return marker";
+  if (v >= STACK_BASE && v < 0x7000_0000) return "a stack address: a saved frame pointer";
+  if ((v & ~0x2ff) === 0 && (v & 2) === 2) return "RFLAGS";
+  return "not an address in the image";
+}
+
 import { Mark } from "../model/routine.js";
 import { waiters } from "../model/schedule.js";
 import type { MachineSpec } from "../model/types.js";
@@ -99,6 +121,14 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
           `hit an int3 at ${sym(crash.addr)} that no handler claimed`,
         ],
         [CrashKind.OutOfCode]: ["out-of-code", `fetched at 0x${crash.addr.toString(16)}, outside the image`],
+        [CrashKind.BadReturn]: [
+          "bad-return",
+          `executed the return at ${sym(crash.addr)}, which popped 0x${(crash.b >>> 0).toString(16)} (${describeValue(crash.b)}) from the stack slot at 0x${(crash.c >>> 0).toString(16)}: not a return address`,
+        ],
+        [CrashKind.StackFault]: [
+          "stack-fault",
+          `moved RSP to 0x${(crash.b >>> 0).toString(16)}, off its stacks, at ${sym(crash.addr)}`,
+        ],
       };
       const [kind, text] = what[crash.a] ?? ["crash", "crashed"];
       out.push({

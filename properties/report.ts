@@ -870,7 +870,7 @@ export function renderReplay(rep: Replay, opts: ReportOptions): string {
   const nonZero = rep.tape.filter((v) => v !== 0).length;
   lines.push(
     c.bold(`${rep.config.protocol} on ${rep.config.scenario}`) +
-      `  (cpus=${hw.cpus}, fetch=${hw.fetch}, nmis=${hw.nmis}, mces=${hw.mces}, step bound ${hw.stepBound}, os=${hw.os ?? rep.spec.protocol.os})`,
+      `  (cpus=${hw.cpus}, fetch=${hw.fetch}, nmis=${hw.nmis}, mces=${hw.mces}, step bound ${hw.stepBound}, os=${hw.os ?? rep.spec.protocol.os}${hw.mces > 0 ? `, #MC ${hw.mceDelivery ?? "broadcast"}` : ""}${hw.stiShadow ? ", STI shadow holds NMIs" : ""})`,
   );
   lines.push(
     `tape: ${rep.tape.length} values, ${nonZero} of them non-zero (preemptions, events, branch choices); the run ends after step ${lastStep(rep)}: ${STATUS_NAMES[rep.status] ?? rep.status}`,

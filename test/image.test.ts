@@ -111,8 +111,8 @@ describe("bad images give errors naming the culprit", () => {
       { name: "f", code: ["ret"] },
       { name: "g", code: Array.from({ length: 20 }, () => "nop") },
     ];
-    expect(() => CodeImage.build(fns, 32)).toThrow("the image needs 48 bytes, more than the buffer's 32");
-    expect(CodeImage.build(fns, 48).bytes.length).toBe(48);
+    expect(() => CodeImage.build(fns, [], 32)).toThrow("the image needs 48 bytes, more than the buffer's 32");
+    expect(CodeImage.build(fns, [], 48).bytes.length).toBe(48);
   });
 });
 

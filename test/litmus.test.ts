@@ -647,9 +647,9 @@ describe("H7: IF gates maskable interrupts, not NMIs", () => {
       "IpiArrive",
       "Store", // x: IF=0, the IPI stays pending
       "Sti",
-      "IrqDeliver", // at the first boundary with IF=1
+      "Store", // y: the instruction after STI runs first (the STI shadow, SDM Vol. 2 STI)
+      "IrqDeliver", // at the first boundary after it
       "Iret",
-      "Store", // y
     ]);
     expect(run.of(Ev.IrqDeliver, 1).map((r) => r.a)).toEqual([3]);
     expect(run.of(Ev.Mark, 1).map((r) => [r.a, r.b])).toEqual([[Mark.Rendezvous, 3]]);

@@ -15,9 +15,9 @@ import { type LitmusDef, litmus } from "./helpers/litmus.js";
 import { expectVerdict, RUNS, SEEDS } from "./helpers/verdicts.js";
 
 describe("mcheck_cmn_handler's barrier", () => {
-  const def = (mceDelivery?: "local"): LitmusDef => ({
+  const def = (mceDelivery: "broadcast" | "local"): LitmusDef => ({
     cpus: 2,
-    mces: 2,
+    mces: 1,
     mceDelivery,
     words: ["a"],
     *program(_ctx, env) {
@@ -26,9 +26,9 @@ describe("mcheck_cmn_handler's barrier", () => {
   });
 
   it("with broadcast delivery, each CPU clears MCIP only once every CPU is in its handler", () => {
-    const m = litmus(def());
-    // Actions [CPU 0, CPU 1, #MC 0, #MC 1]: an #MC to each CPU (what a broadcast delivers), then zeros.
-    const run = m.run([2, 3]);
+    const m = litmus(def("broadcast"));
+    // Actions [CPU 0, CPU 1, #MC 0, #MC 1]: the #MC, broadcast to both CPUs, then zeros.
+    const run = m.run([2]);
     expect(run.status).toBe(RunStatus.Finished);
     const delivered = run.of(Ev.McDeliver).map((r) => r.index);
     expect(delivered).toHaveLength(2);

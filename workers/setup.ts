@@ -29,6 +29,8 @@ export function prepare(mem: MachineMemory, spec: MachineSpec, strategy: Strateg
   h[H.stepBound] = hw.stepBound;
   h[H.nmiBudget] = hw.nmis;
   h[H.mceBudget] = hw.mces;
+  h[H.mceBroadcast] = (hw.mceDelivery ?? "broadcast") === "broadcast" ? 1 : 0;
+  h[H.stiShadow] = hw.stiShadow ? 1 : 0;
   h[H.status] = RunStatus.Running;
   h[H.token] = -2;
   if ("tape" in strategy) loadTape(mem, strategy.tape);

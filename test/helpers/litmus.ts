@@ -2,7 +2,7 @@
 // run on the inline engine with a given tape. Tests assert on the decoded event log and on the
 // per-CPU words of the final state.
 import { CONTEXT_NAMES, Ev } from "../../model/events.js";
-import type { FunctionDesc } from "../../model/image.js";
+import type { DataDesc, FunctionDesc } from "../../model/image.js";
 import { defineMachine } from "../../model/machine.js";
 import type { MachineMemory, RunStatus } from "../../model/memory.js";
 import type { Routine } from "../../model/routine.js";
@@ -38,13 +38,16 @@ export interface LitmusDef {
   fetch?: FetchModel;
   /** The OS model (NMI entry): xen by default. */
   os?: OsName;
-  /** Machine-check delivery (broadcast by default: the #MC handler meets every CPU in its barrier). */
-  mceDelivery?: MceDelivery;
   nmis?: number;
   mces?: number;
+  /** Machine-check delivery: local (one CPU) by default in litmus machines, broadcast on request. */
+  mceDelivery?: MceDelivery;
+  stiShadow?: boolean;
   stepBound?: number;
   /** Functions added to the default image; one with a default's name replaces it. */
   functions?: FunctionDesc[];
+  /** Data symbols (function pointers) of the image. */
+  data?: DataDesc[];
   /** The patch site (P1 oracle) and its payload; by default the 5-byte NOP at `site`. */
   patch?: { target: string; payload: string };
   nmiService?: string;
@@ -140,6 +143,7 @@ export function litmus(def: LitmusDef): Litmus {
     name: "litmus",
     summary: "litmus test",
     functions,
+    data: def.data,
     patch: def.patch ?? { target: "site", payload: "payload" },
     nmiService: def.nmiService ?? "nmi_service",
     mceService: [def.mceService ?? "mce_service"],
@@ -164,7 +168,8 @@ export function litmus(def: LitmusDef): Litmus {
         mces: def.mces ?? 0,
         stepBound: def.stepBound ?? 2000,
         os: def.os,
-        mceDelivery: def.mceDelivery,
+        mceDelivery: def.mceDelivery ?? "local",
+        stiShadow: def.stiShadow,
       },
     },
     protocol,

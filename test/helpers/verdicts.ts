@@ -19,7 +19,7 @@ const KINDS: Record<PropertyId, RegExp> = {
   P1: /^torn-fetch$/,
   P2: /^nmi-lost$/,
   P3: /^ist-clobber\((#BP|os|NMI)\)$/,
-  P4: /^(unhandled-int3|invalid-opcode|out-of-code)$/,
+  P4: /^(unhandled-int3|invalid-opcode|out-of-code|bad-return|stack-fault)$/,
   P5: /^(deadlock|step-bound)$/,
   P6: /^(not-patched|old-body)$/,
 };
