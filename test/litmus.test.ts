@@ -594,6 +594,7 @@ describe("H6: int3 is a trap", () => {
       functions: [{ name: "bp_code", code: ["int3", "ret"] }],
       *bpHandler(_ctx, env) {
         inside.push(env.mem.cpuWord(0, C.if));
+        yield mark(Mark.BpSite);
         return 1;
       },
       *program(_ctx, env) {

@@ -4,7 +4,7 @@
 // the other verdict files.
 import { describe, expect, it } from "vitest";
 import { ContextKind, Ev } from "../model/events.js";
-import { C, RunStatus } from "../model/memory.js";
+import { RunStatus } from "../model/memory.js";
 import { store } from "../model/routine.js";
 import { check } from "../properties/check.js";
 import { evaluate, readLog } from "../properties/invariants.js";

@@ -13,7 +13,7 @@ export const int3RestartableNaive: Protocol = restartableProtocol(
     origin: "seed (a) 2), handler without the re-check",
     expected: {
       "nmi-path": { violated: ["P1", "P3"] },
-      "mce-path": { violated: [], hazards: ["P3", "P4"] },
+      "mce-path": { violated: ["P3"], hazards: ["P4"] },
       normal: { violated: [] },
       "entry-pad": { violated: ["P1", "P3"] },
     },

@@ -96,8 +96,10 @@ export const int3Restartable: Protocol = restartableProtocol(
       "nmi-path": { violated: ["P1", "P3"] },
       // No P1 (SPEC §10 said P1): a broadcast #MC stops the patcher too, and the handlers meet in
       // mce_trap_bar after they have run the site; the patcher's own #MC handler finds the 0xCC
-      // (always written first) and finishes the jump. With local delivery see test/verdicts-mce.
-      "mce-path": { violated: [], hazards: ["P3", "P4"] },
+      // (always written first) and finishes the jump. With local delivery P1 is back
+      // (test/verdicts-mce). P3 is the protocol's: an #MC handler that interrupted an NMI handler
+      // traps on the 0xCC, and the #BP handler's IRET lets a nested NMI in.
+      "mce-path": { violated: ["P3"], hazards: ["P4"] },
       normal: { violated: [] },
       // P1 is found by PCT (--strategy pct --bound 2), not by uniform random tapes: declared.
       "entry-pad": { violated: ["P1", "P3"], examples: ["3._5.3._4.2._12.2._2.5._47.1._5.1._32"] },
