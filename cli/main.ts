@@ -602,7 +602,7 @@ function singleSummary(
     lines.push(
       p.holds
         ? `  ${p.property} ${name}: holds in ${p.runs} runs`
-        : `  ${p.property} ${name}: violated (${p.violation?.kind}); ${p.runs} runs, shrinking included`,
+        : `  ${p.property} ${name}: violated (${p.violation?.kind})${p.violation?.hazard ? `, only through a hazard: ${p.violation.hazard}` : ""}; ${p.runs} runs, shrinking included`,
     );
   }
   return `${lines.join("\n")}\n`;
@@ -618,7 +618,10 @@ function counterexampleBlock(
     p.originalTapeLength !== undefined && p.shrunkTapeLength !== undefined
       ? `; ${p.shrinks ?? 0} shrinks took it from ${p.originalChoices} to ${p.shrunkChoices} choices (tape of ${p.originalTapeLength} to ${p.shrunkTapeLength} values)`
       : "";
-  const title = `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated (${p.runs} runs, shrinking included${shrink})`;
+  const hazard = p.violation?.hazard
+    ? ` only through a hazard (${p.violation.hazard}), not the protocol's`
+    : "";
+  const title = `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated${hazard} (${p.runs} runs, shrinking included${shrink})`;
   const body = renderReplay(replayTape(v.config, p.tape ?? [], p.property), { color, property: p.property });
   return `${title}\n${body}`;
 }

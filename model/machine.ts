@@ -3,6 +3,7 @@
 // configuration gets the same word indices and the same image.
 import { CodeImage } from "./image.js";
 import { CODE_BASE, type MemoryLayout } from "./memory.js";
+import { runMceSoftirq } from "./os/common.js";
 import { fred } from "./os/fred.js";
 import { linux } from "./os/linux.js";
 import { xen } from "./os/xen.js";
@@ -10,6 +11,7 @@ import { findProtocol } from "./protocols/index.js";
 import { call, eq, load, Mark, mark, ne, type Routine, store, WordTable, waitUntil } from "./routine.js";
 import { findScenario } from "./scenarios/index.js";
 import type {
+  CommonWords,
   Hardware,
   MachineSpec,
   OsModel,
@@ -47,13 +49,20 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
   if (!Number.isInteger(hw.cpus) || hw.cpus < 1 || hw.cpus > 16) {
     throw new Error(`cpus must be an integer from 1 to 16, not ${hw.cpus}`);
   }
-  const image = CodeImage.build(scenario.functions, scenario.data ?? []);
+  const image = buildImage(scenario, protocol);
   const words = new WordTable();
   const dataWords = image.data.map((d) => words.alloc(d.name, d.initial));
-  const common = {
+  const common: CommonWords = {
     nmiCallback: words.alloc("nmi_callback"),
     patchDone: words.alloc("patch_done"),
     rendezvousWanted: words.alloc("livepatch_work.do_work"),
+    mce: {
+      logoutLock: words.alloc("mce_logout_lock"),
+      barrierVal: words.alloc("mce_trap_bar.val"),
+      barrierIngen: words.alloc("mce_trap_bar.ingen"),
+      barrierOutgen: words.alloc("mce_trap_bar.outgen"),
+    },
+    mceSoftirqPending: words.allocPerCpu("softirq_pending.MACHINE_CHECK", hw.cpus),
   };
   const siteAddress = image.resolve(scenario.patch.target);
   const payload = image.symbol(scenario.patch.payload);
@@ -85,6 +94,36 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
   return spec;
 }
 
+/**
+ * The scenario's image with the protocol's out-of-line code (if any) loaded after it. That code's
+ * bytes may depend on its address (a jump back into the patched function), so the image is laid out
+ * once with placeholders of the same size, then built with the real bytes at the addresses found.
+ */
+function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
+  const data = scenario.data ?? [];
+  const image = CodeImage.build(scenario.functions, data);
+  if (!protocol.code) return image;
+  const extra = protocol.code(image, image.resolve(scenario.patch.target));
+  if (extra.length === 0) return image;
+  const placeholders = extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) }));
+  const draft = CodeImage.build([...scenario.functions, ...placeholders], data);
+  const loaded = extra.map((c) => {
+    const bytes = c.bytes(draft.symbol(c.name).address);
+    if (bytes.length !== c.size) {
+      throw new Error(
+        `protocol '${protocol.name}': code '${c.name}' is ${bytes.length} bytes, not ${c.size}`,
+      );
+    }
+    return { name: c.name, bytes };
+  });
+  const final = CodeImage.build([...scenario.functions, ...loaded], data);
+  for (const c of extra) {
+    if (final.symbol(c.name).address !== draft.symbol(c.name).address)
+      throw new Error(`protocol '${protocol.name}': code '${c.name}' moved between layouts`);
+  }
+  return final;
+}
+
 export function layoutFor(spec: MachineSpec): MemoryLayout {
   const hw = spec.config.hardware;
   return {
@@ -106,8 +145,11 @@ function* baseRoutine(ctx: RoutineContext): Routine {
   const { spec } = ctx;
   const { protocol, scenario, common, image } = spec;
   const work = image.symbol(scenario.workload).address;
+  // A softirq is raised only by an #MC handler: without #MCs there is nothing to look for.
+  const softirqs = spec.config.hardware.mces > 0;
   if (ctx.cpu === 0) {
     yield call(work);
+    if (softirqs) yield* runMceSoftirq(ctx);
     if (!spec.refusal) {
       yield mark(Mark.PatchBegin);
       yield* protocol.master(ctx);
@@ -117,18 +159,25 @@ function* baseRoutine(ctx: RoutineContext): Routine {
     yield mark(Mark.ProbeBegin);
     yield call(image.symbol(spec.sites[0].target).address);
     yield mark(Mark.ProbeEnd);
+    if (softirqs) yield* runMceSoftirq(ctx);
     return;
   }
+  // Between iterations: check_for_livepatch_work, then do_softirq (as on Xen's return to guest).
   for (let i = 0; i < scenario.iterations; i++) {
     yield call(work);
     if (protocol.poll) yield* protocol.poll(ctx);
+    if (softirqs) yield* runMceSoftirq(ctx);
   }
-  // Xen's idle loop: check_for_livepatch_work whenever there is work, until the patch is done.
+  if (protocol.enterIdle) yield* protocol.enterIdle(ctx);
+  // Xen's idle loop (idle_loop: check_for_livepatch_work, do_softirq) whenever there is work, until
+  // the patch is done.
   for (;;) {
     yield waitUntil(eq(common.patchDone, 1), ne(common.rendezvousWanted, 0));
-    if ((yield load(common.patchDone)) === 1) return;
-    if (protocol.poll) yield* protocol.poll(ctx);
-    else yield waitUntil(eq(common.patchDone, 1));
+    const done = (yield load(common.patchDone)) === 1;
+    if (!done && protocol.poll) yield* protocol.poll(ctx);
+    if (softirqs) yield* runMceSoftirq(ctx);
+    if (done) return;
+    if (!protocol.poll) yield waitUntil(eq(common.patchDone, 1));
   }
 }
 

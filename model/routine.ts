@@ -48,6 +48,11 @@ export enum Mark {
   RepeatNmi = 9, // Linux's nested-NMI guard repeats the outer handler
   McService = 10,
   Rendezvous = 11,
+  EmbeddedBreakpoint = 12, // Xen do_int3 resumed past an int3 nobody claimed (value: its address)
+  Int3Removed = 13, // a #BP handler found the int3 gone and backs up to it (value: its address)
+  KprobeHit = 14, // kprobe_int3_handler: an int3 at the probe (value: where the CPU continues)
+  GracePeriodBegin = 15, // synchronize_rcu_tasks() starts waiting
+  GracePeriodEnd = 16, // every other CPU has passed a quiescent point since it began
 }
 
 export const load = (word: number): Step => ({ k: "load", word });

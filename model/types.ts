@@ -62,6 +62,18 @@ export interface CommonWords {
   patchDone: number;
   /** Set while a rendezvous wants the other CPUs to come (Xen's livepatch_work.do_work). */
   rendezvousWanted: number;
+  /** The OS's machine-check words (Xen mcheck_cmn_handler's statics). */
+  mce: MceWords;
+  /** Per CPU: MACHINE_CHECK_SOFTIRQ raised by the #MC handler and not yet run (Xen raise_softirq). */
+  mceSoftirqPending: number[];
+}
+
+/** Xen xen/arch/x86/cpu/mcheck: mce_logout_lock and mce_trap_bar (barrier.h struct mce_softirq_barrier). */
+export interface MceWords {
+  logoutLock: number;
+  barrierVal: number;
+  barrierIngen: number;
+  barrierOutgen: number;
 }
 
 export interface Site {
@@ -77,6 +89,16 @@ export interface Refusal {
   reason: string;
 }
 
+/**
+ * Code a protocol loads beside the image before it patches (Linux kprobes' instruction slot, filled by
+ * arch_prepare_kprobe before the probe is armed). Its bytes may depend on where it is loaded.
+ */
+export interface ProtocolCode {
+  name: string;
+  size: number;
+  bytes(address: number): number[];
+}
+
 export interface Protocol {
   name: string;
   summary: string;
@@ -86,10 +108,14 @@ export interface Protocol {
   expected: Record<string, Expected>;
   /** Allocates the protocol's data words; may refuse the patch (blacklists). */
   setup?(spec: MachineSpec, words: WordTable): Refusal | undefined;
+  /** Out-of-line code the protocol prepares before patching, given the image and the site address. */
+  code?(image: CodeImage, site: number): ProtocolCode[];
   /** Run by CPU 0 (the master) to apply the patch. */
   master(ctx: RoutineContext): Routine;
   /** Run by every other CPU when it checks for livepatch work (Xen's check_for_livepatch_work). */
   poll?(ctx: RoutineContext): Routine;
+  /** Run once by every other CPU when it has finished its workload and enters its idle loop. */
+  enterIdle?(ctx: RoutineContext): Routine;
   /** Xen's nmi_callback while installed: returns 1 when the NMI was consumed. */
   nmiCallback?(ctx: RoutineContext): Routine<number>;
   /** #BP handler hook: returns 1 when the int3 was the protocol's. */
@@ -99,12 +125,14 @@ export interface Protocol {
 }
 
 /**
- * What a protocol declares for a scenario: every property that fails, or a refusal. `examples` are
+ * What a protocol declares for a scenario: every property that fails, or a refusal. `hazards` are the
+ * properties that fail only through hazards of the hardware or of the OS's entry code (a second #MC,
+ * an NMI let in by an #MC handler's IRET), not through the protocol (see properties/invariants). `examples` are
  * tapes (in the replay-token notation) of counterexamples that random search reaches only with a
  * large budget; the checker runs them before its random tapes, as fast-check runs `examples`, so the
  * verdict does not depend on luck. A model change that makes one stop failing changes the verdict.
  */
-export type Expected = { violated: string[]; examples?: string[] } | { refused: true };
+export type Expected = { violated: string[]; hazards?: string[]; examples?: string[] } | { refused: true };
 
 export interface Scenario {
   name: string;
@@ -116,7 +144,10 @@ export interface Scenario {
   patch: { target: string; payload: string };
   /** Real code the OS calls from its NMI / #MC handlers and each CPU's workload. */
   nmiService: string;
-  mceService: string;
+  /** What the #MC handler calls synchronously, in order (Xen mcheck_cmn_handler: logout, commit). */
+  mceService: string[];
+  /** Real code of the deferred MACHINE_CHECK_SOFTIRQ (Xen mce_softirq), run at base level afterwards. */
+  mceSoftirq?: string;
   workload: string;
   /** Entry points of NMI and #MC handling in the image (roots of the call graph for blacklists). */
   eventRoots: string[];
@@ -136,6 +167,13 @@ export interface Scenario {
 
 export interface OsModel {
   name: OsName;
+  /**
+   * What do_int3 does with an int3 nobody claims: Xen returns past it ("Hit embedded breakpoint",
+   * xen/arch/x86/traps.c do_int3), Linux dies (arch/x86/kernel/traps.c exc_int3: die("int3")).
+   */
+  unclaimedInt3Resumes: boolean;
+  /** Xen entry.S handle_exception: `sti` before the handler when the interrupted context had IF=1. */
+  exceptionEntryEnablesIrqs: boolean;
   /** SDM: int3 through an interrupt gate clears IF (Linux SYSG, Xen set_swint_gate). */
   bpClearsIf: boolean;
   /** FRED: ERETS unblocks NMIs only when it returns from the NMI itself. */

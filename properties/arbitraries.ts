@@ -29,11 +29,17 @@ export function choicesToTape(pairs: readonly Choice[]): number[] {
   return tape;
 }
 
+/**
+ * The pairs of a tape. Trailing zeros matter (until the tape runs out, 0 keeps the current CPU
+ * running; after it, a round-robin takes over), so a tape that ends in zeros keeps its length with
+ * a last (position, 0) pair.
+ */
 export function tapeToChoices(tape: readonly number[]): Choice[] {
   const pairs: Choice[] = [];
   tape.forEach((v, p) => {
     if (v !== 0) pairs.push([p, v]);
   });
+  if (tape.length > 0 && tape[tape.length - 1] === 0) pairs.push([tape.length - 1, 0]);
   return pairs;
 }
 

@@ -144,8 +144,8 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const wanted = opts.properties ?? PROPERTY_IDS;
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
-  const outcomes = new Map<string, PropertyId[]>();
-  const outcome = async (strategy: Strategy): Promise<PropertyId[]> => {
+  const outcomes = new Map<string, Failing[]>();
+  const outcome = async (strategy: Strategy): Promise<Failing[]> => {
     const key = JSON.stringify(strategy);
     let failing = outcomes.get(key);
     if (!failing) {
@@ -153,7 +153,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       total++;
       if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
       logs.add(hashLog(r.mem));
-      failing = evaluate(spec, r.mem).map((v) => v.property);
+      failing = evaluate(spec, r.mem).map((v) => ({ property: v.property, hazard: v.hazard !== undefined }));
       outcomes.set(key, failing);
     }
     return failing;
@@ -161,13 +161,19 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   for (const property of wanted) {
     let explored = 0;
     let firstFailing: Strategy | undefined;
+    // A violation caused only by a hazard (a second #MC, ...) is not the protocol's: the search goes
+    // on for one that is, and falls back to the first hazard it saw (shrunk on its own) if none is.
+    let firstHazard: unknown;
+    let hazardOnly = false;
     let details: fc.RunDetails<[unknown]> | undefined;
     for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed; k++) {
       details = await fc.check(
         fc.asyncProperty(space.arb, async (value) => {
           explored++;
           const strategy = space.strategy(value);
-          const ok = !(await outcome(strategy)).includes(property);
+          const failing = (await outcome(strategy)).filter((f) => f.property === property);
+          if (failing.some((f) => f.hazard) && firstHazard === undefined) firstHazard = value;
+          const ok = !failing.some((f) => !f.hazard);
           if (!ok) firstFailing ??= strategy;
           return ok;
         }),
@@ -177,6 +183,18 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
           endOnFailure: false,
           examples: k === 0 ? space.examples.map((e) => [e] as [unknown]) : [],
         },
+      );
+    }
+    if (details && !details.failed && !details.errorInstance && firstHazard !== undefined) {
+      hazardOnly = true;
+      firstFailing = space.strategy(firstHazard);
+      details = await fc.check(
+        fc.asyncProperty(space.arb, async (value) => {
+          explored++;
+          const failing = await outcome(space.strategy(value));
+          return !failing.some((f) => f.property === property && f.hazard);
+        }),
+        { numRuns: 1, seed, endOnFailure: false, examples: [[firstHazard]] },
       );
     }
     if (!details) continue;
@@ -192,7 +210,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       continue;
     }
     const shrunk = space.strategy(details.counterexample[0]);
-    const replay = counterexample(config, spec, shrunk, property);
+    const replay = counterexample(config, spec, shrunk, property, hazardOnly);
     const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
     const original = firstFailing ?? shrunk;
     results.push({
@@ -222,6 +240,12 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
 
 class RunError extends Error {}
 
+/** A property a run violates, and whether only through a hazard (see properties/invariants). */
+interface Failing {
+  property: PropertyId;
+  hazard: boolean;
+}
+
 /** What fast-check explores for a strategy, and how a generated value becomes a strategy. */
 interface SearchSpace<T> {
   arb: fc.Arbitrary<T>;
@@ -248,10 +272,11 @@ function counterexample(
   spec: MachineSpec,
   strategy: Strategy,
   property: PropertyId,
+  hazard: boolean,
 ): { tape: number[]; violation: Violation } {
   const tape = tapeOf(config, strategy);
   const r = runInline(config, { tape });
-  const violation = evaluate(spec, r.mem, property)[0];
+  const violation = evaluate(spec, r.mem, property).find((v) => (v.hazard !== undefined) === hazard);
   if (!violation)
     throw new Error(`the counterexample for ${property} did not replay from its tape: a determinism bug`);
   return { tape, violation };

@@ -1,5 +1,8 @@
 // The properties of SPEC §7, judged on a finished run's event log and final state. A torn fetch (P1),
-// #UD or shutdown (P4) ends the run as a crash, so P2, P5 and P6 are judged only on runs without one.
+// #UD or shutdown (P4) ends the run as a crash, so P2, P5 and P6 are judged only on runs without one
+// (nor after a second #MC onto the live #MC frame). Violations caused by a second #MC, or by an NMI
+// that an #MC handler's IRET let in, are marked as hazards: the hardware's or the OS entry's, not the
+// protocol's.
 import { CONTEXT_NAMES, ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
 import {
   CODE_BASE,
@@ -42,12 +45,24 @@ export const PROPERTY_IDS: PropertyId[] = PROPERTIES.map((p) => p.id);
 
 export interface Violation {
   property: PropertyId;
-  /** A short kind: torn-fetch, nmi-lost, ist-clobber(#BP), shutdown, deadlock, ... */
+  /** A short kind: torn-fetch, nmi-lost, ist-clobber(#BP), shutdown(nested #MC), deadlock, ... */
   kind: string;
   cpu: number;
   step: number;
   message: string;
+  /**
+   * Set when the violation is a hazard of the hardware or of the OS's entry code rather than of the
+   * protocol: a second #MC (shutdown while MCIP is set, or onto the live #MC IST frame after MCIP was
+   * cleared), or an NMI let onto the live NMI frame by an #MC handler's IRET (Xen has no nested-NMI
+   * guard). Says what the hazard is.
+   */
+  hazard?: string;
 }
+
+/** The hazard of a second #MC (SDM §17.3.1.2: MCIP; one #MC IST stack per CPU). */
+export const NESTED_MC = "a second machine check";
+/** The hazard of an #MC inside an NMI handler on Xen: its IRET unblocks NMIs (H3), no nested-NMI guard. */
+export const MC_IRET_IN_NMI = "an #MC handler's IRET inside an NMI handler";
 
 /** Read-only view of one log record. */
 export interface LogRecord {
@@ -98,8 +113,8 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
       const what: Record<number, [string, string]> = {
         [CrashKind.InvalidOpcode]: ["invalid-opcode", `raised #UD at ${sym(crash.addr)}`],
         [CrashKind.Shutdown]: [
-          "shutdown",
-          `took a machine check while MCIP was set at ${sym(crash.addr)}: shutdown`,
+          "shutdown(nested #MC)",
+          `took a second machine check while MCIP was set at ${sym(crash.addr)}: shutdown`,
         ],
         [CrashKind.UnhandledBp]: [
           "unhandled-int3",
@@ -122,25 +137,36 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
         cpu: crash.cpu,
         step: crash.step,
         message: `CPU ${crash.cpu} ${text}`,
+        ...(crash.a === CrashKind.Shutdown ? { hazard: NESTED_MC } : {}),
       });
     }
   }
+  // An #MC onto the live #MC frame destroys the outer handler's return frame: nothing after it is
+  // defined, as after a crash.
+  const nestedMc = log.find((r) => r.kind === Ev.IstClobber && r.c === ContextKind.Mce);
   if (want("P3")) {
+    // The first clobber the protocol is answerable for and the first hazard, each on its own, so that
+    // a hazard does not hide a protocol's fault (properties/check explores them apart).
+    let fault = false;
+    let hazard = false;
+    // An NMI handler's IRET can unblock NMIs under a live NMI frame only once NMIs have nested: such
+    // a clobber follows from the CPU's earlier one and takes its cause.
+    const earlier = new Map<number, Violation>();
     for (const r of log) {
       if (r.kind !== Ev.IstClobber) continue;
-      const by = r.b === ContextKind.Base ? "the OS's own" : `the ${CONTEXT_NAMES[r.b]} handler's`;
-      const cause = r.b === ContextKind.Base ? "os" : CONTEXT_NAMES[r.b];
-      out.push({
-        property: "P3",
-        kind: `ist-clobber(${cause})`,
-        cpu: r.cpu,
-        step: r.step,
-        message: `CPU ${r.cpu}: ${CONTEXT_NAMES[r.c]} delivered on IST stack ${r.a}, which holds a live NMI frame; ${by} IRET had unblocked NMIs inside the NMI handler`,
-      });
-      break;
+      const first = earlier.get(r.cpu);
+      const own = istClobber(r);
+      const v = r.b === ContextKind.Nmi && first ? { ...own, hazard: first.hazard } : own;
+      if (!v.hazard) delete v.hazard;
+      if (!first) earlier.set(r.cpu, own);
+      if (v.hazard ? hazard : fault) continue;
+      if (v.hazard) hazard = true;
+      else fault = true;
+      out.push(v);
+      if (fault && hazard) break;
     }
   }
-  if (crash || status === RunStatus.Error) return out;
+  if (crash || nestedMc || status === RunStatus.Error) return out;
 
   if (want("P2") && status === RunStatus.Finished) {
     // Each external NMI needs a service start on its CPU after it (coalescing is fine, H2).
@@ -219,6 +245,29 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
     }
   }
   return out;
+}
+
+function istClobber(r: LogRecord): Violation {
+  if (r.c === ContextKind.Mce) {
+    return {
+      property: "P3",
+      kind: "ist-clobber(nested #MC)",
+      cpu: r.cpu,
+      step: r.step,
+      message: `CPU ${r.cpu}: a second #MC delivered on IST stack ${r.a}, which holds the live frame of the first (its handler had cleared MCIP but not returned)`,
+      hazard: NESTED_MC,
+    };
+  }
+  const by = r.b === ContextKind.Base ? "the OS's own" : `the ${CONTEXT_NAMES[r.b]} handler's`;
+  const cause = r.b === ContextKind.Base ? "os" : CONTEXT_NAMES[r.b];
+  return {
+    property: "P3",
+    kind: `ist-clobber(${cause})`,
+    cpu: r.cpu,
+    step: r.step,
+    message: `CPU ${r.cpu}: ${CONTEXT_NAMES[r.c]} delivered on IST stack ${r.a}, which holds a live NMI frame; ${by} IRET had unblocked NMIs inside the NMI handler`,
+    ...(r.b === ContextKind.Mce ? { hazard: MC_IRET_IN_NMI } : {}),
+  };
 }
 
 function tornViolation(spec: MachineSpec, log: LogRecord[], crash: LogRecord): Violation {

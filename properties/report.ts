@@ -281,6 +281,11 @@ const MARK_TEXT: Record<number, string> = {
   [Mark.RepeatNmi]: "nested-NMI guard: the NMI handler runs again",
   [Mark.McService]: "#MC service starts",
   [Mark.Rendezvous]: "rendezvous",
+  [Mark.EmbeddedBreakpoint]: 'do_int3: "Hit embedded breakpoint", resumes after the int3',
+  [Mark.Int3Removed]: "#BP handler: the int3 was removed after the trap; backs up to run what is there",
+  [Mark.KprobeHit]: "kprobe_int3_handler: int3 at the probe, continues at",
+  [Mark.GracePeriodBegin]: "synchronize_rcu_tasks() begins",
+  [Mark.GracePeriodEnd]: "grace period ends: every other CPU passed a quiescent point",
 };
 
 const SERIALIZE_TEXT = ["cpuid (serializing)", "serialize", "sync_core (iret-to-self, serializing)"];
@@ -519,7 +524,9 @@ function renderTimeline(rep: Replay, c: Colors): string[] {
         case Ev.IstClobber:
           kind = "bad";
           parts.push(
-            `‼ ${CONTEXT_NAMES[r.c]} delivered on IST ${r.a}, which holds a live NMI frame (NMIs were unblocked by ${r.b === ContextKind.Base ? "the OS's own IRET" : `the ${CONTEXT_NAMES[r.b]} handler's IRET`})`,
+            r.c === ContextKind.Mce
+              ? `‼ #MC delivered on IST ${r.a}, which holds the live frame of the previous #MC (MCIP was already cleared): a hardware hazard`
+              : `‼ ${CONTEXT_NAMES[r.c]} delivered on IST ${r.a}, which holds a live NMI frame (NMIs were unblocked by ${r.b === ContextKind.Base ? "the OS's own IRET" : `the ${CONTEXT_NAMES[r.b]} handler's IRET`})`,
           );
           break;
         case Ev.Crash:
@@ -559,7 +566,8 @@ function renderTimeline(rep: Replay, c: Colors): string[] {
 /** A mark's value: the site address for BpSite, otherwise the number (if any). */
 function markValue(spec: MachineSpec, r: LogRecord): string {
   if (r.b === 0) return "";
-  if (r.a === Mark.BpSite && spec.image.functionAt(r.b)) return ` (${spec.image.symbolize(r.b)})`;
+  const addressed = [Mark.BpSite, Mark.EmbeddedBreakpoint, Mark.Int3Removed, Mark.KprobeHit];
+  if (addressed.includes(r.a) && spec.image.functionAt(r.b)) return ` (${spec.image.symbolize(r.b)})`;
   return ` (${r.b})`;
 }
 
@@ -602,7 +610,7 @@ function crashText(spec: MachineSpec, r: LogRecord, insn: Instruction | undefine
     case CrashKind.InvalidOpcode:
       return `✗ #UD at ${sym(r.addr)}: crash`;
     case CrashKind.Shutdown:
-      return `✗ #MC while MCIP is set at ${sym(r.addr)}: shutdown`;
+      return `✗ a second #MC while MCIP is set at ${sym(r.addr)}: shutdown (a hardware hazard)`;
     case CrashKind.UnhandledBp:
       return `✗ unhandled int3 at ${sym(r.addr)}: crash`;
     case CrashKind.OutOfCode:
@@ -912,28 +920,49 @@ export function verdictCell(v: Verdict): string {
   if (v.kind === "error") return "error";
   const failing = v.properties.filter((p) => !p.holds);
   if (failing.length === 0) return "holds";
-  return failing
-    .map((p) => {
-      const cause = p.property === "P3" ? /\((.*)\)$/.exec(p.violation?.kind ?? "")?.[1] : undefined;
-      return cause ? `${p.property}(${cause})` : p.property;
-    })
-    .join(" ");
+  const cell = (p: (typeof failing)[number]) => {
+    const cause =
+      p.property === "P3" || p.violation?.hazard ? /\((.*)\)$/.exec(p.violation?.kind ?? "")?.[1] : undefined;
+    return cause ? `${p.property}(${cause})` : p.property;
+  };
+  const faults = failing.filter((p) => !p.violation?.hazard).map(cell);
+  const hazards = failing.filter((p) => p.violation?.hazard).map(cell);
+  // Brackets: properties violated only through hazards of the hardware or the OS's entry code.
+  return [...faults, ...(hazards.length > 0 ? [`[${hazards.join(" ")}]`] : [])].join(" ");
 }
 
 export function expectedCell(e: Expected | undefined): string {
   if (!e) return "(none declared)";
   if ("refused" in e) return "refused";
-  return e.violated.length === 0 ? "holds" : [...e.violated].sort().join(" ");
+  const hazards = e.hazards ?? [];
+  if (e.violated.length === 0 && hazards.length === 0) return "holds";
+  return [
+    ...[...e.violated].sort(),
+    ...(hazards.length > 0 ? [`[${[...hazards].sort().join(" ")}]`] : []),
+  ].join(" ");
 }
 
-/** Whether a verdict is what the protocol declares: the same set of violated properties, or a refusal. */
+/**
+ * Whether a verdict is what the protocol declares: the same properties violated by the protocol, the
+ * same ones violated only through hazards, or a refusal.
+ */
 export function matchesExpected(v: Verdict, e: Expected | undefined): boolean {
   if (!e || v.kind === "error") return false;
   if ("refused" in e) return v.kind === "refused";
   if (v.kind === "refused") return false;
-  const got = new Set(v.properties.filter((p) => !p.holds).map((p) => p.property as string));
-  const want = new Set(e.violated);
-  return got.size === want.size && [...got].every((p) => want.has(p));
+  const failing = v.properties.filter((p) => !p.holds);
+  const same = (got: string[], want: string[]) =>
+    got.length === want.length && got.every((p) => want.includes(p));
+  return (
+    same(
+      failing.filter((p) => !p.violation?.hazard).map((p) => p.property),
+      e.violated,
+    ) &&
+    same(
+      failing.filter((p) => p.violation?.hazard).map((p) => p.property),
+      e.hazards ?? [],
+    )
+  );
 }
 
 function visibleLength(s: string): number {
@@ -996,6 +1025,12 @@ export function renderVerdictMatrix(
       return pad(painted, widths[i]);
     });
     lines.push([pad(p, firstWidth), ...cells].join("  ").trimEnd());
+  }
+  if (verdicts.some((v) => v.kind !== "refused" && v.kind !== "error" && verdictCell(v).includes("["))) {
+    lines.push("");
+    lines.push(
+      "[ ] violated only through hazards of the hardware or the OS's entry code (a second #MC; an NMI let in by an #MC handler's IRET), not the protocol's",
+    );
   }
   if (differing.length > 0) {
     lines.push("");

@@ -194,7 +194,7 @@ describe("routines yield only steps", () => {
     const run = m.run([1, 0]);
     expect(run.status).toBe(RunStatus.Error);
     expect(run.error).toMatch(
-      /^CPU 0 at step \d+: routine 'nmi' on CPU 0 yielded \{"k":"stor","word":3,"value":1\}, which is not a step/,
+      /^CPU 0 at step \d+: routine 'nmi' on CPU 0 yielded \{"k":"stor","word":\d+,"value":1\}, which is not a step/,
     );
   });
 });

@@ -25,7 +25,7 @@ import {
   waitUntil,
   writeCode,
 } from "../model/routine.js";
-import { evaluate } from "../properties/invariants.js";
+import { evaluate, NESTED_MC } from "../properties/invariants.js";
 import { type LitmusDef, type LitmusRun, litmus, trace } from "./helpers/litmus.js";
 
 function expectStatus(run: LitmusRun, status: RunStatus): void {
@@ -522,6 +522,7 @@ describe("H4: serializing instructions and steps", () => {
     const m = litmus({
       cpus: 2,
       mces: 1,
+      mceDelivery: "local", // the #MC reaches CPU 0 alone: no mce_trap_bar rendezvous
       words: ["a", "b"],
       functions: [{ name: "scratch", code: ["nop", "ret"] }],
       *program(ctx, env) {
@@ -537,8 +538,9 @@ describe("H4: serializing instructions and steps", () => {
       },
     });
     // [CPU 0, CPU 1, #MC 0, #MC 1]: #MC to CPU 0; taken; CPU 1 writes (seq 1); CPU 0 runs its handler
-    // (mark, call, nop, ret, clearMcip); CPU 1 stores and probes; CPU 0 IRETs.
-    const run = m.run([2, 0, 1, 1, 0, 0, 0, 0, 1]);
+    // (mark, lock, call, nop, ret, unlock, clearMcip); CPU 1 stores and probes; CPU 0 raises the
+    // softirq and IRETs.
+    const run = m.run([2, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1]);
     expectStatus(run, RunStatus.Finished);
     expect(seen).toEqual([0, 1]);
     const clear = run.at(Ev.McipClear, 0);
@@ -558,6 +560,7 @@ describe("H5: machine checks and MCIP", () => {
     const m = litmus({
       cpus: 1,
       mces: 2,
+      mceDelivery: "local",
       words: ["a"],
       *program(_ctx, env) {
         yield store(env.w.a, 1);
@@ -572,13 +575,16 @@ describe("H5: machine checks and MCIP", () => {
     expect(crash.map((r) => [r.cpu, r.a])).toEqual([[0, CrashKind.Shutdown]]);
     expect(run.of(Ev.McipClear)).toHaveLength(0);
     expect(run.cpuWord(0, C.mcip)).toBe(1);
-    expect(evaluate(m.spec, run.mem, "P4").map((v) => v.kind)).toEqual(["shutdown"]);
+    expect(evaluate(m.spec, run.mem, "P4").map((v) => [v.kind, v.hazard])).toEqual([
+      ["shutdown(nested #MC)", NESTED_MC],
+    ]);
   });
 
   it("H5: once the handler has cleared MCIP and returned, a second #MC is handled normally", () => {
     const m = litmus({
       cpus: 1,
       mces: 2,
+      mceDelivery: "local",
       words: ["a"],
       *program(_ctx, env) {
         yield store(env.w.a, 1);
@@ -586,9 +592,16 @@ describe("H5: machine checks and MCIP", () => {
       },
     });
     // #MC#1 arrives and is handled (the handler runs with zeros), the base stores 1, then #MC#2.
-    const run = m.run([1, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const run = m.run([1, ...new Array(11).fill(0), 1]);
     expectStatus(run, RunStatus.Finished);
-    expect(trace(run, 0, [Ev.McDeliver, Ev.McipClear, Ev.Iret, Ev.Store, Ev.Crash])).toEqual([
+    // The base's stores to `a` (the handler's own stores to its lock and softirq words aside).
+    const events = run.log.filter(
+      (r) =>
+        r.cpu === 0 &&
+        ([Ev.McDeliver, Ev.McipClear, Ev.Iret, Ev.Crash].includes(r.kind) ||
+          (r.kind === Ev.Store && r.addr === m.env.w.a)),
+    );
+    expect(events.map((r) => Ev[r.kind])).toEqual([
       "McDeliver",
       "McipClear",
       "Iret",
@@ -643,14 +656,16 @@ describe("H5: machine checks and MCIP", () => {
     const mcArrive = run.at(Ev.McArrive, 0);
     expect(mcArrive).toBe(nmiArrive + 1);
     expect(run.at(Ev.McDeliver, 0)).toBe(mcArrive + 1); // the first thing CPU 0 does
-    expect(trace(run, 0, [Ev.NmiDeliver, Ev.McDeliver, Ev.McipClear, Ev.Iret, Ev.Store])).toEqual([
+    expect(trace(run, 0, [Ev.NmiDeliver, Ev.McDeliver, Ev.McipClear, Ev.Iret])).toEqual([
       "McDeliver",
       "NmiDeliver", // at the #MC handler's first boundary: #MC does not block NMIs (H5)
       "Iret",
       "McipClear",
       "Iret",
-      "Store",
     ]);
+    // The program's own store comes after both handlers (the #MC handler's lock stores are its own).
+    const programStore = run.log.findIndex((r) => r.kind === Ev.Store && r.addr === m.env.w.a);
+    expect(programStore).toBeGreaterThan(run.of(Ev.Iret, 0)[1].index);
     expect(run.of(Ev.Iret, 0).map((r) => r.a)).toEqual([ContextKind.Nmi, ContextKind.Mce]);
     expect(run.of(Ev.NmiDeliver, 0).map((r) => r.b)).toEqual([0]); // not nested under an NMI
     expect(run.of(Ev.IstClobber)).toHaveLength(0);
@@ -687,6 +702,7 @@ describe("H6: int3 is a trap", () => {
     const frames: Array<{ rip: number; fromRealCode: boolean; ifInside: number }> = [];
     const m = litmus({
       cpus: 1,
+      os: "linux", // Linux's entry leaves IF as the gate set it (Xen's re-enables IRQs: below)
       words: ["a"],
       functions: [{ name: "bp_code", code: ["nop", "int3", "nop", "ret"] }],
       *bpHandler(ctx, env) {
@@ -728,8 +744,10 @@ describe("H6: int3 is a trap", () => {
     expect(claimed.of(Ev.BpDeliver, 0).map((r) => r.addr)).toEqual([-1]);
     expect(frames).toEqual([false]);
 
+    // Linux exc_int3: die("int3") when nobody claims it.
     const m = litmus({
       cpus: 1,
+      os: "linux",
       functions: [{ name: "bp_code", code: ["nop", "int3", "ret"] }],
       *program(_ctx, env) {
         yield call(env.addr("bp_code"));
@@ -740,6 +758,55 @@ describe("H6: int3 is a trap", () => {
     expect(run.of(Ev.Crash).map((r) => [r.a, r.addr])).toEqual([
       [CrashKind.UnhandledBp, m.env.addr("bp_code") + 1],
     ]);
+    expect(evaluate(m.spec, run.mem, "P4").map((v) => [v.kind, v.cpu])).toEqual([["unhandled-int3", 0]]);
+  });
+
+  it("Xen do_int3: an unclaimed int3 is marked and the CPU resumes after it", () => {
+    // xen/arch/x86/traps.c do_int3: no extable fixup -> "Hit embedded breakpoint", return.
+    const m = litmus({
+      cpus: 1,
+      os: "xen",
+      words: ["a"],
+      functions: [{ name: "bp_code", code: ["nop", "int3", "nop", "ret"] }],
+      *program(_ctx, env) {
+        yield call(env.addr("bp_code"));
+        yield store(env.w.a, 1);
+      },
+    });
+    const bp = m.env.addr("bp_code");
+    const run = m.run([]);
+    expectStatus(run, RunStatus.Finished);
+    expect(run.of(Ev.Crash)).toHaveLength(0);
+    expect(run.of(Ev.Mark, 0).map((r) => [r.a, r.b])).toEqual([[Mark.EmbeddedBreakpoint, bp + 1]]);
+    expect(run.of(Ev.Exec, 0).map((r) => r.addr - bp)).toEqual([0, 1, 2, 3]);
+    expect(evaluate(m.spec, run.mem, "P4")).toEqual([]);
+  });
+
+  it("Xen handle_exception: the #BP handler runs with IRQs on when the trapping code had them on", () => {
+    // entry.S handle_exception_saved: `sti` unless the interrupted IF was 0 (H6 cleared it).
+    const inside: number[] = [];
+    const def = (withIf: boolean): LitmusDef => ({
+      cpus: 1,
+      os: "xen",
+      functions: [{ name: "bp_code", code: ["int3", "ret"] }],
+      *bpHandler(_ctx, env) {
+        inside.push(env.mem.cpuWord(0, C.if));
+        yield mark(Mark.BpSite);
+        return 1;
+      },
+      *program(_ctx, env) {
+        if (!withIf) yield cli();
+        yield call(env.addr("bp_code"));
+      },
+    });
+    const on = litmus(def(true)).run([]);
+    expectStatus(on, RunStatus.Finished);
+    expect(trace(on, 0, [Ev.BpDeliver, Ev.Sti, Ev.Iret])).toEqual(["BpDeliver", "Sti", "Iret"]);
+    const off = litmus(def(false)).run([]);
+    expectStatus(off, RunStatus.Finished);
+    expect(trace(off, 0, [Ev.BpDeliver, Ev.Sti, Ev.Iret])).toEqual(["BpDeliver", "Iret"]);
+    expect(inside).toEqual([1, 0]);
+    expect(off.cpuWord(0, C.if)).toBe(0); // IRET restored the interrupted IF
   });
 });
 
@@ -895,9 +962,9 @@ describe("H8: IST stacks", () => {
   });
 
   it("H8: a #MC after the handler cleared MCIP but before its IRET clobbers the #MC IST frame", () => {
-    const m = litmus({ ...def("xen"), nmis: 0, mces: 2 });
+    const m = litmus({ ...def("xen"), nmis: 0, mces: 2, mceDelivery: "local" });
     // [CPU 0, #MC 0]: #MC arrives; taken; the handler runs up to its IRET; the second #MC arrives.
-    const run = m.run([1, 0, 0, 0, 0, 0, 0, 1]);
+    const run = m.run([1, ...new Array(9).fill(0), 1]);
     expectStatus(run, RunStatus.Finished);
     const clear = run.at(Ev.McipClear, 0);
     const arrive = run.of(Ev.McArrive, 0)[1];

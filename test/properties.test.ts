@@ -158,9 +158,10 @@ describe("P3 no-ist-clobber", () => {
 });
 
 describe("P4 no-crash", () => {
-  it("P4: an int3 nobody claims is an unhandled-int3 at its address", () => {
+  it("P4: an int3 nobody claims is an unhandled-int3 at its address (Linux dies; Xen resumes)", () => {
     const m = litmus({
       cpus: 2,
+      os: "linux", // Linux's exc_int3 dies on an int3 nobody claims; Xen's do_int3 resumes at int3+1
       functions: [{ name: "bp_code", code: ["nop", "int3", "ret"] }],
       *program(ctx, env) {
         if (ctx.cpu === 1) yield call(env.addr("bp_code"));

@@ -51,21 +51,21 @@ describe("renderCounterexample", () => {
         text,
       );
     expect(torn, text).not.toBeNull();
-    expect(torn?.[3]).not.toBe("e9 9b 00 00 00");
+    expect(torn?.[3]).not.toBe("e9 1b 01 00 00");
     expect(text).toMatch(
       /^ {6}byte 0 {2}watchdog_kick +e9 {2}new +written by CPU 0 at step \d+ \(write #1\), fetched at step \d+; old code has 55$/m,
     );
     expect(text).toMatch(
-      /^ {6}byte 1 {2}watchdog_kick\+0x1 +48 {2}old +as loaded \(image\), fetched at step \d+; new code has 9b$/m,
+      /^ {6}byte 1 {2}watchdog_kick\+0x1 +48 {2}old +as loaded \(image\), fetched at step \d+; new code has 1b$/m,
     );
     expect(text).toMatch(
-      /expected: old push rbp \(55\), or new jmp livepatch\.watchdog_kick \(e9 9b 00 00 00\)/,
+      /expected: old push rbp \(55\), or new jmp livepatch\.watchdog_kick \(e9 1b 01 00 00\)/,
     );
     // The site's old and new code, with the payload named by its own symbol.
     expect(text).toMatch(
       /old bytes 55 48 89 e5 48 +watchdog_kick: push rbp; watchdog_kick\+0x1: mov rbp,rsp/,
     );
-    expect(text).toMatch(/new bytes e9 9b 00 00 00 +watchdog_kick: jmp livepatch\.watchdog_kick/);
+    expect(text).toMatch(/new bytes e9 1b 01 00 00 +watchdog_kick: jmp livepatch\.watchdog_kick/);
   });
 
   it("shows the race in the timeline: the master's byte stores, the NMI, the fetches, the crash", () => {

@@ -6,6 +6,8 @@ import { bpEntry, irqEntry, mceEntry, nmiEntry } from "./common.js";
 
 export const fred: OsModel = {
   name: "fred",
+  unclaimedInt3Resumes: false,
+  exceptionEntryEnablesIrqs: false,
   bpClearsIf: true,
   fred: true,
   nestedNmiGuard: false,

@@ -4,8 +4,11 @@ import { blacklistAnnotated } from "./blacklist-annotated.js";
 import { blacklistCallgraph } from "./blacklist-callgraph.js";
 import { int3DebuggerApplies } from "./int3-debugger-applies.js";
 import { int3Restartable } from "./int3-restartable.js";
+import { int3RestartableNaive } from "./int3-restartable-naive.js";
+import { linuxOptprobe } from "./linux-optprobe.js";
 import { linuxTextPoke } from "./linux-text-poke.js";
 import { nmiRendezvous } from "./nmi-rendezvous.js";
+import { nmiRendezvousAnywhere } from "./nmi-rendezvous-anywhere.js";
 import { nmiReplay } from "./nmi-replay.js";
 import { noMask } from "./no-mask.js";
 import { xen48 } from "./xen-4.8.js";
@@ -17,9 +20,12 @@ export const PROTOCOLS: Protocol[] = [
   blacklistCallgraph,
   int3Restartable,
   int3DebuggerApplies,
+  int3RestartableNaive,
   nmiReplay,
   nmiRendezvous,
+  nmiRendezvousAnywhere,
   linuxTextPoke,
+  linuxOptprobe,
 ];
 
 /** Adds a user protocol (from a module given with --module); a name may be registered once. */

@@ -1,88 +1,115 @@
-// Every CPU enters the rendezvous in NMI context (an NMI IPI to all), so hardware NMI blocking holds
-// further NMIs in the latch (H2) until each CPU's IRET; the master patches inside its own NMI handler.
-// After the rendezvous the callback lets do_nmi run its real work, which covers any external NMI that
-// was coalesced with the rendezvous NMI. (Xen 4.11+ alternative.c nmi_apply_alternatives, self_nmi;
-// microcode_nmi_callback.)
+// Xen's NMI-context patching with other CPUs involved, as its microcode loading does it
+// (xen/arch/x86/cpu/microcode/core.c): first stop_machine_run(), so every CPU is at a safe point with
+// IRQs off (here Xen's livepatch rendezvous, model/protocols/xen-rendezvous.ts); then the control
+// thread installs microcode_nmi_callback and sets LOADING_CALLIN, and every CPU sends itself an NMI
+// (self_nmi()) and calls in from its NMI handler. While every CPU is in NMI context, hardware NMI
+// blocking holds further NMIs in the latch (H2) until its IRET. The master writes the jump inside its
+// own NMI handler, as Xen's boot-time alternatives do (alternative.c nmi_apply_alternatives: "the
+// active NMI-shadow will defer any further NMIs"), then sets LOADING_EXIT. The callback returns 0, so
+// do_nmi goes on with its real work and an external NMI coalesced with the self-NMI is serviced.
 import {
   add,
   cpuid,
+  eq,
   ge,
   load,
   memcpyCode,
-  ne,
   type Routine,
   sendNmi,
   store,
   type WordTable,
   waitUntil,
 } from "../routine.js";
-import type { Protocol } from "../types.js";
+import type { Protocol, RoutineContext } from "../types.js";
+import {
+  allocRendezvous,
+  masterAfterPatch,
+  masterEnter,
+  type RendezvousWords,
+  release,
+  slave,
+} from "./xen-rendezvous.js";
 
-/** The value of nmi_callback while the rendezvous callback is installed. */
-const RENDEZVOUS_CALLBACK = 2;
+/** The value of nmi_callback while microcode_nmi_callback is installed. */
+const RENDEZVOUS_CALLBACK = 3;
 
-interface Words {
-  active: number;
-  arrived: number;
-  patched: number;
-  left: number;
-  joined: number[];
+/** microcode/core.c loading_state_t (LOADING_PREPARE is 0). */
+const LOADING_CALLIN = 1;
+const LOADING_EXIT = 2;
+
+interface Words extends RendezvousWords {
+  /** loading_state */
+  state: number;
+  /** cpu_callin_map, as a count */
+  callin: number;
 }
 const words = new WeakMap<object, Words>();
 
+/** primary_thread_fn() on a CPU at the stop-machine safe point: wait for CALLIN, self-NMI, wait for EXIT. */
+function* callIn(w: Words): Routine {
+  // wait_for_state(LOADING_CALLIN), which gives up once the state is LOADING_EXIT
+  yield waitUntil(eq(w.state, LOADING_CALLIN), eq(w.state, LOADING_EXIT));
+  if ((yield load(w.state)) !== LOADING_CALLIN) return;
+  yield sendNmi("self"); // self_nmi()
+  yield waitUntil(eq(w.state, LOADING_EXIT)); // "NMIs may not be delivered synchronously"
+}
+
 export const nmiRendezvous: Protocol = {
   name: "nmi-rendezvous",
-  summary: "all CPUs rendezvous in NMI context (NMI IPI); the master patches inside its NMI handler",
-  origin: "Xen 4.11+ nmi_apply_alternatives, microcode_nmi_callback",
+  summary:
+    "stop-machine safe point first, then every CPU self-NMIs into the rendezvous; the master patches inside its NMI handler",
+  origin:
+    "Xen microcode/core.c (stop_machine_run, microcode_nmi_callback, self_nmi), alternative.c nmi_apply_alternatives",
   os: "xen",
   expected: {
     "nmi-path": { violated: [] },
-    "mce-path": { violated: ["P1", "P3"] },
-    // P1 (SPEC §10 says holds): the rendezvous NMI interrupts CPUs at any instruction boundary, also
-    // between two old prologue instructions of the patched function, where they resume after the patch.
-    normal: { violated: ["P1"] },
+    // P1: a broadcast #MC stops the master between two byte writes and the other CPUs' #MC handlers
+    // run the half-written site. P5: an NMI taken inside an #MC handler enters the rendezvous and
+    // waits there for the master, while the master's own #MC handler waits for that CPU in
+    // mce_trap_bar (or for mce_logout_lock, which it holds).
+    "mce-path": { violated: ["P1", "P5"], hazards: ["P3", "P4"] },
+    normal: { violated: [] },
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
     words.set(spec, {
-      active: table.alloc("nmi_rendezvous.active"),
-      arrived: table.alloc("nmi_rendezvous.arrived"),
-      patched: table.alloc("nmi_rendezvous.patched"),
-      left: table.alloc("nmi_rendezvous.left"),
-      joined: table.allocPerCpu("nmi_rendezvous.joined", spec.config.hardware.cpus),
+      ...allocRendezvous(table),
+      state: table.alloc("loading_state"),
+      callin: table.alloc("cpu_callin_map"),
     });
     return undefined;
   },
-  *master(ctx) {
+  *master(ctx: RoutineContext) {
     const w = words.get(ctx.spec) as Words;
-    yield store(w.active, 1);
+    yield* masterEnter(ctx, w); // stop_machine_run(): every CPU at its safe point, IRQs off
+    // control_thread_fn(): set_nmi_callback(microcode_nmi_callback); set_state(LOADING_CALLIN)
     yield store(ctx.spec.common.nmiCallback, RENDEZVOUS_CALLBACK);
-    yield sendNmi("self"); // self_nmi(): the master's callback brings the others in
-    yield waitUntil(ge(w.left, ctx.cpus));
-    yield store(ctx.spec.common.nmiCallback, 0);
-    yield store(w.active, 0);
+    yield store(w.state, LOADING_CALLIN);
+    yield sendNmi("self"); // the writes are made in NMI context, as nmi_apply_alternatives does
+    yield waitUntil(eq(w.state, LOADING_EXIT));
+    yield store(ctx.spec.common.nmiCallback, 0); // set_nmi_callback(saved_nmi_callback)
+    yield* masterAfterPatch();
+    yield* release(ctx, w);
   },
-  *nmiCallback(ctx): Routine<number> {
+  *poll(ctx: RoutineContext) {
     const w = words.get(ctx.spec) as Words;
-    // Not (or no longer) a rendezvous NMI for this CPU: let do_nmi do its real work.
-    if ((yield load(w.active)) === 0) return 0;
-    if ((yield load(w.joined[ctx.cpu])) !== 0) return 0;
-    yield store(w.joined[ctx.cpu], 1);
-    yield add(w.arrived, 1);
+    yield* slave(ctx, w, { atSafePoint: () => callIn(w) });
+  },
+  *nmiCallback(ctx: RoutineContext): Routine<number> {
+    const w = words.get(ctx.spec) as Words;
+    // microcode_nmi_callback(): "System-generated NMI, leave to main handler"
+    if ((yield load(w.state)) !== LOADING_CALLIN) return 0;
+    yield add(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)
     if (ctx.cpu === 0) {
-      // Sent from inside the master's NMI, whichever NMI got it here (its self-NMI or an external one
-      // that arrived first): NMI IPIs bring every other CPU into the rendezvous.
-      yield sendNmi("others");
-      yield waitUntil(ge(w.arrived, ctx.cpus));
+      yield waitUntil(ge(w.callin, ctx.cpus)); // wait_for_condition(wait_cpu_callin, num_online_cpus())
       const site = ctx.spec.sites[0];
-      yield* memcpyCode(site.address, site.newBytes);
-      yield cpuid();
-      yield store(w.patched, 1);
+      yield* memcpyCode(site.address, site.newBytes); // arch_livepatch_apply(): memcpy
+      yield cpuid(); // arch_livepatch_post_action()
+      yield store(w.state, LOADING_EXIT); // set_state(LOADING_EXIT)
     } else {
-      yield waitUntil(ne(w.patched, 0));
-      yield cpuid();
+      yield waitUntil(eq(w.state, LOADING_EXIT)); // secondary_nmi_work(): wait_for_state(LOADING_EXIT)
+      yield cpuid(); // arch_livepatch_post_action() before running the patched code
     }
-    yield add(w.left, 1);
-    return 0; // do_nmi continues with the real work, covering a coalesced external NMI
+    return 0; // do_nmi continues with the real work
   },
 };

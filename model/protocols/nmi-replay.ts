@@ -28,7 +28,7 @@ export const nmiReplay: Protocol = {
   os: "xen",
   expected: {
     "nmi-path": { violated: [] },
-    "mce-path": { violated: ["P1", "P3"] },
+    "mce-path": { violated: ["P1"], hazards: ["P3", "P4"] },
     normal: { violated: [] },
     "entry-pad": { violated: [] },
   },
@@ -52,7 +52,7 @@ export const nmiReplay: Protocol = {
   },
   *poll(ctx) {
     const w = words.get(ctx.spec) as Words;
-    yield* slave(ctx, w, () => replayMine(ctx, w));
+    yield* slave(ctx, w, { afterRelease: () => replayMine(ctx, w) });
   },
   *nmiCallback(ctx): Routine<number> {
     const w = words.get(ctx.spec) as Words;

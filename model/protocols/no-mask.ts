@@ -28,7 +28,7 @@ export const noMask: Protocol = {
   os: "xen",
   expected: {
     "nmi-path": { violated: ["P1"] },
-    "mce-path": { violated: ["P1", "P3"] },
+    "mce-path": { violated: ["P1"], hazards: ["P3", "P4"] },
     normal: { violated: [] },
     "entry-pad": { violated: ["P1"] },
   },

@@ -56,16 +56,25 @@ export function* release(ctx: RoutineContext, w: RendezvousWords): Routine {
   yield store(ctx.spec.common.rendezvousWanted, 0);
 }
 
+/** What a protocol adds to the rendezvous on a CPU that is not the master. */
+export interface SlaveHooks {
+  /** Run at the safe point: counted in, IRQs off, before spinning until the master releases it. */
+  atSafePoint?: () => Routine;
+  /** Run after the release, with IRQs back on. */
+  afterRelease?: () => Routine;
+}
+
 /** check_for_livepatch_work() on a CPU that is not the master. */
-export function* slave(ctx: RoutineContext, w: RendezvousWords, afterRelease?: () => Routine): Routine {
+export function* slave(ctx: RoutineContext, w: RendezvousWords, hooks: SlaveHooks = {}): Routine {
   const { common } = ctx.spec;
   if ((yield load(common.rendezvousWanted)) === 0) return;
   yield add(w.semaphore, 1); // atomic_inc_and_test(&semaphore): not the master
   yield waitUntil(ne(w.ready, 0)); // spin while do_work && !ready, IRQs on
   yield cli(); // local_irq_save()
   yield add(w.semaphore, 1);
+  if (hooks.atSafePoint) yield* hooks.atSafePoint();
   yield waitUntil(eq(common.rendezvousWanted, 0)); // spin while do_work
   yield cpuid(); // arch_livepatch_post_action(): cpuid_eax(0) serializes
   yield sti();
-  if (afterRelease) yield* afterRelease();
+  if (hooks.afterRelease) yield* hooks.afterRelease();
 }

@@ -5,7 +5,8 @@ import { ANNOTATED, EVENT_ROOTS, KERNEL_FUNCTIONS } from "./kernel-image.js";
 const common = {
   functions: KERNEL_FUNCTIONS,
   nmiService: "do_nmi_work",
-  mceService: "do_machine_check",
+  mceService: ["mcheck_mca_logout", "mctelem_defer"],
+  mceSoftirq: "mce_softirq",
   workload: "normal_work",
   eventRoots: EVENT_ROOTS,
   annotatedBlacklist: ANNOTATED,
@@ -25,9 +26,11 @@ export const SCENARIOS: Scenario[] = [
     ...common,
     name: "mce-path",
     summary:
-      "the patched function (evtchn_send) is reached from the #MC handler, which sends an event channel",
-    patch: { target: "evtchn_send", payload: "livepatch.evtchn_send" },
-    mces: 1,
+      "the patched function (mcheck_mca_logout) is called synchronously by the #MC handler and by the MCA poller in normal context; up to 2 #MCs",
+    patch: { target: "mcheck_mca_logout", payload: "livepatch.mcheck_mca_logout" },
+    // Two, so that a second #MC while MCIP is set (shutdown) and one after MCIP is cleared but before
+    // the IRET (on the live #MC IST frame) are explored: hardware hazards, marked as such.
+    mces: 2,
   },
   {
     ...common,

@@ -146,7 +146,7 @@ export function litmus(def: LitmusDef): Litmus {
     data: def.data,
     patch: def.patch ?? { target: "site", payload: "payload" },
     nmiService: def.nmiService ?? "nmi_service",
-    mceService: def.mceService ?? "mce_service",
+    mceService: [def.mceService ?? "mce_service"],
     workload: "work",
     eventRoots: [def.nmiService ?? "nmi_service", def.mceService ?? "mce_service"],
     annotatedBlacklist: [],

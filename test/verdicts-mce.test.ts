@@ -1,0 +1,96 @@
+// Machine checks on Xen's real path (model/os/common.ts mceEntry): the handler's mce_trap_bar
+// rendezvous when the #MC is broadcast, and the mce-path cells with local delivery (LMCE, AMD), where
+// the handlers do not wait for each other. The default (broadcast) cells are the declared rows of
+// the other verdict files.
+import { describe, expect, it } from "vitest";
+import { ContextKind, Ev } from "../model/events.js";
+import { RunStatus } from "../model/memory.js";
+import { store } from "../model/routine.js";
+import { check } from "../properties/check.js";
+import { evaluate, readLog } from "../properties/invariants.js";
+import { decodeToken } from "../properties/token.js";
+import { runInline } from "../workers/inline.js";
+import { machineFor } from "../workers/setup.js";
+import { type LitmusDef, litmus } from "./helpers/litmus.js";
+import { expectVerdict, RUNS, SEEDS } from "./helpers/verdicts.js";
+
+describe("mcheck_cmn_handler's barrier", () => {
+  const def = (mceDelivery: "broadcast" | "local"): LitmusDef => ({
+    cpus: 2,
+    mces: 1,
+    mceDelivery,
+    words: ["a"],
+    *program(_ctx, env) {
+      yield store(env.w.a, 1);
+    },
+  });
+
+  it("with broadcast delivery, each CPU clears MCIP only once every CPU is in its handler", () => {
+    const m = litmus(def("broadcast"));
+    // Actions [CPU 0, CPU 1, #MC 0, #MC 1]: the #MC, broadcast to both CPUs, then zeros.
+    const run = m.run([2]);
+    expect(run.status).toBe(RunStatus.Finished);
+    const delivered = run.of(Ev.McDeliver).map((r) => r.index);
+    expect(delivered).toHaveLength(2);
+    for (const clear of run.of(Ev.McipClear)) expect(clear.index).toBeGreaterThan(Math.max(...delivered));
+    expect(run.of(Ev.Iret).map((r) => r.a)).toEqual([ContextKind.Mce, ContextKind.Mce]);
+    expect(run.mem.data[m.spec.common.mce.barrierVal]).toBe(0);
+  });
+
+  it("with local delivery (LMCE, AMD) the handler does not wait for the others", () => {
+    const m = litmus(def("local"));
+    const run = m.run([2]);
+    expect(run.status).toBe(RunStatus.Finished);
+    expect(run.of(Ev.McipClear).map((r) => r.cpu)).toEqual([0]);
+    expect(run.log.some((r) => r.kind === Ev.Store && r.addr === m.spec.common.mce.barrierVal)).toBe(false);
+    // raise_softirq(MACHINE_CHECK_SOFTIRQ) for the deferred work
+    expect(run.mem.data[m.spec.common.mceSoftirqPending[0]]).toBe(1);
+  });
+});
+
+describe("mce-path with local delivery", () => {
+  const local = { mceDelivery: "local" as const };
+
+  it("no-mask: the #MC handler runs the half-written site (P1); the rest are hazards", async () => {
+    await expectVerdict("no-mask", "mce-path", { violated: ["P1"], hazards: ["P3", "P4"] }, local);
+  });
+
+  it("nmi-rendezvous: an NMI taken inside an #MC handler holding mce_logout_lock deadlocks the rendezvous (P5)", async () => {
+    await expectVerdict(
+      "nmi-rendezvous",
+      "mce-path",
+      { violated: ["P1", "P5"], hazards: ["P3", "P4"] },
+      local,
+    );
+  });
+
+  it("linux-optprobe: only hazards", async () => {
+    await expectVerdict("linux-optprobe", "mce-path", { violated: [], hazards: ["P3", "P4"] }, local);
+  });
+
+  it("int3-restartable: an #MC handler between two old prologue instructions meets the displacement (P1, found by PCT)", async () => {
+    const v = await check({
+      protocol: "int3-restartable",
+      scenario: "mce-path",
+      hardware: local,
+      strategy: "pct",
+      bound: 2,
+      runs: RUNS,
+      seeds: SEEDS,
+      seed: 1,
+      properties: ["P1"],
+    });
+    if (v.kind !== "violated") throw new Error(`expected P1 to fail, got ${v.kind}`);
+    const p1 = v.properties[0];
+    expect(p1.violation?.kind).toBe("torn-fetch");
+    const { config, tape } = decodeToken(p1.token as string);
+    const mem = runInline(config, { tape }).mem;
+    const cpu = p1.violation?.cpu as number;
+    // Torn inside an #MC handler: more #MCs delivered to that CPU than returned from.
+    const log = readLog(mem);
+    const mine = (kind: Ev) => log.filter((r) => r.cpu === cpu && r.kind === kind);
+    const returned = mine(Ev.Iret).filter((r) => r.a === ContextKind.Mce).length;
+    expect(mine(Ev.McDeliver).length).toBeGreaterThan(returned);
+    expect(evaluate(machineFor(config), mem, "P1")).toEqual([p1.violation]);
+  });
+});
