@@ -132,11 +132,15 @@ export function checkStep(value: unknown, where: string): Step {
 export class WordTable {
   readonly names: string[] = [];
   readonly initial: number[] = [];
+  /** Name to word: a duplicate is found without scanning the table, so allocation stays linear. */
+  private readonly index = new Map<string, number>();
   alloc(name: string, initial = 0): number {
-    if (this.names.includes(name)) throw new Error(`data word '${name}' is allocated twice`);
+    if (this.index.has(name)) throw new Error(`data word '${name}' is allocated twice`);
+    const word = this.names.length;
+    this.index.set(name, word);
     this.names.push(name);
     this.initial.push(initial);
-    return this.names.length - 1;
+    return word;
   }
   /** One word per CPU: `name[i]`. */
   allocPerCpu(name: string, cpus: number, initial = 0): number[] {
