@@ -11,17 +11,20 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import {
   type Expected,
   FETCH_MODELS,
   type FetchModel,
+  HARDWARE_RANGES,
   type Hardware,
   OS_NAMES,
   type OsName,
   type RunConfig,
 } from "../model/types.js";
+import { MODEL_VERSION } from "../model/version.js";
 import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
 import {
   check,
@@ -83,10 +86,12 @@ Exit codes:
      token, a protocol module that fails to load or throws, or an engine that is not available
 
 Replay tokens:
-  Every counterexample ends with a token protocol/scenario/hardware/tape, e.g.
-    no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1
-  hardware is cpus, fetch, nmis, mces, bound (the step bound) and optionally os; tape is the
-  choice tape, '.'-separated, with _N for a run of N zeros and '-' for the empty tape.
+  Every counterexample ends with a token vN/protocol/scenario/hardware/tape, e.g.
+    v${MODEL_VERSION}/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1
+  vN is the model version: a token from another version is refused, since its tape may give
+  another trace there. hardware is cpus, fetch, nmis, mces, bound (the step bound) and
+  optionally os, mce and stishadow; tape is the choice tape, '.'-separated, with _N for a run
+  of N zeros and '-' for the empty tape.
   'livepatch-check replay TOKEN' re-runs it and prints the same report.
 `;
 
@@ -114,6 +119,12 @@ function wholeNumber(what: string, min: number, max: number): (value: string) =>
     }
     return n;
   };
+}
+
+/** The range of a hardware number, as the help prints it. */
+function range(field: keyof typeof HARDWARE_RANGES): string {
+  const [min, max] = HARDWARE_RANGES[field];
+  return `${min}-${max}`;
 }
 
 /** Repeatable options: commander passes undefined before the first occurrence (no default shown in help). */
@@ -260,21 +271,25 @@ function buildProgram(
     .addOption(
       new Option("--fetch <model>", "instruction fetch model (default: bytewise)").choices(FETCH_MODELS),
     )
-    .option("--cpus <n>", "simulated CPUs, 2-16 (default: 4)", wholeNumber("--cpus", 2, 16))
+    .option(
+      "--cpus <n>",
+      `simulated CPUs, ${range("cpus")} (default: ${DEFAULT_HARDWARE.cpus})`,
+      wholeNumber("--cpus", ...HARDWARE_RANGES.cpus),
+    )
     .option(
       "--nmis <n>",
-      "external NMIs per run, 0-16 (default: the scenario's)",
-      wholeNumber("--nmis", 0, 16),
+      `external NMIs per run, ${range("nmis")} (default: the scenario's)`,
+      wholeNumber("--nmis", ...HARDWARE_RANGES.nmis),
     )
     .option(
       "--mces <n>",
-      "machine checks per run, 0-16 (default: the scenario's)",
-      wholeNumber("--mces", 0, 16),
+      `machine checks per run, ${range("mces")} (default: the scenario's)`,
+      wholeNumber("--mces", ...HARDWARE_RANGES.mces),
     )
     .option(
       "--step-bound <n>",
-      "steps after which a run counts as not completing, 100-1000000 (default: 20000)",
-      wholeNumber("--step-bound", 100, 1_000_000),
+      `steps after which a run counts as not completing, ${range("stepBound")} (default: ${DEFAULT_HARDWARE.stepBound})`,
+      wholeNumber("--step-bound", ...HARDWARE_RANGES.stepBound),
     )
     .addOption(
       new Option("--os <name>", "OS entry code instead of the protocol's own (NMI nesting rules)").choices(
@@ -667,10 +682,6 @@ async function replay(
   } catch (e) {
     throw new UsageError(`the replay token's configuration is not valid: ${(e as Error).message}.`);
   }
-  if (decoded.tape.length > config.hardware.stepBound + 16)
-    throw new UsageError(
-      `the replay token's tape has ${decoded.tape.length} values, more than a run with step bound ${config.hardware.stepBound} can consume: the token is damaged.`,
-    );
   const rep = replayTape(config, decoded.tape);
   if (rep.error) throw new UsageError(`the replayed run failed: ${rep.error}.`);
   let sameOnThreads: boolean | undefined;

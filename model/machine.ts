@@ -83,13 +83,21 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
   return spec;
 }
 
+/**
+ * Tape values a run with this step bound can hold: one choice per step at most, and a few more for the
+ * choices inside a step. A longer tape cannot be a run's, so a replay token with one is refused.
+ */
+export function tapeCapacity(stepBound: number): number {
+  return stepBound + 16;
+}
+
 export function layoutFor(spec: MachineSpec): MemoryLayout {
   const hw = spec.config.hardware;
   return {
     cpus: hw.cpus,
     dataWords: Math.max(8, spec.words.names.length),
     codeSize: spec.image.bytes.length,
-    tapeMax: hw.stepBound + 16,
+    tapeMax: tapeCapacity(hw.stepBound),
     logMax: hw.stepBound * 4 + 64,
     strategyWords: 64,
   };

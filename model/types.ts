@@ -29,6 +29,17 @@ export interface Hardware {
   stiShadow?: boolean;
 }
 
+/**
+ * The whole numbers of Hardware the command accepts, inclusive, in one place for its options and the
+ * replay tokens alike. (A machine itself may have a single CPU, as the litmus tests do.)
+ */
+export const HARDWARE_RANGES = {
+  cpus: [2, 16],
+  nmis: [0, 16],
+  mces: [0, 16],
+  stepBound: [100, 1_000_000],
+} as const satisfies Record<string, readonly [number, number]>;
+
 export interface RunConfig {
   protocol: string;
   scenario: string;

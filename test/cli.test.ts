@@ -103,7 +103,7 @@ describe("livepatch-check --help", () => {
     expect(r.stdout).toMatch(/^ {2}replay \[options\] <token>/m);
     expect(r.stdout).toMatch(/^Exit codes:$/m);
     expect(r.stdout).toMatch(/^ {2}2 {2}nothing was checked/m);
-    expect(r.stdout).toMatch(/token protocol\/scenario\/hardware\/tape/);
+    expect(r.stdout).toMatch(/token vN\/protocol\/scenario\/hardware\/tape/);
   });
 });
 
@@ -129,13 +129,30 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/malformed replay token 'xen-4.8\/nmi-path'/);
-    const bad = await run("replay", "no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/1.x");
+    const bad = await run(
+      "replay",
+      "v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/1.x",
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("'x' is not a tape value");
   });
 
+  it("rejects a 9 KB token of long zero runs at once, and a token from an older model", async () => {
+    const zeros = Array.from({ length: 1000 }, () => "_1000000").join(".");
+    const huge = await run(
+      "replay",
+      `v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/${zeros}`,
+    );
+    expect(huge.code).toBe(2);
+    expect(huge.stdout).toBe("");
+    expect(huge.stderr).toContain("more than a run with step bound 20000 can consume");
+    const old = await run("replay", "no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7");
+    expect(old.code).toBe(2);
+    expect(old.stderr).toContain("has no model version");
+  });
+
   it("rejects a token that names an unknown protocol", async () => {
-    const r = await run("replay", "nope/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-");
+    const r = await run("replay", "v1/nope/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown protocol 'nope'");
   });
@@ -222,7 +239,7 @@ describe("a single check (--protocol and --scenario)", () => {
     expect(r.stdout).toMatch(/TORN: neither an old nor a new instruction \(P1\)/);
     expect(r.stdout).not.toMatch(ANSI);
     const token = TOKEN_LINE.exec(r.stdout)?.[1] as string;
-    expect(token).toMatch(/^no-mask\/nmi-path\/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000\//);
+    expect(token).toMatch(/^v1\/no-mask\/nmi-path\/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000\//);
 
     const again = await run("replay", token);
     expect(again.code).toBe(1);
@@ -265,7 +282,7 @@ describe("a single check (--protocol and --scenario)", () => {
     const p1 = v.properties.find((p) => p.id === "P1");
     expect(p1?.holds).toBe(false);
     expect(p1?.violation?.kind).toBe("torn-fetch");
-    expect(p1?.token).toMatch(/^no-mask\/nmi-path\//);
+    expect(p1?.token).toMatch(/^v1\/no-mask\/nmi-path\//);
     expect(v.properties.filter((p) => p.holds).map((p) => p.id)).toEqual(["P2", "P3", "P4", "P5", "P6"]);
   });
 });
@@ -366,6 +383,6 @@ describe("the command as a process", () => {
     expect(r.error).toBeUndefined();
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/P2 nmi-replayed \(nmi-lost\)/);
-    expect(r.stdout).toMatch(/replay: npx livepatch-check replay xen-4\.8\/nmi-path\//);
+    expect(r.stdout).toMatch(/replay: npx livepatch-check replay v1\/xen-4\.8\/nmi-path\//);
   });
 });
