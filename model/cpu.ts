@@ -3,6 +3,7 @@
 // who runs next is decided elsewhere (model/schedule for what is enabled, properties/tape for the pick).
 import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
 import { C, CODE_BASE, CPU_WORDS, H, HISTORY_DEPTH, type MachineMemory, RunStatus } from "./memory.js";
+import { noteRoutine, routineLabel } from "./progress.js";
 import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "./types.js";
 import { type Decoded, decode } from "./x86.js";
@@ -29,7 +30,6 @@ interface Context {
   rctx: RoutineContext;
   /** IF of the interrupted context, restored by IRET. */
   savedIf: number;
-  name: string;
 }
 
 const MAX_INSN = 15;
@@ -105,7 +105,7 @@ export class Cpu {
     this.contexts = [];
     this.fetchLen = 0;
     const ctx = this.routineContext({ rip: 0, fromRealCode: false, interruptedIf: 1 });
-    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx, "base");
+    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx);
     this.publish();
   }
 
@@ -113,13 +113,7 @@ export class Cpu {
     return { cpu: this.id, cpus: this.spec.config.hardware.cpus, spec: this.spec, frame, repeatNmi: false };
   }
 
-  private push(
-    kind: ContextKind,
-    routine: Routine<unknown>,
-    ist: number,
-    rctx: RoutineContext,
-    name: string,
-  ): void {
+  private push(kind: ContextKind, routine: Routine<unknown>, ist: number, rctx: RoutineContext): void {
     const ctx: Context = {
       kind,
       routine,
@@ -128,16 +122,30 @@ export class Cpu {
       ist,
       rctx,
       savedIf: this.mem.cpu[this.base + C.if],
-      name,
     };
     this.contexts.push(ctx);
     this.advance(ctx, 0);
   }
 
-  /** Runs the routine up to its next yield (CPU-private computation between two steps). */
+  /**
+   * Runs the routine up to its next yield (CPU-private computation between two steps). It first says
+   * where, for a watchdog in another thread: a routine that never yields cannot be stopped otherwise.
+   */
   private advance(ctx: Context, result: number): void {
+    noteRoutine(this.id, this.mem.header[H.step], ctx.kind, ctx.rctx.hook);
     const r = ctx.routine.next(result);
-    ctx.next = r.done ? null : checkStep(r.value, `routine '${ctx.name}' on CPU ${this.id}`);
+    ctx.next = r.done
+      ? null
+      : checkStep(
+          r.value,
+          this.spec.words.names.length,
+          () => `${this.routineOf(ctx)} at step ${this.mem.header[H.step]}`,
+        );
+  }
+
+  /** How messages name the routine of a context on this CPU (model/progress routineLabel). */
+  private routineOf(ctx: Context): string {
+    return `${routineLabel(ctx.kind, ctx.rctx.hook, this.spec.protocol.name)} on CPU ${this.id}`;
   }
 
   /** One step of this CPU: deliver a deliverable event, or perform the top context's next step. */
@@ -235,7 +243,6 @@ export class Cpu {
   private enterHandler(
     kind: ContextKind,
     ist: number,
-    name: string,
     make: (ctx: RoutineContext) => Routine<unknown>,
   ): void {
     const w = this.mem.cpu;
@@ -246,7 +253,7 @@ export class Cpu {
     }
     const ctx = this.routineContext(this.frameOfTop());
     w[o + C.halted] = 0;
-    this.push(kind, make(ctx), ist, ctx, name);
+    this.push(kind, make(ctx), ist, ctx);
     this.recomputeIst();
     this.publish();
   }
@@ -271,7 +278,7 @@ export class Cpu {
     }
     this.mem.logEvent(this.id, Ev.NmiDeliver, w[o + C.rip], os.istNmi, nested);
     // SDM §6.7.1: an NMI is taken through an interrupt gate: IF is cleared (NMIs ignore IF, H1/H7)
-    this.enterHandler(ContextKind.Nmi, os.istNmi, "nmi", (ctx) => os.nmiHandler(ctx));
+    this.enterHandler(ContextKind.Nmi, os.istNmi, (ctx) => os.nmiHandler(ctx));
     w[o + C.if] = 0;
   }
 
@@ -287,7 +294,7 @@ export class Cpu {
     w[o + C.mcip] = 1;
     this.mem.logEvent(this.id, Ev.McDeliver, w[o + C.rip], this.spec.os.istMce);
     // #MC is not blocked by NMI blocking and does not set it (H5)
-    this.enterHandler(ContextKind.Mce, this.spec.os.istMce, "mce", (ctx) => this.spec.os.mceHandler(ctx));
+    this.enterHandler(ContextKind.Mce, this.spec.os.istMce, (ctx) => this.spec.os.mceHandler(ctx));
     w[o + C.if] = 0;
   }
 
@@ -299,7 +306,7 @@ export class Cpu {
     w[o + C.irqPending] = pending & ~(1 << vector);
     this.mem.logEvent(this.id, Ev.IrqDeliver, w[o + C.rip], vector);
     // SDM §6.8.1: maskable interrupts only with IF=1; the interrupt gate clears IF (H7)
-    this.enterHandler(ContextKind.Irq, -1, `irq${vector}`, (ctx) => this.spec.os.irqHandler(ctx, vector));
+    this.enterHandler(ContextKind.Irq, -1, (ctx) => this.spec.os.irqHandler(ctx, vector));
     w[o + C.if] = 0;
   }
 
@@ -308,7 +315,7 @@ export class Cpu {
     const o = this.base;
     this.mem.logEvent(this.id, Ev.BpDeliver, address);
     const ctx = this.routineContext(frame);
-    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx, "bp");
+    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx);
     // SDM Vol. 2 INT3 + Linux idt.c SYSG / Xen set_swint_gate: #BP through an interrupt gate clears IF (H6)
     if (this.spec.os.bpClearsIf) w[o + C.if] = 0;
   }
@@ -332,7 +339,7 @@ export class Cpu {
     }
     const ctx = this.contexts.pop() as Context;
     if (ctx.kind === ContextKind.Base || this.contexts.length === 0) {
-      throw new Error(`CPU ${this.id}: IRET with no event frame to return to (routine '${ctx.name}')`);
+      throw new Error(`${this.routineOf(ctx)}: IRET with no event frame to return to`);
     }
     const wasBlocked = w[o + C.nmiBlocked];
     // SDM §6.7.1: any IRET clears NMI blocking, even one ending a #BP inside an NMI handler (H3);
@@ -557,9 +564,7 @@ export class Cpu {
         return;
       case "call":
         if (s.addr < CODE_BASE || s.addr >= CODE_BASE + mem.layout.codeSize) {
-          throw new Error(
-            `routine '${ctx.name}' on CPU ${this.id} calls 0x${s.addr.toString(16)}, outside the image`,
-          );
+          throw new Error(`${this.routineOf(ctx)} calls 0x${s.addr.toString(16)}, outside the image`);
         }
         ctx.real = { rip: s.addr, returns: [] };
         w[o + C.rip] = s.addr;

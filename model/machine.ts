@@ -7,7 +7,19 @@ import { fred } from "./os/fred.js";
 import { linux } from "./os/linux.js";
 import { xen } from "./os/xen.js";
 import { findProtocol } from "./protocols/index.js";
-import { call, eq, load, Mark, mark, ne, type Routine, store, WordTable, waitUntil } from "./routine.js";
+import {
+  call,
+  eq,
+  inHook,
+  load,
+  Mark,
+  mark,
+  ne,
+  type Routine,
+  store,
+  WordTable,
+  waitUntil,
+} from "./routine.js";
 import { findScenario } from "./scenarios/index.js";
 import type {
   Hardware,
@@ -116,7 +128,7 @@ function* baseRoutine(ctx: RoutineContext): Routine {
     yield call(work);
     if (!spec.refusal) {
       yield mark(Mark.PatchBegin);
-      yield* protocol.master(ctx);
+      yield* inHook(ctx, "master", protocol.master(ctx));
       yield mark(Mark.PatchEnd);
     }
     yield store(common.patchDone, 1);
@@ -127,13 +139,13 @@ function* baseRoutine(ctx: RoutineContext): Routine {
   }
   for (let i = 0; i < scenario.iterations; i++) {
     yield call(work);
-    if (protocol.poll) yield* protocol.poll(ctx);
+    if (protocol.poll) yield* inHook(ctx, "poll", protocol.poll(ctx));
   }
   // Xen's idle loop: check_for_livepatch_work whenever there is work, until the patch is done.
   for (;;) {
     yield waitUntil(eq(common.patchDone, 1), ne(common.rendezvousWanted, 0));
     if ((yield load(common.patchDone)) === 1) return;
-    if (protocol.poll) yield* protocol.poll(ctx);
+    if (protocol.poll) yield* inHook(ctx, "poll", protocol.poll(ctx));
     else yield waitUntil(eq(common.patchDone, 1));
   }
 }

@@ -1,5 +1,6 @@
 // The shapes shared by the machine, the OS models, protocols and scenarios.
 import type { CodeImage, FunctionDesc } from "./image.js";
+import type { ProtocolHook } from "./progress.js";
 import type { Routine, WordTable } from "./routine.js";
 
 export type FetchModel = "bytewise" | "stale" | "atomic";
@@ -63,6 +64,8 @@ export interface RoutineContext {
   frame: Frame;
   /** Set by Linux's nested-NMI guard: the NMI handler must run once more before it returns. */
   repeatNmi: boolean;
+  /** The protocol routine running in this context, if any (set by model/routine inHook). */
+  hook?: ProtocolHook;
 }
 
 /** The words every machine has; protocols allocate theirs in `setup`. */
