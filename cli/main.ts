@@ -231,9 +231,14 @@ function buildProgram(
       writeOut: print,
       writeErr: (t) => io.stderr(t),
       outputError: (text, write) => {
+        // One sentence on one line: commander puts its suggestion on a line of its own.
         const message = text
           .replace(/^error: /, "")
-          .trim()
+          .split("\n")
+          .map((line) => line.trim())
+          .filter((line) => line !== "")
+          .join(" ")
+          .replace("(Did you mean", "(did you mean")
           .replace(/\.$/, "");
         write(`livepatch-check: ${message}. Run 'livepatch-check --help' for the options.\n`);
       },
@@ -338,7 +343,13 @@ function buildProgram(
     .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
     .option("--color", "colour the output")
     .option("--no-color", "never colour the output")
-    .action(async (token: string, opts: ReplayOptions) => {
+    .action(async (token: string, own: ReplayOptions, cmd: Command) => {
+      if (cmd.args.length > 1) {
+        throw new UsageError(
+          `'replay' takes one token, but was given ${cmd.args.length} arguments (${cmd.args.map((a) => `'${a}'`).join(", ")}); quote the token if the shell split it.`,
+        );
+      }
+      const opts = withOptionsBefore(cmd, own, ["module", "engine", "json", "color"]);
       setCode(await replay(token, opts, io, print, engines));
     });
 
@@ -346,7 +357,13 @@ function buildProgram(
     .command("list")
     .description("list the protocols and scenarios, one line each")
     .option("--module <path>", "also list the protocols of this ES module; repeatable", collect)
-    .action(async (opts: ListOptions) => {
+    .action(async (own: ListOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `'list' takes no arguments, but was given ${cmd.args.map((a) => `'${a}'`).join(" ")}.`,
+        );
+      }
+      const opts = withOptionsBefore(cmd, own, ["module"]);
       await loadModules(opts.module);
       const width = Math.max(...PROTOCOLS.map((p) => p.name.length), ...SCENARIOS.map((s) => s.name.length));
       print("protocols:\n");
@@ -356,6 +373,31 @@ function buildProgram(
       setCode(EXIT_OK);
     });
   return program;
+}
+
+/**
+ * A command's options together with the program's options given before the command's name
+ * (`--module m.mjs list`), which commander parses as the program's own: those the command has are
+ * applied (repeatable ones first, then the command's own), any other is refused by name.
+ */
+function withOptionsBefore<T extends object>(cmd: Command, own: T, applies: readonly string[]): T {
+  const program = cmd.parent as Command;
+  const before = program.opts() as Record<string, unknown>;
+  const merged = { ...own } as Record<string, unknown>;
+  for (const key of Object.keys(before)) {
+    if (program.getOptionValueSource(key) !== "cli") continue;
+    const flag = program.options.find((o) => o.attributeName() === key)?.long ?? key;
+    if (!applies.includes(key)) {
+      throw new UsageError(
+        `${flag} does not apply to '${cmd.name()}'; see 'livepatch-check ${cmd.name()} --help' for its options.`,
+      );
+    }
+    const mine = merged[key];
+    if (Array.isArray(before[key]))
+      merged[key] = [...(before[key] as unknown[]), ...((mine as unknown[]) ?? [])];
+    else if (cmd.getOptionValueSource(key) !== "cli") merged[key] = before[key];
+  }
+  return merged as T;
 }
 
 function useColor(flag: boolean | undefined, json: boolean | undefined, io: Io): boolean {

@@ -184,6 +184,55 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
     expect(bound.stderr).toContain("--bound applies to '--strategy bounded' or '--strategy pct'");
   });
 
+  it("puts commander's suggestion in the same sentence as the error", async () => {
+    const r = await run("--engin", "inline");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "livepatch-check: unknown option '--engin' (did you mean --engine?). Run 'livepatch-check --help' for the options.\n",
+    );
+  });
+
+  it("rejects extra arguments to list and replay", async () => {
+    const list = await run("list", "extra");
+    expect(list.code).toBe(2);
+    expect(list.stdout).toBe("");
+    expect(list.stderr).toContain("'list' takes no arguments, but was given 'extra'");
+    const token = "v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-";
+    const replay = await run("replay", token, "again");
+    expect(replay.code).toBe(2);
+    expect(replay.stdout).toBe("");
+    expect(replay.stderr).toContain("'replay' takes one token, but was given 2 arguments");
+  });
+
+  it("applies options given before a command, and rejects those that do not apply to it", async () => {
+    const broken = moduleFile("broken-before.mjs", 'throw new Error("broken before list");\n');
+    const list = await run("--module", broken, "list");
+    expect(list.code).toBe(2);
+    expect(list.stderr).toContain("failed to load: broken before list");
+    const good = moduleFile(
+      "good-before.mjs",
+      `export default {
+        name: "cli-test-before", summary: "never writes the patch", origin: "cli test", os: "xen",
+        expected: {}, *master() {},
+      };\n`,
+    );
+    const listed = await run("--module", good, "list");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ {2}cli-test-before +never writes the patch$/m);
+    const replay = await run(
+      "--module",
+      good,
+      "replay",
+      "v1/cli-test-before/normal/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-",
+    );
+    expect(replay.stderr).toBe("");
+    expect(replay.code).toBe(1);
+    expect(replay.stdout).toMatch(/^✗ P6 patched \(not-patched\)/m);
+    const stray = await run("--runs", "5", "list");
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain("--runs does not apply to 'list'");
+  });
+
   it("reports a protocol module that is missing, fails to load, or throws while running", async () => {
     const missing = await run("--module", "/nonexistent/protocols.mjs", "--engine", "inline");
     expect(missing.code).toBe(2);
