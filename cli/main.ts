@@ -59,7 +59,21 @@ export interface Io {
   env: Record<string, string | undefined>;
 }
 
+/**
+ * The process's own streams. A reader that goes away (`| head -3`, `| true`) makes a write fail with
+ * EPIPE: that is no error of the check, so the command stops quietly with exit 0 (never 1, which
+ * means a violation) instead of dying with a stack trace. Only the process's Io does this: main()
+ * itself never exits the process.
+ */
 function processIo(): Io {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(EXIT_OK);
+  });
+  // Progress and messages to a closed stderr are lost; the exit code still says how the check went.
+  process.stderr.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   return {
     stdout: (t) => void process.stdout.write(t),
     stderr: (t) => void process.stderr.write(t),
