@@ -27,11 +27,12 @@ export const DEFAULT_SEEDS = 3;
 
 /**
  * Run outcomes a check remembers (about 1 KB each, the key being the run's tape): enough for every
- * tape of the default budget (runs x seeds), so each property after the first finds its runs done.
- * Past it, new outcomes are not kept and their runs are repeated: memory stays flat, results do not
- * change (a run's outcome depends on its configuration and tape alone).
+ * tape of the default budget (runs x seeds) and the shrinking of its counterexamples, so each
+ * property after the first finds its runs done. Past it, new outcomes are not kept and their runs are
+ * repeated: memory stays flat, results do not change (a run's outcome depends on its configuration
+ * and tape alone).
  */
-export const OUTCOME_MEMORY = 4096;
+export const OUTCOME_MEMORY = 8192;
 
 export interface CheckOptions {
   protocol: string;
@@ -52,6 +53,8 @@ export interface CheckOptions {
   examples?: boolean;
   /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
   bound?: number;
+  /** Run outcomes kept for the other properties' runs (default OUTCOME_MEMORY); memory, not results. */
+  outcomeMemory?: number;
 }
 
 export interface PropertyResult {
@@ -172,7 +175,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       }
       logs.add(hashLog(r.mem));
       failing = evaluate(spec, r.mem).map((v) => v.property);
-      if (outcomes.size < OUTCOME_MEMORY) outcomes.set(key, failing);
+      if (outcomes.size < (opts.outcomeMemory ?? OUTCOME_MEMORY)) outcomes.set(key, failing);
     }
     return failing;
   };

@@ -74,35 +74,54 @@ describe("a run that ends in an error", () => {
 });
 
 describe("the memory of run outcomes", () => {
-  it("stays within its bound when the runs exceed it, and the verdict is the same", async () => {
-    // The outcomes are kept in a Map keyed by the run's strategy (JSON): watch the largest one.
+  /** check() on a cell that holds, with the largest Map of run outcomes it kept (keyed by a run's JSON). */
+  async function watched(runs: number, outcomeMemory?: number) {
     let largest = 0;
     const set = Map.prototype.set;
     Map.prototype.set = function (this: Map<unknown, unknown>, key: unknown, value: unknown) {
       if (typeof key === "string" && key.startsWith('{"tape"')) largest = Math.max(largest, this.size + 1);
       return set.call(this, key, value);
     };
-    const runs = Math.ceil(OUTCOME_MEMORY / 2);
-    let big: Awaited<ReturnType<typeof check>>;
     try {
-      big = await check({
+      const verdict = await check({
         protocol: "no-mask",
         scenario: "normal",
         runs,
         seeds: 3,
         examples: false,
         properties: ["P1", "P2"],
+        outcomeMemory,
       });
+      return { verdict, largest };
     } finally {
       Map.prototype.set = set;
     }
-    expect(big.kind).toBe("holds");
-    if (big.kind !== "holds") return;
-    // 3 seeds x runs tapes (some drawn twice), more than the memory holds: it stopped at its bound.
-    expect(big.runs).toBeGreaterThan(OUTCOME_MEMORY);
-    expect(largest).toBe(OUTCOME_MEMORY);
-    expect(big.properties.map((p) => [p.property, p.holds, p.runs])).toEqual(
-      ["P1", "P2"].map((p) => [p, true, 3 * runs]),
-    );
+  }
+
+  it("is bounded by default, with room for every tape of the default budget", async () => {
+    const { verdict, largest } = await watched(20);
+    expect(verdict.kind).toBe("holds");
+    expect(largest).toBeGreaterThan(40);
+    expect(largest).toBeLessThanOrEqual(OUTCOME_MEMORY);
+    expect(OUTCOME_MEMORY).toBeGreaterThanOrEqual(3 * 1000 * 2);
+  });
+
+  it("stays within its bound when the runs exceed it, and the verdict is the same", async () => {
+    const kept = await watched(150);
+    const bounded = await watched(150, 100);
+    // 3 seeds x 150 tapes, more than 100: the memory stopped growing at its bound.
+    expect(kept.largest).toBeGreaterThan(100);
+    expect(bounded.largest).toBe(100);
+    // The same verdict; only runs that were not remembered are made again.
+    const summary = (v: typeof kept.verdict) =>
+      v.kind === "holds" ? v.properties.map((p) => [p.property, p.holds, p.runs]) : v.kind;
+    expect(summary(bounded.verdict)).toEqual(summary(kept.verdict));
+    expect(summary(bounded.verdict)).toEqual([
+      ["P1", true, 450],
+      ["P2", true, 450],
+    ]);
+    if (kept.verdict.kind !== "holds" || bounded.verdict.kind !== "holds") return;
+    expect(bounded.verdict.distinctLogs).toBe(kept.verdict.distinctLogs);
+    expect(bounded.verdict.runs).toBeGreaterThan(kept.verdict.runs);
   });
 });
