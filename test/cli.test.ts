@@ -401,7 +401,154 @@ describe("the threaded engine", () => {
     const r = await run("replay", token, "--engine", "threaded");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^threaded engine: the same log, record for record \(\d+ records\)$/m);
+    expect(r.stdout).toMatch(/^confirmed on 4 threads: the same log, record for record \(\d+ records\)$/m);
+  });
+});
+
+describe("no protocol code can hang the command", () => {
+  beforeAll(needBuild);
+  // A protocol whose routine loops without yielding: JavaScript cannot interrupt it, so it must run
+  // off the main thread, and the watchdog must stop it and say where it was.
+  const protocolWith = (name: string, fields: string) =>
+    moduleFile(
+      `${name}.mjs`,
+      `const store = (word, value) => ({ k: "store", word, value });
+export default {
+  name: "${name}", summary: "never yields", origin: "cli test", os: "xen", expected: {},
+  *master(ctx) { yield store(ctx.spec.common.patchDone, 1); },
+  ${fields}
+};\n`,
+    );
+  const spinningMaster = () =>
+    protocolWith(
+      "cli-test-spins",
+      "*master(ctx) { yield store(ctx.spec.common.patchDone, 0); for (;;) {} },",
+    );
+
+  it.each(["inline", "threaded"])(
+    "a master that loops without yielding ends with exit 2 naming the CPU, the routine and the step (%s engine)",
+    async (engine) => {
+      const r = await run(
+        "--module",
+        spinningMaster(),
+        "-p",
+        "cli-test-spins",
+        "-s",
+        "normal",
+        "--engine",
+        engine,
+        "--watchdog",
+        "2",
+      );
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      // The check's first run (the round-robin one that sizes its tapes) already loops.
+      expect(r.stderr).toMatch(
+        /the watchdog stopped the check: CPU 0 made no progress for \d+\.\d s for cli-test-spins on normal, at step \d+ in routine 'master' of protocol 'cli-test-spins'/,
+      );
+    },
+  );
+
+  it.each(["inline", "threaded"])(
+    "a loop in some interleavings only (an NMI callback) is stopped at its first run, not shrunk (%s engine)",
+    async (engine) => {
+      const file = protocolWith(
+        `cli-test-spins-on-nmi-${engine}`,
+        `*master(ctx) {
+    yield store(ctx.spec.common.nmiCallback, 1);
+    for (let i = 0; i < 20; i++) yield store(ctx.spec.common.rendezvousWanted, 0);
+    yield store(ctx.spec.common.nmiCallback, 0);
+    yield store(ctx.spec.common.patchDone, 1);
+  },
+  *nmiCallback() { for (;;) {} },`,
+      );
+      const name = `cli-test-spins-on-nmi-${engine}`;
+      const r = await run(
+        "--module",
+        file,
+        "-p",
+        name,
+        "-s",
+        "nmi-path",
+        "--engine",
+        engine,
+        "--watchdog",
+        "2",
+      );
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      // Inline, the check pool's watchdog stops the worker; threaded, the engine's own stops the run.
+      const where =
+        engine === "inline"
+          ? `CPU \\d made no progress for \\d+\\.\\d s for ${name} on nmi-path, at step \\d+ in`
+          : `CPU \\d held the token at step \\d+ and made no progress for \\d+ ms in`;
+      expect(r.stderr).toMatch(
+        new RegExp(`${where} routine 'nmiCallback' of protocol '${name}' in the 'nmi' handler`),
+      );
+    },
+  );
+
+  it("a module whose top-level code never ends, and a setup that never returns, are stopped too", async () => {
+    const forever = moduleFile("forever.mjs", "for (;;) {}\n");
+    const load = await run("--module", forever, "list", "--watchdog", "1");
+    expect(load.code).toBe(2);
+    expect(load.stderr).toContain(`loading the protocol module '${forever}' made no progress for`);
+    expect(load.stderr).toContain("its top-level code never ends");
+    const setup = protocolWith("cli-test-setup-spins", "setup() { for (;;) {} },");
+    const build = await run(
+      "--module",
+      setup,
+      "-p",
+      "cli-test-setup-spins",
+      "-s",
+      "normal",
+      "--watchdog",
+      "1",
+    );
+    expect(build.code).toBe(2);
+    expect(build.stderr).toContain(
+      "building the machine for cli-test-setup-spins on normal made no progress for",
+    );
+    expect(build.stderr).toContain("the protocol's setup never returns");
+  });
+});
+
+describe("every core for the search", () => {
+  beforeAll(needBuild);
+  it("prints the same matrix and counterexamples with 1 worker as with 2", async () => {
+    const args = ["-s", "nmi-path", "--runs", "30", "--seeds", "1", "--no-examples"];
+    const one = await run(...args, "--parallel", "1");
+    const two = await run(...args, "--parallel", "2");
+    expect(one.code).toBe(two.code);
+    const stable = (text: string) => text.replace(/^\d+ checks, .*$/m, "");
+    expect(stable(two.stdout)).toBe(stable(one.stdout));
+    expect(one.stdout).toMatch(
+      /^9 checks, \d+ runs, [\d.]+ s, inline engine on 1 worker; \d+ counterexamples confirmed on 4 threads/m,
+    );
+    expect(two.stdout).toMatch(/^9 checks, \d+ runs, [\d.]+ s, inline engine on 2 workers/m);
+  });
+
+  it("confirms every counterexample on the threaded engine and says so", async () => {
+    const r = await run("-p", "xen-4.8", "-s", "nmi-path", "--runs", "50", "--seeds", "1", "--json");
+    expect(r.code).toBe(1);
+    const parsed = JSON.parse(r.stdout) as {
+      confirmation: { counterexamples: number; threads: number };
+      verdicts: Array<{ properties: Array<{ id: string; holds: boolean; confirmedOnThreads?: number }> }>;
+    };
+    expect(parsed.confirmation.counterexamples).toBe(1);
+    expect(parsed.confirmation.threads).toBe(4);
+    expect(parsed.verdicts[0].properties.find((p) => p.id === "P2")?.confirmedOnThreads).toBe(4);
+    const text = await run("-p", "xen-4.8", "-s", "nmi-path", "--runs", "50", "--seeds", "1");
+    expect(text.stdout).toMatch(/^confirmed on 4 threads: the same log, record for record \(\d+ records\)$/m);
+  });
+
+  it("refuses more workers than the host has cores for", async () => {
+    const r = await run("--parallel", "256");
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(
+      /--parallel must be a whole number from 1 to \d+ here, not 256: this host has \d+ cores?/,
+    );
   });
 });
 
