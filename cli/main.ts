@@ -95,7 +95,9 @@ Exit codes:
   1  a verdict differs from the declared one (matrix); a property is violated (single check,
      replay)
   2  nothing was checked: bad arguments, an unknown protocol or scenario, a malformed replay
-     token, a protocol module that fails to load or throws, or an engine that is not available
+     token or one from another model version, a protocol module that fails to load or throws,
+     protocol code that never yields (the watchdog stops it and names the CPU, routine and
+     step), or an engine that is not available
 
 Replay tokens:
   Every counterexample ends with a token vN/protocol/scenario/hardware/tape, e.g.
