@@ -578,7 +578,7 @@ async function explore(
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
     throw new UsageError(
-      `a run failed, so nothing was judged: ${errors[0].message}. A protocol routine that throws is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
+      `a run failed, so nothing was judged: ${errors[0].message}. A protocol routine that throws or never yields is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
     );
   }
   // Every counterexample is re-run in a worker for its report, and confirmed on the threaded engine.
