@@ -117,7 +117,7 @@ export class CheckPool {
   private readonly watchdogMs: number;
   private readonly pool: Piscina<UnitTask, UnitResult>;
   private readonly running = new Set<Running>();
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Array<{ start: () => void; cancel: (e: Error) => void }> = [];
   private active = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -169,7 +169,7 @@ export class CheckPool {
     } finally {
       this.running.delete(entry);
       this.active--;
-      this.waiting.shift()?.();
+      this.waiting.shift()?.start();
       if (this.running.size === 0 && this.timer) {
         clearInterval(this.timer);
         this.timer = undefined;
@@ -183,6 +183,7 @@ export class CheckPool {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const r of this.running) r.controller.abort("the check pool was closed");
+    for (const w of this.waiting.splice(0)) w.cancel(new Error("the check pool was closed"));
     await this.pool.destroy().catch(() => {});
   }
 
@@ -193,10 +194,13 @@ export class CheckPool {
       this.active++;
       return Promise.resolve();
     }
-    return new Promise((resolve) =>
-      this.waiting.push(() => {
-        this.active++;
-        resolve();
+    return new Promise((resolve, reject) =>
+      this.waiting.push({
+        start: () => {
+          this.active++;
+          resolve();
+        },
+        cancel: reject,
       }),
     );
   }
