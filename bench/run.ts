@@ -1,8 +1,10 @@
 // `npm run bench`: prints the figures; nothing here asserts on time.
 import { benchCounterexamples } from "./counterexamples.js";
 import { benchInline } from "./inline.js";
+import { benchMainJob } from "./main-job.js";
 import { benchThreaded } from "./threaded.js";
 
 benchInline();
 await benchThreaded();
 await benchCounterexamples();
+await benchMainJob();

@@ -7,16 +7,17 @@
 // one, 2 the input could not be checked. Everything for stdout is collected and written at the end, so
 // a run that ends with exit 2 leaves stdout empty: scripts never parse half a report.
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import {
   type Expected,
   FETCH_MODELS,
   type FetchModel,
+  HARDWARE_RANGES,
   type Hardware,
   MCE_DELIVERIES,
   type MceDelivery,
@@ -24,30 +25,30 @@ import {
   type OsName,
   type RunConfig,
 } from "../model/types.js";
+import { MODEL_VERSION } from "../model/version.js";
 import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
-import {
-  check,
-  DEFAULT_RUNS,
-  DEFAULT_SEEDS,
-  type PropertyResult,
-  resolveConfig,
-  type Verdict,
-} from "../properties/check.js";
-import { PROPERTIES, readLog } from "../properties/invariants.js";
+import { DEFAULT_RUNS, DEFAULT_SEEDS, type PropertyResult, type Verdict } from "../properties/check.js";
+import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
 import {
   expectedCell,
   matchesExpected,
-  renderReplay,
   renderVerdictMatrix,
   replayCommand,
-  replayTape,
-  statusName,
   verdictCell,
 } from "../properties/report.js";
 import { PCT_MAX_CHANGES } from "../properties/tape.js";
 import { decodeToken, encodeToken } from "../properties/token.js";
-import { ENGINES, type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
-import { loadProtocolModules } from "../workers/modules.js";
+import {
+  CheckPool,
+  defaultWorkers,
+  maxWorkers,
+  StuckError,
+  type UnitLabel,
+  type UnitRequest,
+} from "../workers/check-pool.js";
+import type { Confirmation, ProtocolInfo, UnitResult } from "../workers/check-worker.js";
+import { ENGINES, type EngineName } from "../workers/engine.js";
+import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
@@ -59,7 +60,21 @@ export interface Io {
   env: Record<string, string | undefined>;
 }
 
+/**
+ * The process's own streams. A reader that goes away (`| head -3`, `| true`) makes a write fail with
+ * EPIPE: that is no error of the check, so the command stops quietly with exit 0 (never 1, which
+ * means a violation) instead of dying with a stack trace. Only the process's Io does this: main()
+ * itself never exits the process.
+ */
 function processIo(): Io {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(EXIT_OK);
+  });
+  // Progress and messages to a closed stderr are lost; the exit code still says how the check went.
+  process.stderr.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  });
   return {
     stdout: (t) => void process.stdout.write(t),
     stderr: (t) => void process.stderr.write(t),
@@ -83,13 +98,17 @@ Exit codes:
   1  a verdict differs from the declared one (matrix); a property is violated (single check,
      replay)
   2  nothing was checked: bad arguments, an unknown protocol or scenario, a malformed replay
-     token, a protocol module that fails to load or throws, or an engine that is not available
+     token or one from another model version, a protocol module that fails to load or throws,
+     protocol code that never yields (the watchdog stops it and names the CPU, routine and
+     step), or an engine that is not available
 
 Replay tokens:
-  Every counterexample ends with a token protocol/scenario/hardware/tape, e.g.
-    no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1
-  hardware is cpus, fetch, nmis, mces, bound (the step bound) and optionally os; tape is the
-  choice tape, '.'-separated, with _N for a run of N zeros and '-' for the empty tape.
+  Every counterexample ends with a token vN/protocol/scenario/hardware/tape, e.g.
+    v${MODEL_VERSION}/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1
+  vN is the model version: a token from another version is refused, since its tape may give
+  another trace there. hardware is cpus, fetch, nmis, mces, bound (the step bound) and
+  optionally os, mce and stishadow; tape is the choice tape, '.'-separated, with _N for a run
+  of N zeros and '-' for the empty tape.
   'livepatch-check replay TOKEN' re-runs it and prints the same report.
 `;
 
@@ -119,6 +138,12 @@ function wholeNumber(what: string, min: number, max: number): (value: string) =>
   };
 }
 
+/** The range of a hardware number, as the help prints it. */
+function range(field: keyof typeof HARDWARE_RANGES): string {
+  const [min, max] = HARDWARE_RANGES[field];
+  return `${min}-${max}`;
+}
+
 /** Repeatable options: commander passes undefined before the first occurrence (no default shown in help). */
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -144,6 +169,7 @@ interface ExploreOptions {
   stiShadow?: boolean;
   module?: string[];
   parallel?: number;
+  watchdog?: number;
   json?: boolean;
   color?: boolean;
 }
@@ -151,12 +177,14 @@ interface ExploreOptions {
 interface ReplayOptions {
   engine: EngineName;
   module?: string[];
+  watchdog?: number;
   json?: boolean;
   color?: boolean;
 }
 
 interface ListOptions {
   module?: string[];
+  watchdog?: number;
 }
 
 /**
@@ -167,8 +195,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   const out: string[] = [];
   const print = (text: string) => out.push(text);
   let code = EXIT_OK;
-  const engines: Engine[] = [];
-  const program = buildProgram(io, print, engines, (c) => {
+  const pools: CheckPool[] = [];
+  const program = buildProgram(io, print, pools, (c) => {
     code = c;
   });
   try {
@@ -177,7 +205,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     code = handleFailure(e, io);
   } finally {
     // Threads must end for the process to exit on its own; a close that fails must not hide the verdict.
-    for (const engine of engines) await engine.close().catch(() => {});
+    for (const pool of pools) await pool.close().catch(() => {});
   }
   if (code !== EXIT_USAGE) io.stdout(out.join(""));
   return code;
@@ -204,7 +232,7 @@ function handleFailure(e: unknown, io: Io): number {
 function buildProgram(
   io: Io,
   print: (text: string) => void,
-  engines: Engine[],
+  pools: CheckPool[],
   setCode: (code: number) => void,
 ): Command {
   const program = new Command();
@@ -225,9 +253,14 @@ function buildProgram(
       writeOut: print,
       writeErr: (t) => io.stderr(t),
       outputError: (text, write) => {
+        // One sentence on one line: commander puts its suggestion on a line of its own.
         const message = text
           .replace(/^error: /, "")
-          .trim()
+          .split("\n")
+          .map((line) => line.trim())
+          .filter((line) => line !== "")
+          .join(" ")
+          .replace("(Did you mean", "(did you mean")
           .replace(/\.$/, "");
         write(`livepatch-check: ${message}. Run 'livepatch-check --help' for the options.\n`);
       },
@@ -248,9 +281,12 @@ function buildProgram(
     )
     .option("--no-examples", "do not run the protocol's declared example tapes before the random ones")
     .addOption(
-      new Option("--engine <name>", "inline: every CPU in this thread; threaded: one worker thread per CPU")
+      new Option(
+        "--engine <name>",
+        "how a check's machines run: inline, every CPU in the check's worker thread; threaded, a worker thread per CPU (every counterexample is confirmed on the threaded engine either way)",
+      )
         .choices(ENGINES)
-        .default("threaded"),
+        .default("inline"),
     )
     .addOption(
       new Option("--strategy <name>", "how tapes are drawn: uniform random, preemption-bounded, or PCT")
@@ -265,21 +301,25 @@ function buildProgram(
     .addOption(
       new Option("--fetch <model>", "instruction fetch model (default: bytewise)").choices(FETCH_MODELS),
     )
-    .option("--cpus <n>", "simulated CPUs, 2-16 (default: 4)", wholeNumber("--cpus", 2, 16))
+    .option(
+      "--cpus <n>",
+      `simulated CPUs, ${range("cpus")} (default: ${DEFAULT_HARDWARE.cpus})`,
+      wholeNumber("--cpus", ...HARDWARE_RANGES.cpus),
+    )
     .option(
       "--nmis <n>",
-      "external NMIs per run, 0-16 (default: the scenario's)",
-      wholeNumber("--nmis", 0, 16),
+      `external NMIs per run, ${range("nmis")} (default: the scenario's)`,
+      wholeNumber("--nmis", ...HARDWARE_RANGES.nmis),
     )
     .option(
       "--mces <n>",
-      "machine checks per run, 0-16 (default: the scenario's)",
-      wholeNumber("--mces", 0, 16),
+      `machine checks per run, ${range("mces")} (default: the scenario's)`,
+      wholeNumber("--mces", ...HARDWARE_RANGES.mces),
     )
     .option(
       "--step-bound <n>",
-      "steps after which a run counts as not completing, 100-1000000 (default: 20000)",
-      wholeNumber("--step-bound", 100, 1_000_000),
+      `steps after which a run counts as not completing, ${range("stepBound")} (default: ${DEFAULT_HARDWARE.stepBound})`,
+      wholeNumber("--step-bound", ...HARDWARE_RANGES.stepBound),
     )
     .addOption(
       new Option("--os <name>", "OS entry code instead of the protocol's own (NMI nesting rules)").choices(
@@ -303,9 +343,10 @@ function buildProgram(
     )
     .option(
       "--parallel <n>",
-      "threaded engine: machines run at once (default: host CPUs / simulated CPUs, at least 1)",
-      wholeNumber("--parallel", 1, 256),
+      "checks run at once, a worker thread each (default: one per core; with --engine threaded, cores / simulated CPUs); at most one per core",
+      wholeNumber("--parallel", 1, 4096),
     )
+    .option(...WATCHDOG_OPTION)
     .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
     .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
     .option("--no-color", "never colour the output")
@@ -317,7 +358,7 @@ function buildProgram(
           `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN' and 'list'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
         );
       }
-      setCode(await explore(opts, io, print, engines));
+      setCode(await explore(opts, io, print, pools));
     });
 
   program
@@ -335,22 +376,41 @@ function buildProgram(
         .default("inline"),
     )
     .option("--module <path>", "ES module exporting protocols; repeatable", collect)
+    .option(...WATCHDOG_OPTION)
     .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
     .option("--color", "colour the output")
     .option("--no-color", "never colour the output")
-    .action(async (token: string, opts: ReplayOptions) => {
-      setCode(await replay(token, opts, io, print, engines));
+    .action(async (token: string, own: ReplayOptions, cmd: Command) => {
+      if (cmd.args.length > 1) {
+        throw new UsageError(
+          `'replay' takes one token, but was given ${cmd.args.length} arguments (${cmd.args.map((a) => `'${a}'`).join(", ")}); quote the token if the shell split it.`,
+        );
+      }
+      const opts = withOptionsBefore(cmd, own, ["module", "engine", "json", "color", "watchdog"]);
+      setCode(await replay(token, opts, io, print, pools));
     });
 
   program
     .command("list")
     .description("list the protocols and scenarios, one line each")
     .option("--module <path>", "also list the protocols of this ES module; repeatable", collect)
-    .action(async (opts: ListOptions) => {
-      await loadModules(opts.module);
-      const width = Math.max(...PROTOCOLS.map((p) => p.name.length), ...SCENARIOS.map((s) => s.name.length));
+    .option(...WATCHDOG_OPTION)
+    .action(async (own: ListOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `'list' takes no arguments, but was given ${cmd.args.map((a) => `'${a}'`).join(" ")}.`,
+        );
+      }
+      const opts = withOptionsBefore(cmd, own, ["module", "watchdog"]);
+      const modules = modulePaths(opts.module);
+      // A module's code runs only in a worker thread, where the watchdog can stop it.
+      const protocols =
+        modules.length === 0
+          ? builtInProtocols()
+          : await protocolsOf(openPool(modules, 1, opts.watchdog, pools));
+      const width = Math.max(...protocols.map((p) => p.name.length), ...SCENARIOS.map((s) => s.name.length));
       print("protocols:\n");
-      for (const p of PROTOCOLS) print(`  ${p.name.padEnd(width)}  ${p.summary}\n`);
+      for (const p of protocols) print(`  ${p.name.padEnd(width)}  ${p.summary}\n`);
       print("scenarios:\n");
       for (const s of SCENARIOS) print(`  ${s.name.padEnd(width)}  ${s.summary}\n`);
       setCode(EXIT_OK);
@@ -361,45 +421,112 @@ function buildProgram(
   return program;
 }
 
+/**
+ * A command's options together with the program's options given before the command's name
+ * (`--module m.mjs list`), which commander parses as the program's own: those the command has are
+ * applied (repeatable ones first, then the command's own), any other is refused by name.
+ */
+function withOptionsBefore<T extends object>(cmd: Command, own: T, applies: readonly string[]): T {
+  const program = cmd.parent as Command;
+  const before = program.opts() as Record<string, unknown>;
+  const merged = { ...own } as Record<string, unknown>;
+  for (const key of Object.keys(before)) {
+    if (program.getOptionValueSource(key) !== "cli") continue;
+    const flag = program.options.find((o) => o.attributeName() === key)?.long ?? key;
+    if (!applies.includes(key)) {
+      throw new UsageError(
+        `${flag} does not apply to '${cmd.name()}'; see 'livepatch-check ${cmd.name()} --help' for its options.`,
+      );
+    }
+    const mine = merged[key];
+    if (Array.isArray(before[key]))
+      merged[key] = [...(before[key] as unknown[]), ...((mine as unknown[]) ?? [])];
+    else if (cmd.getOptionValueSource(key) !== "cli") merged[key] = before[key];
+  }
+  return merged as T;
+}
+
 function useColor(flag: boolean | undefined, json: boolean | undefined, io: Io): boolean {
   if (json) return false;
   if (flag !== undefined) return flag;
   return io.stdoutIsTTY && !io.env.NO_COLOR;
 }
 
-async function loadModules(paths: readonly string[] = []): Promise<string[]> {
+/** The --watchdog option, the same for every command. */
+const WATCHDOG_OPTION = [
+  "--watchdog <seconds>",
+  `seconds a check may make no progress before it is stopped, naming the CPU, routine and step (default: ${DEFAULT_WATCHDOG_MS / 1000})`,
+  wholeNumber("--watchdog", 1, 3600),
+] as const;
+
+/**
+ * The protocol modules' absolute paths, each checked to exist. They are imported only by worker
+ * threads (workers/check-worker), never by this one: top-level code that never ends cannot hang the
+ * command, the watchdog stops it.
+ */
+function modulePaths(paths: readonly string[] = []): string[] {
   const absolute = paths.map((p) => resolve(p));
   for (const p of absolute) {
     if (!existsSync(p))
       throw new UsageError(`the protocol module '${p}' does not exist: check the path given with --module.`);
   }
-  try {
-    await loadProtocolModules(absolute);
-  } catch (e) {
-    throw new UsageError(
-      `${(e as Error).message}. A protocol module must be an ES module whose default export (or export 'protocols') is a protocol or an array of them.`,
-    );
-  }
   return absolute;
 }
 
-/** The threaded engine, or a clear refusal: exploring must never fall back to inline silently. */
-async function threadedEngine(modules: string[], parallel?: number): Promise<Engine> {
-  let mod: typeof import("../workers/threaded.js");
+/** A check pool that the command closes when it ends. */
+function openPool(
+  modules: string[],
+  workers: number,
+  watchdogSeconds: number | undefined,
+  pools: CheckPool[],
+): CheckPool {
+  let pool: CheckPool;
   try {
-    mod = await import("../workers/threaded.js");
+    pool = new CheckPool({
+      workers,
+      modules,
+      watchdogMs: (watchdogSeconds ?? DEFAULT_WATCHDOG_MS / 1000) * 1000,
+    });
   } catch (e) {
+    throw new UsageError(`${(e as Error).message}.`);
+  }
+  pools.push(pool);
+  return pool;
+}
+
+/**
+ * Runs one unit on the pool; a unit stopped by the watchdog, a module that fails to load and a worker
+ * that dies become input errors (exit 2) with their cause.
+ */
+async function unit(pool: CheckPool, request: UnitRequest, label: UnitLabel = {}): Promise<UnitResult> {
+  let r: UnitResult;
+  try {
+    r = await pool.run(request, label);
+  } catch (e) {
+    if (e instanceof StuckError) {
+      throw new UsageError(
+        `the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol module (or, if the machine is only very slow, raise --watchdog).`,
+      );
+    }
+    throw e;
+  }
+  if (r.kind === "module-error") {
     throw new UsageError(
-      `the threaded engine could not be loaded (${(e as Error).message}); rebuild with 'npm run build', or choose '--engine inline'.`,
+      `${r.message}. A protocol module must be an ES module whose default export (or export 'protocols') is a protocol or an array of them.`,
     );
   }
-  const worker = mod.workerFile();
-  if (!existsSync(worker)) {
-    throw new UsageError(
-      `the threaded engine's worker ${worker} is missing; build it with 'npm run build' (or 'npx tsc -p .'), or choose '--engine inline'.`,
-    );
-  }
-  return mod.createThreadedEngine({ modules, parallel });
+  return r;
+}
+
+function builtInProtocols(): ProtocolInfo[] {
+  return PROTOCOLS.map((p) => ({ name: p.name, summary: p.summary, expected: p.expected }));
+}
+
+/** The protocols, built-in and from the modules, as a worker thread loaded them. */
+async function protocolsOf(pool: CheckPool): Promise<ProtocolInfo[]> {
+  const r = await unit(pool, { kind: "describe" });
+  if (r.kind !== "describe") throw new Error(`a describe task answered ${r.kind}`);
+  return r.protocols;
 }
 
 function checkName(
@@ -422,7 +549,7 @@ async function explore(
   opts: ExploreOptions,
   io: Io,
   print: (t: string) => void,
-  engines: Engine[],
+  pools: CheckPool[],
 ): Promise<number> {
   if (opts.bound !== undefined) {
     if (opts.strategy === "random")
@@ -434,8 +561,17 @@ async function explore(
         `with '--strategy pct', --bound (the bug depth) must be from 1 to ${PCT_MAX_CHANGES + 1}, not ${opts.bound}.`,
       );
   }
-  const modules = await loadModules(opts.module);
-  if (opts.protocol !== undefined) checkName("protocol", opts.protocol, PROTOCOLS);
+  const modules = modulePaths(opts.module);
+  const cpus = opts.cpus ?? DEFAULT_HARDWARE.cpus;
+  const limit = maxWorkers(opts.engine, cpus);
+  if (opts.parallel !== undefined && opts.parallel > limit.max) {
+    throw new UsageError(
+      `--parallel must be a whole number from 1 to ${limit.max} here, not ${opts.parallel}: ${limit.why}. More workers than that only take turns on the cores (or run out of memory).`,
+    );
+  }
+  const pool = openPool(modules, opts.parallel ?? defaultWorkers(opts.engine, cpus), opts.watchdog, pools);
+  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  if (opts.protocol !== undefined) checkName("protocol", opts.protocol, protocols);
   if (opts.scenario !== undefined) checkName("scenario", opts.scenario, SCENARIOS);
   const hardware: Partial<Hardware> = {
     cpus: opts.cpus,
@@ -448,43 +584,45 @@ async function explore(
     stiShadow: opts.stiShadow,
   };
   const pairs: Array<{ protocol: string; scenario: string }> = [];
-  for (const p of PROTOCOLS) {
+  for (const p of protocols) {
     if (opts.protocol !== undefined && p.name !== opts.protocol) continue;
     for (const s of SCENARIOS) {
       if (opts.scenario !== undefined && s.name !== opts.scenario) continue;
       pairs.push({ protocol: p.name, scenario: s.name });
     }
   }
-  // Build every machine before the first run, so a protocol whose setup throws stops us with nothing printed.
-  for (const { protocol, scenario } of pairs) {
-    try {
-      resolveConfig(protocol, scenario, hardware);
-    } catch (e) {
-      throw new UsageError(`cannot build ${protocol} on ${scenario}: ${(e as Error).message}.`);
-    }
-  }
-  // Each machine takes a thread per simulated CPU: more machines at once than the host has cores for
-  // only adds handoff latency (measured: 4-CPU machines two at a time on a 2-core host are slower).
-  const parallel = opts.parallel ?? Math.max(1, Math.floor(availableParallelism() / (opts.cpus ?? 4)));
-  const engine = opts.engine === "threaded" ? await threadedEngine(modules, parallel) : inlineEngine;
-  engines.push(engine);
   const single = opts.protocol !== undefined && opts.scenario !== undefined;
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
-  const verdicts = await runChecks(pairs, opts, hardware, engine, parallel, io);
-  const elapsed = (performance.now() - started) / 1000;
+  const verdicts = await runChecks(pairs, opts, hardware, pool, io);
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
     throw new UsageError(
-      `a run failed, so nothing was judged: ${errors[0].message}. A protocol routine that throws is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
+      `a run failed, so nothing was judged: ${errors[0].message}. A protocol routine that throws or never yields is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
     );
   }
+  // Every counterexample is re-run in a worker for its report, and confirmed on the threaded engine.
+  const failing = verdicts.flatMap((v) =>
+    v.kind === "violated" ? v.properties.filter((p) => !p.holds).map((p) => ({ v, p })) : [],
+  );
+  const confirmation = confirmAll(
+    pool,
+    failing.map(({ v, p }) => ({ config: v.config, property: p.property, tape: p.tape ?? [] })),
+  );
+  const reports = await Promise.all(
+    failing.map(({ v, p }) => counterexampleReport(pool, v.config, p, color && !opts.json)),
+  );
+  const { confirmations, ms: confirmMs } = await confirmation;
+  const elapsed = (performance.now() - started) / 1000;
   const expectedFor = (protocol: string, scenario: string) =>
-    PROTOCOLS.find((p) => p.name === protocol)?.expected[scenario];
+    protocols.find((p) => p.name === protocol)?.expected[scenario];
   const mismatches = verdicts.filter(
     (v) => !matchesExpected(v, expectedFor(v.config.protocol, v.config.scenario)),
   );
   const violated = verdicts.some((v) => v.kind === "violated");
+  const threads = confirmations[0]?.threads ?? 0;
+  const confirmed = (v: Verdict, p: PropertyResult) =>
+    confirmations[failing.findIndex((f) => f.v === v && f.p === p)];
 
   if (opts.json) {
     print(
@@ -492,9 +630,13 @@ async function explore(
         {
           mode: single ? "single" : "matrix",
           ok: single ? !violated : mismatches.length === 0,
-          engine: engine.name,
+          engine: opts.engine,
+          workers: pool.workers,
           elapsedMs: Math.round(elapsed * 1000),
-          verdicts: verdicts.map((v) => verdictJson(v, expectedFor(v.config.protocol, v.config.scenario))),
+          confirmation: { counterexamples: failing.length, threads, elapsedMs: Math.round(confirmMs) },
+          verdicts: verdicts.map((v) =>
+            verdictJson(v, expectedFor(v.config.protocol, v.config.scenario), (p) => confirmed(v, p)),
+          ),
         },
         null,
         2,
@@ -504,14 +646,17 @@ async function explore(
     if (single) print(singleSummary(verdicts[0], expectedFor));
     else print(renderVerdictMatrix(verdicts, expectedFor, { color }));
     const runs = verdicts.reduce((n, v) => n + (v.kind === "refused" || v.kind === "error" ? 0 : v.runs), 0);
+    const confirmation =
+      failing.length > 0
+        ? `; ${failing.length} counterexample${failing.length === 1 ? "" : "s"} confirmed on ${threads} threads in ${(confirmMs / 1000).toFixed(1)} s`
+        : "";
     print(
-      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${engine.name} engine\n`,
-    );
-    const failing = verdicts.flatMap((v) =>
-      v.kind === "violated" ? v.properties.filter((p) => !p.holds).map((p) => ({ v, p })) : [],
+      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${opts.engine} engine on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
     );
     if (failing.length > 0) print(`\nCounterexamples (${failing.length}), each shrunk:\n`);
-    for (const { v, p } of failing) print(`\n${counterexampleBlock(v, p, color)}`);
+    failing.forEach(({ v, p }, i) => {
+      print(`\n${counterexampleTitle(v, p)}\n${reports[i]}${confirmationLine(confirmations[i])}`);
+    });
   }
   if (single) return violated ? EXIT_VIOLATION : EXIT_OK;
   if (mismatches.length > 0) {
@@ -528,16 +673,17 @@ async function explore(
   return EXIT_OK;
 }
 
-/** Runs the checks, several at once on the threaded engine (each check's own runs are sequential). */
+/**
+ * Runs the checks on the pool, a unit per cell, as many at once as it has workers. The verdicts come
+ * back in the order of `pairs` whatever order they finish in, so the output is a sequential run's.
+ */
 async function runChecks(
   pairs: Array<{ protocol: string; scenario: string }>,
   opts: ExploreOptions,
   hardware: Partial<Hardware>,
-  engine: Engine,
-  parallel: number,
+  pool: CheckPool,
   io: Io,
 ): Promise<Verdict[]> {
-  const verdicts = new Array<Verdict>(pairs.length);
   const progress = io.stderrIsTTY && pairs.length > 0;
   let done = 0;
   const running = new Set<string>();
@@ -546,42 +692,97 @@ async function runChecks(
     const now = [...running].join(", ");
     io.stderr(`\r\x1b[2K[${done}/${pairs.length}] ${now.length > 100 ? `${now.slice(0, 99)}…` : now}`);
   };
-  let next = 0;
-  // The inline engine never yields inside a run, so only the threaded engine gains from overlap.
-  const lanes = engine.name === "threaded" ? parallel : 1;
-  const lane = async () => {
-    while (next < pairs.length) {
-      const i = next++;
-      const { protocol, scenario } = pairs[i];
-      const label = `${protocol} on ${scenario}`;
-      running.add(label);
+  const one = async ({ protocol, scenario }: { protocol: string; scenario: string }): Promise<Verdict> => {
+    const label = `${protocol} on ${scenario}`;
+    running.add(label);
+    show();
+    try {
+      const r = await unit(
+        pool,
+        {
+          kind: "check",
+          engine: opts.engine,
+          options: {
+            protocol,
+            scenario,
+            hardware,
+            strategy: opts.strategy,
+            runs: opts.runs ?? DEFAULT_RUNS,
+            seeds: opts.seeds ?? DEFAULT_SEEDS,
+            examples: opts.examples,
+            seed: opts.seed,
+            bound: opts.bound,
+          },
+        },
+        { protocol, scenario },
+      );
+      if (r.kind === "build-error")
+        throw new UsageError(`cannot build ${protocol} on ${scenario}: ${r.message}.`);
+      if (r.kind !== "check") throw new Error(`a check task answered ${r.kind}`);
+      return r.verdict;
+    } finally {
+      running.delete(label);
+      done++;
       show();
-      try {
-        verdicts[i] = await check({
-          protocol,
-          scenario,
-          hardware,
-          engine,
-          strategy: opts.strategy,
-          runs: opts.runs ?? DEFAULT_RUNS,
-          seeds: opts.seeds ?? DEFAULT_SEEDS,
-          examples: opts.examples,
-          seed: opts.seed,
-          bound: opts.bound,
-        });
-      } finally {
-        running.delete(label);
-        done++;
-        show();
-      }
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(lanes, pairs.length) }, lane));
+    return await Promise.all(pairs.map(one));
   } finally {
     if (progress) io.stderr("\r\x1b[2K");
   }
-  return verdicts;
+}
+
+/** A counterexample's report, from a re-run of its tape in a worker. */
+async function counterexampleReport(
+  pool: CheckPool,
+  config: RunConfig,
+  p: PropertyResult,
+  color: boolean,
+): Promise<string> {
+  const label = { protocol: config.protocol, scenario: config.scenario };
+  const r = await unit(
+    pool,
+    { kind: "report", config, tape: p.tape ?? [], property: p.property, color },
+    label,
+  );
+  if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
+  if (r.error)
+    throw new UsageError(
+      `the counterexample of ${config.protocol} on ${config.scenario} failed when re-run: ${r.error}.`,
+    );
+  return r.text;
+}
+
+/**
+ * Every counterexample re-run on the threaded engine (a worker thread per simulated CPU), which must
+ * give the inline engine's log record for record: a difference is an error, not a verdict.
+ */
+async function confirmAll(
+  pool: CheckPool,
+  runs: Array<{ config: RunConfig; property?: PropertyId; tape: number[] }>,
+): Promise<{ confirmations: Confirmation[]; ms: number }> {
+  if (runs.length === 0) return { confirmations: [], ms: 0 };
+  const started = performance.now();
+  const r = await unit(pool, {
+    kind: "confirm",
+    runs: runs.map(({ config, tape }) => ({ config, tape })),
+  });
+  if (r.kind !== "confirm") throw new Error(`a confirm task answered ${r.kind}`);
+  r.confirmations.forEach((c, i) => {
+    if (c.difference === undefined) return;
+    const { config, property, tape } = runs[i];
+    throw new UsageError(
+      `the threaded engine does not confirm the run${property ? ` (the counterexample for ${property})` : ""} of ${config.protocol} on ${config.scenario} (${encodeToken(config, tape)}): ${c.difference}. The engines must give the same log for the same tape: this is a bug in livepatch-check; please report it with the token.`,
+    );
+  });
+  return { confirmations: r.confirmations, ms: performance.now() - started };
+}
+
+function confirmationLine(c: Confirmation | undefined): string {
+  return c
+    ? `confirmed on ${c.threads} threads: the same log, record for record (${c.records} records)\n`
+    : "";
 }
 
 function singleSummary(
@@ -608,10 +809,9 @@ function singleSummary(
   return `${lines.join("\n")}\n`;
 }
 
-function counterexampleBlock(
+function counterexampleTitle(
   v: Extract<Verdict, { properties: PropertyResult[] }>,
   p: PropertyResult,
-  color: boolean,
 ): string {
   const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
   const shrink =
@@ -621,12 +821,14 @@ function counterexampleBlock(
   const hazard = p.violation?.hazard
     ? ` only through a hazard (${p.violation.hazard}), not the protocol's`
     : "";
-  const title = `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated${hazard} (${p.runs} runs, shrinking included${shrink})`;
-  const body = renderReplay(replayTape(v.config, p.tape ?? [], p.property), { color, property: p.property });
-  return `${title}\n${body}`;
+  return `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated${hazard} (${p.runs} runs, shrinking included${shrink})`;
 }
 
-function verdictJson(v: Verdict, expected: Expected | undefined): unknown {
+function verdictJson(
+  v: Verdict,
+  expected: Expected | undefined,
+  confirmed: (p: PropertyResult) => Confirmation | undefined,
+): unknown {
   const base = {
     protocol: v.config.protocol,
     scenario: v.config.scenario,
@@ -659,20 +861,21 @@ function verdictJson(v: Verdict, expected: Expected | undefined): unknown {
             choices: p.shrunkChoices,
             originalChoices: p.originalChoices,
             shrinks: p.shrinks,
+            confirmedOnThreads: confirmed(p)?.threads,
           }),
     })),
   };
 }
 
-/** `replay TOKEN`: the report of one tape; with the threaded engine, also a cross-engine log check. */
+/** `replay TOKEN`: the report of one tape; with the threaded engine, also its confirmation there. */
 async function replay(
   token: string,
   opts: ReplayOptions,
   io: Io,
   print: (t: string) => void,
-  engines: Engine[],
+  pools: CheckPool[],
 ): Promise<number> {
-  const modules = await loadModules(opts.module);
+  const modules = modulePaths(opts.module);
   let decoded: { config: RunConfig; tape: number[] };
   try {
     decoded = decodeToken(token);
@@ -681,67 +884,43 @@ async function replay(
       `${(e as Error).message}. Copy the whole token from the line 'replay: npx livepatch-check replay ...' under a counterexample.`,
     );
   }
-  const { protocol, scenario, hardware } = decoded.config;
-  checkName("protocol", protocol, PROTOCOLS, "the replay token names an ");
-  checkName("scenario", scenario, SCENARIOS, "the replay token names an ");
-  let config: RunConfig;
-  try {
-    config = resolveConfig(protocol, scenario, hardware);
-  } catch (e) {
-    throw new UsageError(`the replay token's configuration is not valid: ${(e as Error).message}.`);
-  }
-  if (decoded.tape.length > config.hardware.stepBound + 16)
-    throw new UsageError(
-      `the replay token's tape has ${decoded.tape.length} values, more than a run with step bound ${config.hardware.stepBound} can consume: the token is damaged.`,
-    );
-  const rep = replayTape(config, decoded.tape);
-  if (rep.error) throw new UsageError(`the replayed run failed: ${rep.error}.`);
-  let sameOnThreads: boolean | undefined;
-  if (opts.engine === "threaded") {
-    const engine = await threadedEngine(modules, 1);
-    engines.push(engine);
-    const r = await engine.run(config, { tape: decoded.tape });
-    if (r.error) throw new UsageError(`the threaded engine's run failed: ${r.error}.`);
-    const threaded = readLog(r.mem);
-    const first = firstDifference(rep.log, threaded);
-    if (first !== null) {
-      throw new UsageError(
-        `the threaded engine's log differs from the inline engine's at record ${first} (of ${rep.log.length} inline, ${threaded.length} threaded): the engines are not deterministic for this token, which is a bug in livepatch-check; please report it with the token.`,
-      );
-    }
-    sameOnThreads = true;
-  }
+  const { config, tape } = decoded;
+  const pool = openPool(modules, 1, opts.watchdog, pools);
+  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  checkName("protocol", config.protocol, protocols, "the replay token names an ");
+  checkName("scenario", config.scenario, SCENARIOS, "the replay token names an ");
   const color = useColor(opts.color, opts.json, io);
+  const r = await unit(
+    pool,
+    { kind: "report", config, tape, color },
+    { protocol: config.protocol, scenario: config.scenario },
+  );
+  if (r.kind === "build-error")
+    throw new UsageError(`the replay token's configuration is not valid: ${r.message}.`);
+  if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
+  if (r.error) throw new UsageError(`the replayed run failed: ${r.error}.`);
+  const c =
+    opts.engine === "threaded" ? (await confirmAll(pool, [{ config, tape }])).confirmations[0] : undefined;
   if (opts.json) {
     print(
       `${JSON.stringify(
         {
-          token: encodeToken(config, decoded.tape),
+          token: encodeToken(config, tape),
           config,
-          tapeLength: decoded.tape.length,
-          status: statusName(rep.status),
-          violations: rep.violations,
-          ...(sameOnThreads === undefined ? {} : { sameLogOnThreadedEngine: sameOnThreads }),
+          tapeLength: tape.length,
+          status: r.status,
+          violations: r.violations,
+          ...(c === undefined ? {} : { sameLogOnThreadedEngine: true, confirmedOnThreads: c.threads }),
         },
         null,
         2,
       )}\n`,
     );
   } else {
-    print(renderReplay(rep, { color }));
-    if (sameOnThreads)
-      print(`threaded engine: the same log, record for record (${rep.log.length} records)\n`);
+    print(r.text);
+    print(confirmationLine(c));
   }
-  return rep.violations.length > 0 ? EXIT_VIOLATION : EXIT_OK;
-}
-
-function firstDifference<T extends object>(a: readonly T[], b: readonly T[]): number | null {
-  const n = Math.max(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (i >= a.length || i >= b.length) return i;
-    if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return i;
-  }
-  return null;
+  return r.violations.length > 0 ? EXIT_VIOLATION : EXIT_OK;
 }
 
 // Run as a program (node dist/cli/main.js): the bin script imports this module instead and calls main.

@@ -17,6 +17,7 @@ import {
   stackTop,
   UNKNOWN_VALUE,
 } from "./memory.js";
+import { noteRoutine, routineLabel } from "./progress.js";
 import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "./types.js";
 import { type Decoded, decode } from "./x86.js";
@@ -57,7 +58,6 @@ interface Context {
   savedRsp: number;
   /** Address of the event frame's saved-RIP slot (RSP as the handler starts); -1 for the base context. */
   frameRsp: number;
-  name: string;
 }
 
 /** RFLAGS as PUSHF stores it: bit 1 is always set, IF is bit 9 (SDM Vol. 1 §3.4.3). */
@@ -169,7 +169,7 @@ export class Cpu {
     this.fetchLen = 0;
     this.pendingIndirect = null;
     const ctx = this.routineContext({ rip: 0, fromRealCode: false, interruptedIf: 1 });
-    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx, "base");
+    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx);
     this.publish();
   }
 
@@ -177,13 +177,7 @@ export class Cpu {
     return { cpu: this.id, cpus: this.spec.config.hardware.cpus, spec: this.spec, frame, repeatNmi: false };
   }
 
-  private push(
-    kind: ContextKind,
-    routine: Routine<unknown>,
-    ist: number,
-    rctx: RoutineContext,
-    name: string,
-  ): void {
+  private push(kind: ContextKind, routine: Routine<unknown>, ist: number, rctx: RoutineContext): void {
     const ctx: Context = {
       kind,
       routine,
@@ -194,16 +188,30 @@ export class Cpu {
       savedIf: this.mem.cpu[this.base + C.if],
       savedRsp: this.mem.cpu[this.base + C.rsp],
       frameRsp: -1,
-      name,
     };
     this.contexts.push(ctx);
     this.advance(ctx, 0);
   }
 
-  /** Runs the routine up to its next yield (CPU-private computation between two steps). */
+  /**
+   * Runs the routine up to its next yield (CPU-private computation between two steps). It first says
+   * where, for a watchdog in another thread: a routine that never yields cannot be stopped otherwise.
+   */
   private advance(ctx: Context, result: number): void {
+    noteRoutine(this.id, this.mem.header[H.step], ctx.kind, ctx.rctx.hook);
     const r = ctx.routine.next(result);
-    ctx.next = r.done ? null : checkStep(r.value, `routine '${ctx.name}' on CPU ${this.id}`);
+    ctx.next = r.done
+      ? null
+      : checkStep(
+          r.value,
+          this.spec.words.names.length,
+          () => `${this.routineOf(ctx)} at step ${this.mem.header[H.step]}`,
+        );
+  }
+
+  /** How messages name the routine of a context on this CPU (model/progress routineLabel). */
+  private routineOf(ctx: Context): string {
+    return `${routineLabel(ctx.kind, ctx.rctx.hook, this.spec.protocol.name)} on CPU ${this.id}`;
   }
 
   /** One step of this CPU: deliver a deliverable event, or perform the top context's next step. */
@@ -294,7 +302,6 @@ export class Cpu {
   private enterHandler(
     kind: ContextKind,
     ist: number,
-    name: string,
     make: (ctx: RoutineContext) => Routine<unknown>,
   ): void {
     const w = this.mem.cpu;
@@ -307,7 +314,7 @@ export class Cpu {
     w[o + C.halted] = 0;
     const interruptedRsp = w[o + C.rsp];
     const frameRsp = this.pushEventFrame(ist, ctx.frame);
-    this.push(kind, make(ctx), ist, ctx, name);
+    this.push(kind, make(ctx), ist, ctx);
     const top = this.contexts[this.contexts.length - 1];
     top.savedRsp = interruptedRsp;
     top.frameRsp = frameRsp;
@@ -383,7 +390,7 @@ export class Cpu {
     }
     this.mem.logEvent(this.id, Ev.NmiDeliver, w[o + C.rip], os.istNmi, nested);
     // SDM §6.7.1: an NMI is taken through an interrupt gate: IF is cleared (NMIs ignore IF, H1/H7)
-    this.enterHandler(ContextKind.Nmi, os.istNmi, "nmi", (ctx) => os.nmiHandler(ctx));
+    this.enterHandler(ContextKind.Nmi, os.istNmi, (ctx) => os.nmiHandler(ctx));
     w[o + C.if] = 0;
   }
 
@@ -399,7 +406,7 @@ export class Cpu {
     w[o + C.mcip] = 1;
     this.mem.logEvent(this.id, Ev.McDeliver, w[o + C.rip], this.spec.os.istMce);
     // #MC is not blocked by NMI blocking and does not set it (H5)
-    this.enterHandler(ContextKind.Mce, this.spec.os.istMce, "mce", (ctx) => this.spec.os.mceHandler(ctx));
+    this.enterHandler(ContextKind.Mce, this.spec.os.istMce, (ctx) => this.spec.os.mceHandler(ctx));
     w[o + C.if] = 0;
   }
 
@@ -411,7 +418,7 @@ export class Cpu {
     w[o + C.irqPending] = pending & ~(1 << vector);
     this.mem.logEvent(this.id, Ev.IrqDeliver, w[o + C.rip], vector);
     // SDM §6.8.1: maskable interrupts only with IF=1; the interrupt gate clears IF (H7)
-    this.enterHandler(ContextKind.Irq, -1, `irq${vector}`, (ctx) => this.spec.os.irqHandler(ctx, vector));
+    this.enterHandler(ContextKind.Irq, -1, (ctx) => this.spec.os.irqHandler(ctx, vector));
     w[o + C.if] = 0;
   }
 
@@ -422,7 +429,7 @@ export class Cpu {
     const ctx = this.routineContext(frame);
     const interruptedRsp = w[o + C.rsp];
     const frameRsp = this.pushEventFrame(-1, frame);
-    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx, "bp");
+    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx);
     const top = this.contexts[this.contexts.length - 1];
     top.savedRsp = interruptedRsp;
     top.frameRsp = frameRsp;
@@ -451,7 +458,7 @@ export class Cpu {
     }
     const ctx = this.contexts.pop() as Context;
     if (ctx.kind === ContextKind.Base || this.contexts.length === 0) {
-      throw new Error(`CPU ${this.id}: IRET with no event frame to return to (routine '${ctx.name}')`);
+      throw new Error(`${this.routineOf(ctx)}: IRET with no event frame to return to`);
     }
     const wasBlocked = w[o + C.nmiBlocked];
     // SDM §6.7.1: any IRET clears NMI blocking, even one ending a #BP inside an NMI handler (H3);
@@ -854,9 +861,7 @@ export class Cpu {
         return;
       case "call":
         if (s.addr < CODE_BASE || s.addr >= CODE_BASE + mem.layout.codeSize) {
-          throw new Error(
-            `routine '${ctx.name}' on CPU ${this.id} calls 0x${s.addr.toString(16)}, outside the image`,
-          );
+          throw new Error(`${this.routineOf(ctx)} calls 0x${s.addr.toString(16)}, outside the image`);
         }
         if (!this.pushValue(ROUTINE_RETURN)) return;
         ctx.real = { rip: s.addr, entrySlot: w[o + C.rsp] };

@@ -8,7 +8,19 @@ import { fred } from "./os/fred.js";
 import { linux } from "./os/linux.js";
 import { xen } from "./os/xen.js";
 import { findProtocol } from "./protocols/index.js";
-import { call, eq, load, Mark, mark, ne, type Routine, store, WordTable, waitUntil } from "./routine.js";
+import {
+  call,
+  eq,
+  inHook,
+  load,
+  Mark,
+  mark,
+  ne,
+  type Routine,
+  store,
+  WordTable,
+  waitUntil,
+} from "./routine.js";
 import { findScenario } from "./scenarios/index.js";
 import type {
   CommonWords,
@@ -124,13 +136,21 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
   return final;
 }
 
+/**
+ * Tape values a run with this step bound can hold: one choice per step at most, and a few more for the
+ * choices inside a step. A longer tape cannot be a run's, so a replay token with one is refused.
+ */
+export function tapeCapacity(stepBound: number): number {
+  return stepBound + 16;
+}
+
 export function layoutFor(spec: MachineSpec): MemoryLayout {
   const hw = spec.config.hardware;
   return {
     cpus: hw.cpus,
     dataWords: Math.max(8, spec.words.names.length),
     codeSize: spec.image.bytes.length,
-    tapeMax: hw.stepBound + 16,
+    tapeMax: tapeCapacity(hw.stepBound),
     logMax: hw.stepBound * 4 + 64,
     strategyWords: 64,
   };
@@ -152,7 +172,7 @@ function* baseRoutine(ctx: RoutineContext): Routine {
     if (softirqs) yield* runMceSoftirq(ctx);
     if (!spec.refusal) {
       yield mark(Mark.PatchBegin);
-      yield* protocol.master(ctx);
+      yield* inHook(ctx, "master", protocol.master(ctx));
       yield mark(Mark.PatchEnd);
     }
     yield store(common.patchDone, 1);
@@ -165,7 +185,7 @@ function* baseRoutine(ctx: RoutineContext): Routine {
   // Between iterations: check_for_livepatch_work, then do_softirq (as on Xen's return to guest).
   for (let i = 0; i < scenario.iterations; i++) {
     yield call(work);
-    if (protocol.poll) yield* protocol.poll(ctx);
+    if (protocol.poll) yield* inHook(ctx, "poll", protocol.poll(ctx));
     if (softirqs) yield* runMceSoftirq(ctx);
   }
   if (protocol.enterIdle) yield* protocol.enterIdle(ctx);
@@ -174,7 +194,7 @@ function* baseRoutine(ctx: RoutineContext): Routine {
   for (;;) {
     yield waitUntil(eq(common.patchDone, 1), ne(common.rendezvousWanted, 0));
     const done = (yield load(common.patchDone)) === 1;
-    if (!done && protocol.poll) yield* protocol.poll(ctx);
+    if (!done && protocol.poll) yield* inHook(ctx, "poll", protocol.poll(ctx));
     if (softirqs) yield* runMceSoftirq(ctx);
     if (done) return;
     if (!protocol.poll) yield waitUntil(eq(common.patchDone, 1));

@@ -1,6 +1,8 @@
 // The step language (SPEC §4): OS and protocol code is written as generators, and every `yield` is one
 // atomic step of that CPU on shared state. Routines touch shared state only through steps, which is
 // what makes them run identically in the inline engine and in a worker.
+import { noteHook, type ProtocolHook } from "./progress.js";
+import type { RoutineContext } from "./types.js";
 
 /** Comparison of a data word in a declarative wait (evaluated by any thread from the buffer). */
 export type WaitOp = "eq" | "ne" | "ge" | "lt";
@@ -94,6 +96,23 @@ export const eq = (word: number, value: number): WaitCond => ({ word, op: "eq", 
 export const ne = (word: number, value: number): WaitCond => ({ word, op: "ne", value });
 export const ge = (word: number, value: number): WaitCond => ({ word, op: "ge", value });
 
+/**
+ * Runs a protocol routine (a Protocol field: master, poll, nmiCallback, ...) from the base routine or an
+ * OS handler, recording its name in the routine context, so that an error or the watchdog names the
+ * protocol's routine rather than the routine that called it.
+ */
+export function* inHook<R>(ctx: RoutineContext, hook: ProtocolHook, routine: Routine<R>): Routine<R> {
+  const outer = ctx.hook;
+  ctx.hook = hook;
+  noteHook(ctx.cpu, hook);
+  try {
+    return yield* routine;
+  } finally {
+    ctx.hook = outer;
+    noteHook(ctx.cpu, outer);
+  }
+}
+
 /** Byte-by-byte copy into code, one single-byte store per step (Xen's arch_livepatch_apply memcpy). */
 export function* memcpyCode(addr: number, bytes: number[]): Routine {
   for (let i = 0; i < bytes.length; i++) yield writeCode(addr + i, [bytes[i]]);
@@ -119,10 +138,27 @@ const STEP_KINDS = new Set([
   "mark",
 ]);
 
-/** Rejects anything a routine yields that is not a step, naming what it was. */
-export function checkStep(value: unknown, where: string): Step {
+/**
+ * Rejects anything a routine yields that is not a step, naming what it was, and a step on a data word
+ * the machine does not have (`dataWords` of them: 0 to dataWords-1). `where` names the routine, the CPU
+ * and the step; it is called only to build the message.
+ */
+export function checkStep(value: unknown, dataWords: number, where: () => string): Step {
   if (typeof value === "object" && value !== null && STEP_KINDS.has((value as { k?: string }).k as string)) {
-    return value as Step;
+    const step = value as Step;
+    const words =
+      step.k === "load" || step.k === "store" || step.k === "rmw"
+        ? [step.word]
+        : step.k === "wait"
+          ? step.conds.map((c) => c?.word)
+          : [];
+    for (const word of words) {
+      if (Number.isInteger(word) && word >= 0 && word < dataWords) continue;
+      throw new Error(
+        `${where()} yielded a ${step.k} of data word ${String(word)}, which this machine does not have: its data words are 0 to ${dataWords - 1}, the common ones (ctx.spec.common) and those the protocol's setup allocates with WordTable.alloc`,
+      );
+    }
+    return step;
   }
   let shown: string;
   try {
@@ -130,18 +166,22 @@ export function checkStep(value: unknown, where: string): Step {
   } catch {
     shown = String(value);
   }
-  throw new Error(`${where} yielded ${shown}, which is not a step (use the helpers of model/routine)`);
+  throw new Error(`${where()} yielded ${shown}, which is not a step (use the helpers of model/routine)`);
 }
 
 /** Named data words, allocated in a fixed order while a machine is built (same indices in every thread). */
 export class WordTable {
   readonly names: string[] = [];
   readonly initial: number[] = [];
+  /** Name to word: a duplicate is found without scanning the table, so allocation stays linear. */
+  private readonly index = new Map<string, number>();
   alloc(name: string, initial = 0): number {
-    if (this.names.includes(name)) throw new Error(`data word '${name}' is allocated twice`);
+    if (this.index.has(name)) throw new Error(`data word '${name}' is allocated twice`);
+    const word = this.names.length;
+    this.index.set(name, word);
     this.names.push(name);
     this.initial.push(initial);
-    return this.names.length - 1;
+    return word;
   }
   /** One word per CPU: `name[i]`. */
   allocPerCpu(name: string, cpus: number, initial = 0): number[] {

@@ -1,5 +1,6 @@
 // The shapes shared by the machine, the OS models, protocols and scenarios.
 import type { CodeImage, DataDesc, FunctionDesc } from "./image.js";
+import type { ProtocolHook } from "./progress.js";
 import type { Routine, WordTable } from "./routine.js";
 
 export type FetchModel = "bytewise" | "stale" | "atomic";
@@ -29,6 +30,17 @@ export interface Hardware {
   stiShadow?: boolean;
 }
 
+/**
+ * The whole numbers of Hardware the command accepts, inclusive, in one place for its options and the
+ * replay tokens alike. (A machine itself may have a single CPU, as the litmus tests do.)
+ */
+export const HARDWARE_RANGES = {
+  cpus: [2, 16],
+  nmis: [0, 16],
+  mces: [0, 16],
+  stepBound: [100, 1_000_000],
+} as const satisfies Record<string, readonly [number, number]>;
+
 export interface RunConfig {
   protocol: string;
   scenario: string;
@@ -52,6 +64,8 @@ export interface RoutineContext {
   frame: Frame;
   /** Set by Linux's nested-NMI guard: the NMI handler must run once more before it returns. */
   repeatNmi: boolean;
+  /** The protocol routine running in this context, if any (set by model/routine inHook). */
+  hook?: ProtocolHook;
 }
 
 /** The words every machine has; protocols allocate theirs in `setup`. */

@@ -25,6 +25,15 @@ import { decodeTape, encodeToken } from "./token.js";
 export const DEFAULT_RUNS = 1000;
 export const DEFAULT_SEEDS = 3;
 
+/**
+ * Run outcomes a check remembers (about 1 KB each, the key being the run's tape): enough for every
+ * tape of the default budget (runs x seeds) and the shrinking of its counterexamples, so each
+ * property after the first finds its runs done. Past it, new outcomes are not kept and their runs are
+ * repeated: memory stays flat, results do not change (a run's outcome depends on its configuration
+ * and tape alone).
+ */
+export const OUTCOME_MEMORY = 8192;
+
 export interface CheckOptions {
   protocol: string;
   scenario: string;
@@ -44,6 +53,8 @@ export interface CheckOptions {
   examples?: boolean;
   /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
   bound?: number;
+  /** Run outcomes kept for the other properties' runs (default OUTCOME_MEMORY); memory, not results. */
+  outcomeMemory?: number;
 }
 
 export interface PropertyResult {
@@ -145,16 +156,26 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
   const outcomes = new Map<string, Failing[]>();
+  // A run that fails with an error (a routine throws, a stuck run stopped) ends the check: it is a bug
+  // to report, not a counterexample to shrink, so no further run is made once one has failed.
+  let runError: string | undefined;
   const outcome = async (strategy: Strategy): Promise<Failing[]> => {
     const key = JSON.stringify(strategy);
     let failing = outcomes.get(key);
     if (!failing) {
-      const r = await engine.run(config, strategy);
+      const r = await engine.run(config, strategy).catch((e: unknown) => ({
+        status: RunStatus.Error,
+        error: e instanceof Error ? e.message : String(e),
+        mem: undefined,
+      }));
       total++;
-      if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
+      if (r.status === RunStatus.Error || !r.mem) {
+        runError ??= r.error ?? "the run failed";
+        return [];
+      }
       logs.add(hashLog(r.mem));
       failing = evaluate(spec, r.mem).map((v) => ({ property: v.property, hazard: v.hazard !== undefined }));
-      outcomes.set(key, failing);
+      if (outcomes.size < (opts.outcomeMemory ?? OUTCOME_MEMORY)) outcomes.set(key, failing);
     }
     return failing;
   };
@@ -166,9 +187,10 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     let firstHazard: unknown;
     let hazardOnly = false;
     let details: fc.RunDetails<[unknown]> | undefined;
-    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed; k++) {
+    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed && !runError; k++) {
       details = await fc.check(
         fc.asyncProperty(space.arb, async (value) => {
+          if (runError !== undefined) return true; // the check is over: let fast-check finish at once
           explored++;
           const strategy = space.strategy(value);
           const failing = (await outcome(strategy)).filter((f) => f.property === property);
@@ -185,6 +207,8 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
         },
       );
     }
+    if (runError !== undefined)
+      return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${runError}` };
     if (details && !details.failed && !details.errorInstance && firstHazard !== undefined) {
       hazardOnly = true;
       firstFailing = space.strategy(firstHazard);
@@ -196,15 +220,10 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
         }),
         { numRuns: 1, seed, endOnFailure: false, examples: [[firstHazard]] },
       );
+      if (runError !== undefined)
+        return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${runError}` };
     }
     if (!details) continue;
-    if (details.errorInstance instanceof RunError) {
-      return {
-        kind: "error",
-        config,
-        message: `${config.protocol}/${config.scenario}: ${details.errorInstance.message}`,
-      };
-    }
     if (!details.failed || !details.counterexample) {
       results.push({ property, holds: true, runs: explored });
       continue;
@@ -237,8 +256,6 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     elapsedMs: performance.now() - started,
   };
 }
-
-class RunError extends Error {}
 
 /** A property a run violates, and whether only through a hazard (see properties/invariants). */
 interface Failing {

@@ -35,6 +35,10 @@ export const REQUIRED = [
   "STI",
   "INDIRECT",
   "MCE-BROADCAST",
+  // OS entry code (model/os): Xen's do_int3 resume, Xen's #BP entry sti, the #MC rendezvous.
+  "XEN-INT3",
+  "XEN-BP-STI",
+  "MCE-BARRIER",
 ];
 
 const CPU = "model/cpu.ts";
@@ -44,6 +48,9 @@ const LITMUS = "test/litmus.test.ts";
 const PROPERTIES = "test/properties.test.ts";
 const TORN = "test/torn-fetch.test.ts";
 const REAL = "test/litmus-real-code.test.ts";
+const XEN_OS = "model/os/xen.ts";
+const COMMON_OS = "model/os/common.ts";
+const VERDICTS_MCE = "test/verdicts-mce.test.ts";
 
 export const MUTATIONS: Mutation[] = [
   // ---- H1: NMI delivered at a boundary only when not blocked; delivery blocks; ignores IF ----
@@ -649,5 +656,31 @@ export const MUTATIONS: Mutation[] = [
     find: "if (c !== cpu && !broadcast) continue;",
     replace: "if (c !== cpu) continue;",
     tests: [REAL],
+  },
+  // ---- OS entry code ----
+  {
+    id: "XEN-INT3-unclaimed-is-fatal",
+    breaks: "XEN-INT3",
+    file: XEN_OS,
+    find: "unclaimedInt3Resumes: true,",
+    replace: "unclaimedInt3Resumes: false,",
+    tests: [LITMUS],
+  },
+  {
+    id: "XEN-BP-STI-irqs-stay-off",
+    breaks: "XEN-BP-STI",
+    file: XEN_OS,
+    find: "exceptionEntryEnablesIrqs: true,",
+    replace: "exceptionEntryEnablesIrqs: false,",
+    tests: [LITMUS],
+  },
+  {
+    id: "MCE-BARRIER-never-waits",
+    breaks: "MCE-BARRIER",
+    file: COMMON_OS,
+    find: "function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {\n  if (!wait) return;",
+    replace:
+      "function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {\n  if (wait || !wait) return;",
+    tests: [VERDICTS_MCE],
   },
 ];

@@ -3,8 +3,13 @@
 // check that routines yield only steps (model/routine.ts checkStep).
 import { describe, expect, it } from "vitest";
 import { CodeImage, type FunctionDesc } from "../model/image.js";
+import { defineMachine } from "../model/machine.js";
 import { CODE_BASE, RunStatus } from "../model/memory.js";
+import { findProtocol } from "../model/protocols/index.js";
 import { load, type Routine, type Step, store } from "../model/routine.js";
+import { findScenario } from "../model/scenarios/index.js";
+import type { Protocol, RoutineContext } from "../model/types.js";
+import { runSpec } from "../workers/inline.js";
 import { litmus } from "./helpers/litmus.js";
 
 // root: push rbp (1) | mov rbp,rsp (3) | sub rsp,16 (4) | call a (5) | je root (2) | add rsp,16 (4) |
@@ -172,11 +177,11 @@ describe("routines yield only steps", () => {
     const run = m.run([]);
     expect(run.status).toBe(RunStatus.Error);
     expect(run.error).toBe(
-      "machine start: routine 'base' on CPU 1 yielded 42, which is not a step (use the helpers of model/routine)",
+      "machine start: routine 'base' on CPU 1 at step 0 yielded 42, which is not a step (use the helpers of model/routine)",
     );
   });
 
-  it("a hook that yields a misspelt step mid-run is an Error naming the handler routine", () => {
+  it("a hook that yields a misspelt step mid-run is an Error naming the hook and its handler", () => {
     const m = litmus({
       cpus: 1,
       nmis: 1,
@@ -194,7 +199,67 @@ describe("routines yield only steps", () => {
     const run = m.run([1, 0]);
     expect(run.status).toBe(RunStatus.Error);
     expect(run.error).toMatch(
-      /^CPU 0 at step \d+: routine 'nmi' on CPU 0 yielded \{"k":"stor","word":\d+,"value":1\}, which is not a step/,
+      /^CPU 0 at step (\d+): routine 'nmiCallback' of protocol 'litmus' in the 'nmi' handler on CPU 0 at step \1 yielded \{"k":"stor","word":\d+,"value":1\}, which is not a step/,
+    );
+  });
+
+  it("a protocol's master that yields a non-step is named as the master, not as the base routine", () => {
+    const config = {
+      protocol: "image-test-yields-junk",
+      scenario: "normal",
+      hardware: { cpus: 2, fetch: "bytewise" as const, nmis: 0, mces: 0, stepBound: 2000 },
+    };
+    const protocol: Protocol = {
+      ...findProtocol("no-mask"),
+      name: config.protocol,
+      *master(ctx) {
+        yield store(ctx.spec.common.nmiCallback, 0);
+        yield "store" as unknown as Step;
+      },
+    };
+    const spec = defineMachine(config, protocol, findScenario("normal"));
+    const run = runSpec(spec, { tape: [] });
+    expect(run.status).toBe(RunStatus.Error);
+    expect(run.error).toMatch(
+      /^CPU 0 at step (\d+): routine 'master' of protocol 'image-test-yields-junk' on CPU 0 at step \1 yielded "store", which is not a step/,
+    );
+  });
+
+  it("a step on a data word the machine lacks names the word, the routine and the step", () => {
+    const config = {
+      protocol: "image-test-bad-word",
+      scenario: "normal",
+      hardware: { cpus: 2, fetch: "bytewise" as const, nmis: 0, mces: 0, stepBound: 2000 },
+    };
+    const words = (ctx: RoutineContext) => ctx.spec.words.names.length;
+    const protocol: Protocol = {
+      ...findProtocol("no-mask"),
+      name: config.protocol,
+      *master(ctx) {
+        yield store(ctx.spec.common.patchDone, 0);
+        yield store(words(ctx) + 90, 1);
+      },
+    };
+    const spec = defineMachine(config, protocol, findScenario("normal"));
+    const n = spec.words.names.length;
+    const run = runSpec(spec, { tape: [] });
+    expect(run.status).toBe(RunStatus.Error);
+    expect(run.error).toMatch(
+      new RegExp(
+        `^CPU 0 at step (\\d+): routine 'master' of protocol 'image-test-bad-word' on CPU 0 at step \\1 yielded a store of data word ${n + 90}, which this machine does not have: its data words are 0 to ${n - 1}`,
+      ),
+    );
+    // A word that is not a number at all (a misspelt ctx.spec.common field) is not taken as word 0.
+    const typo: Protocol = {
+      ...protocol,
+      *master(ctx) {
+        yield store((ctx.spec.common as unknown as Record<string, number>).patchDon, 0);
+      },
+    };
+    const typoRun = runSpec(defineMachine(config, typo, findScenario("normal")), { tape: [] });
+    expect(typoRun.status).toBe(RunStatus.Error);
+    expect(typoRun.error).toMatch(
+      /routine 'master' .* yielded a store of data word undefined, which this machine does not have/,
     );
   });
 });

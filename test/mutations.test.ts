@@ -17,6 +17,7 @@ describe("the mutation list", () => {
       ...["H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10", "H11"],
       ...["P1", "P2", "P3", "P4", "P5", "P6"],
       ...["STACK", "FRAME", "IRETQ", "IF", "STI", "INDIRECT", "MCE-BROADCAST"],
+      ...["XEN-INT3", "XEN-BP-STI", "MCE-BARRIER"],
     ]);
   });
 

@@ -7,10 +7,12 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { H, RunStatus } from "../model/memory.js";
+import { PROGRESS_WORDS } from "../model/progress.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import { FETCH_MODELS, type FetchModel, type RunConfig } from "../model/types.js";
 import { pctParams, sparseTape } from "../properties/arbitraries.js";
+import { closeUnitEngines, default as runUnit } from "../workers/check-worker.js";
 import type { RunResult, Strategy } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { loadProtocolModules } from "../workers/modules.js";
@@ -182,7 +184,7 @@ describe("threaded engine failures", () => {
     expect(threaded.status).toBe(RunStatus.Error);
     expect(threaded.mem.header[H.errorCpu]).toBe(1);
     expect(threaded.error).toMatch(
-      /^CPU 1 held the token at step \d+ and made no progress for \d+ ms .*the watchdog stopped the run/,
+      /^CPU 1 held the token at step \d+ and made no progress for \d+ ms in routine 'poll' of protocol 'test-spins' .*the watchdog stopped the run/,
     );
     await expectSameAsInline(engine, afterFailure, { tape: [0, 4, 0, 1] });
     // Every CPU again: the terminated threads were replaced.
@@ -196,5 +198,36 @@ describe("threaded engine failures", () => {
   it("rejects an unknown protocol before starting any thread, as the inline engine does", async () => {
     const config = configOf("no-such-protocol", "nmi-path", "bytewise", 2);
     await expect(engine.run(config, { tape: [] })).rejects.toThrow(/unknown protocol 'no-such-protocol'/);
+  });
+});
+
+describe("confirmation of a counterexample on the threaded engine (workers/check-worker)", () => {
+  afterAll(async () => {
+    await closeUnitEngines();
+  });
+
+  const confirmOne = async (protocol: string) => {
+    const r = await runUnit({
+      kind: "confirm",
+      runs: [{ config: configOf(protocol, "normal", "bytewise", 4), tape: [] }],
+      modules: [BAD_PROTOCOLS],
+      progress: new SharedArrayBuffer(PROGRESS_WORDS * 4),
+      watchdogMs: 3000,
+    });
+    if (r.kind !== "confirm") throw new Error(`expected confirmations, got ${r.kind}`);
+    return r.confirmations[0];
+  };
+
+  it("finds the same log record for record, on a thread per CPU", async () => {
+    const c = await confirmOne("xen-4.8");
+    expect(c.difference).toBeUndefined();
+    expect(c.threads).toBe(4);
+    expect(c.records).toBeGreaterThan(0);
+  });
+
+  it("names the first record where the logs differ", async () => {
+    // This thread is the main thread: the divergent master takes its extra step only on the workers.
+    const c = await confirmOne("test-diverges");
+    expect(c.difference).toMatch(/^record \d+ differs \(of \d+ inline, \d+ threaded\)$/);
   });
 });

@@ -8,6 +8,7 @@
 // alternate, so both engines write the same bytes.
 import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
+import { progressBlock, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
 import { tapeChooser } from "../properties/tape.js";
 import { loadProtocolModules } from "./modules.js";
@@ -26,6 +27,8 @@ export interface CpuTask {
    * bell when the run ends) and notifies on it. Engine bookkeeping only; the token itself is H.token.
    */
   bells: SharedArrayBuffer;
+  /** The machine's progress block (model/progress): the routine each CPU runs, for the watchdog. */
+  progress: SharedArrayBuffer;
 }
 
 export interface CpuTaskResult {
@@ -61,6 +64,7 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
   let phase = "start";
   // Pairs with the main thread's atomic store after prepare(): the prepared buffer is visible from here.
   Atomics.load(header, H.token);
+  reportProgressTo(progressBlock(task.progress));
   try {
     await loadProtocolModules(task.modules);
     const spec = machineFor(task.config);
@@ -119,6 +123,8 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
     pass(header, bells, -1);
     const where = phase === "start" ? `CPU ${me} while starting` : `CPU ${me} at step ${step}`;
     return { switches, error: `${where}: ${describe(e)}` };
+  } finally {
+    reportProgressTo(null);
   }
 }
 

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { PROGRESS_WORDS, progressBlock, readProgress, routineLabel } from "../model/progress.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { type CpuTask, type CpuTaskResult, pass } from "./cpu-worker.js";
 import type { Engine, RunResult, Strategy } from "./engine.js";
@@ -33,7 +34,8 @@ export interface ThreadedEngine extends Engine {
   run(config: RunConfig, strategy: Strategy): Promise<ThreadedRunResult>;
 }
 
-const DEFAULT_WATCHDOG_MS = 5000;
+/** How long a machine (or a check) may make no progress before it is stopped. */
+export const DEFAULT_WATCHDOG_MS = 5000;
 const WATCHDOG_TICK_MS = 50;
 /**
  * Until every CPU has started, the clock allows at least this long: a fresh pool's threads first load
@@ -97,6 +99,8 @@ class Threaded implements ThreadedEngine {
   private readonly retiring = new Set<Promise<void>>();
   /** Each machine buffer's doorbells (workers/cpu-worker CpuTask.bells), kept with the buffer. */
   private readonly bells = new WeakMap<SharedArrayBuffer, SharedArrayBuffer>();
+  /** Each machine buffer's progress block (model/progress), where its CPUs say which routine they run. */
+  private readonly progress = new WeakMap<SharedArrayBuffer, SharedArrayBuffer>();
 
   constructor(opts: ThreadedOptions) {
     this.parallel = opts.parallel ?? availableParallelism();
@@ -254,6 +258,13 @@ class Threaded implements ThreadedEngine {
       this.bells.set(mem.buffer, bellBuffer);
     }
     const bells = new Int32Array(bellBuffer);
+    let progressBuffer = this.progress.get(mem.buffer);
+    if (!progressBuffer) {
+      progressBuffer = new SharedArrayBuffer(PROGRESS_WORDS * 4);
+      this.progress.set(mem.buffer, progressBuffer);
+    }
+    const progress = progressBlock(progressBuffer);
+    progress.fill(0);
     let failure: string | undefined;
     let aborted = false;
     let lostThread = false;
@@ -274,7 +285,14 @@ class Threaded implements ThreadedEngine {
     const tasks = controllers.map((c, cpu) =>
       pool
         .run(
-          { buffer: mem.buffer, bells: bellBuffer, cpu, config, modules: this.modules },
+          {
+            buffer: mem.buffer,
+            bells: bellBuffer,
+            progress: progressBuffer,
+            cpu,
+            config,
+            modules: this.modules,
+          },
           { signal: c.signal },
         )
         .then(
@@ -324,9 +342,11 @@ class Threaded implements ThreadedEngine {
       const holder = Atomics.load(h, H.token);
       const quiet = Math.round(now - lastChange);
       fired = true;
+      const at = holder >= 0 ? readProgress(progress, holder) : undefined;
+      const routine = at?.kind !== undefined ? ` in ${routineLabel(at.kind, at.hook, config.protocol)}` : "";
       failure ??=
         holder >= 0
-          ? `CPU ${holder} held the token at step ${step} and made no progress for ${quiet} ms ` +
+          ? `CPU ${holder} held the token at step ${step} and made no progress for ${quiet} ms${routine} ` +
             "(a routine stuck in a loop that never yields?): the watchdog stopped the run"
           : `the machine made no progress for ${quiet} ms while starting (${started} of ${n} CPUs started): ` +
             "the watchdog stopped the run";

@@ -5,6 +5,7 @@ import {
   call,
   clearMcip,
   eq,
+  inHook,
   iret,
   load,
   Mark,
@@ -24,7 +25,7 @@ export function* nmiEntry(ctx: RoutineContext): Routine {
   const { spec } = ctx;
   const callback = yield load(spec.common.nmiCallback);
   if (callback !== 0 && spec.protocol.nmiCallback) {
-    const consumed = yield* spec.protocol.nmiCallback(ctx);
+    const consumed = yield* inHook(ctx, "nmiCallback", spec.protocol.nmiCallback(ctx));
     if (consumed) {
       yield iret();
       return;
@@ -111,7 +112,7 @@ export function* bpEntry(ctx: RoutineContext): Routine {
   // Xen entry.S handle_exception_saved: `sti` unless the interrupted context had IF=0
   // (exception_with_ints_disabled), so do_int3 runs with IRQs on when the trapping code had them on
   if (os.exceptionEntryEnablesIrqs && ctx.frame.interruptedIf === 1) yield sti();
-  const claimed = protocol.bpHandler ? yield* protocol.bpHandler(ctx) : 0;
+  const claimed = protocol.bpHandler ? yield* inHook(ctx, "bpHandler", protocol.bpHandler(ctx)) : 0;
   if (!claimed) {
     if (os.unclaimedInt3Resumes) {
       // Xen traps.c do_int3: no exception-table fixup in hypervisor context, so "Hit embedded
@@ -125,6 +126,7 @@ export function* bpEntry(ctx: RoutineContext): Routine {
 }
 
 export function* irqEntry(ctx: RoutineContext, vector: number): Routine {
-  if (ctx.spec.protocol.ipiHandler) yield* ctx.spec.protocol.ipiHandler(ctx, vector);
+  if (ctx.spec.protocol.ipiHandler)
+    yield* inHook(ctx, "ipiHandler", ctx.spec.protocol.ipiHandler(ctx, vector));
   yield iret();
 }

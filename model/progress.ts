@@ -1,0 +1,126 @@
+// Progress that another thread can read while the thread running a machine is stuck in user code.
+// JavaScript cannot interrupt a routine that loops without yielding, so a watchdog on another thread
+// watches this small shared block instead: a heartbeat that moves while work gets done, the phase of
+// the work, and for each CPU the step and the routine it last entered. When the heartbeat stops, the
+// block names the CPU, the routine and the step. The model writes it (Cpu, inHook); the engines give
+// each thread its block (reportProgressTo); nothing here reads the clock or starts threads.
+import { ContextKind } from "./events.js";
+
+/** The protocol routines (the Protocol fields) a CPU runs inside the OS's or the base routine. */
+export const PROTOCOL_HOOKS = ["master", "poll", "nmiCallback", "bpHandler", "ipiHandler"] as const;
+export type ProtocolHook = (typeof PROTOCOL_HOOKS)[number];
+
+/** The routine of each context kind (model/events ContextKind): the base routine and the OS's handlers. */
+const CONTEXT_ROUTINES: Record<ContextKind, string> = {
+  [ContextKind.Base]: "base",
+  [ContextKind.Nmi]: "nmi",
+  [ContextKind.Mce]: "mce",
+  [ContextKind.Bp]: "bp",
+  [ContextKind.Irq]: "irq",
+};
+
+/** What a thread is doing, as the watchdog needs to explain a stop. */
+export enum Phase {
+  /** The thread has not started the task yet (a fresh thread still loads its code). */
+  Starting = 0,
+  /** Importing protocol modules: their top-level code runs. */
+  Loading = 1,
+  /** Building a machine: the protocol's setup runs. */
+  Building = 2,
+  /** Running machines: routines run, and the CPU slots say where. */
+  Running = 3,
+  /** Running a machine on the threaded engine, whose own watchdog watches it. */
+  Threaded = 4,
+}
+
+/** Header words of a progress block, then PROGRESS_CPU_WORDS per CPU. */
+export const PG = { beat: 0, phase: 1, cpu: 2 } as const;
+const PROGRESS_HEADER = 4;
+export const PG_CPU = { step: 0, context: 1, hook: 2 } as const;
+const PROGRESS_CPU_WORDS = 3;
+/** The most CPUs a machine can have (model/machine defineMachine). */
+const PROGRESS_CPUS = 16;
+export const PROGRESS_WORDS = PROGRESS_HEADER + PROGRESS_CPUS * PROGRESS_CPU_WORDS;
+
+/** The block this thread reports into (null: nobody watches). */
+let sink: Int32Array | null = null;
+
+export function reportProgressTo(block: Int32Array | null): void {
+  sink = block;
+}
+
+export function progressBlock(
+  buffer: SharedArrayBuffer = new SharedArrayBuffer(PROGRESS_WORDS * 4),
+): Int32Array {
+  return new Int32Array(buffer, 0, PROGRESS_WORDS);
+}
+
+/** Work got done (a run ended, a routine advanced): the heartbeat moves. */
+export function beat(): void {
+  if (sink !== null) sink[PG.beat]++;
+}
+
+export function notePhase(phase: Phase): void {
+  if (sink === null) return;
+  sink[PG.phase] = phase;
+  sink[PG.beat]++;
+}
+
+/** A CPU is about to run its routine (context `kind`, inside protocol routine `hook`) at `step`. */
+export function noteRoutine(
+  cpu: number,
+  step: number,
+  kind: ContextKind,
+  hook: ProtocolHook | undefined,
+): void {
+  const w = sink;
+  if (w === null || cpu >= PROGRESS_CPUS) return;
+  const o = PROGRESS_HEADER + cpu * PROGRESS_CPU_WORDS;
+  w[PG.beat]++;
+  w[PG.cpu] = cpu;
+  w[o + PG_CPU.step] = step;
+  w[o + PG_CPU.context] = kind + 1;
+  w[o + PG_CPU.hook] = hook === undefined ? 0 : PROTOCOL_HOOKS.indexOf(hook) + 1;
+}
+
+/** A CPU's routine enters (or returns to) a protocol routine without a step in between. */
+export function noteHook(cpu: number, hook: ProtocolHook | undefined): void {
+  const w = sink;
+  if (w === null || cpu >= PROGRESS_CPUS) return;
+  w[PG.cpu] = cpu;
+  w[PROGRESS_HEADER + cpu * PROGRESS_CPU_WORDS + PG_CPU.hook] =
+    hook === undefined ? 0 : PROTOCOL_HOOKS.indexOf(hook) + 1;
+}
+
+/**
+ * How messages name a routine: a protocol routine by its Protocol field (with the handler it runs in,
+ * when that is not the base routine), an OS routine by its context. One name in every message.
+ */
+export function routineLabel(kind: ContextKind, hook: ProtocolHook | undefined, protocol: string): string {
+  const context = CONTEXT_ROUTINES[kind] ?? `context ${kind}`;
+  if (hook === undefined) return `routine '${context}'`;
+  const inside = kind === ContextKind.Base ? "" : ` in the '${context}' handler`;
+  return `routine '${hook}' of protocol '${protocol}'${inside}`;
+}
+
+/** Where a stuck machine is, read from its block: the CPU that reported last, its step and routine. */
+export interface StuckAt {
+  phase: Phase;
+  cpu: number;
+  step: number;
+  kind?: ContextKind;
+  hook?: ProtocolHook;
+}
+
+export function readProgress(block: Int32Array, cpu: number = block[PG.cpu]): StuckAt {
+  const o = PROGRESS_HEADER + cpu * PROGRESS_CPU_WORDS;
+  const context = block[o + PG_CPU.context];
+  const hook = block[o + PG_CPU.hook];
+  return {
+    phase: block[PG.phase] as Phase,
+    cpu,
+    step: block[o + PG_CPU.step],
+    kind: context > 0 ? ((context - 1) as ContextKind) : undefined,
+    hook: hook > 0 ? PROTOCOL_HOOKS[hook - 1] : undefined,
+  };
+}

@@ -1,0 +1,259 @@
+// The check pool: a Piscina pool of worker threads (workers/check-worker) that run every unit of work
+// touching protocol code — module loading, machine building, a matrix cell's exploration, a
+// counterexample's report and its confirmation — so that the main thread stays free to watch them.
+// Units run in parallel, one per thread. A watchdog here reads each running unit's progress block
+// (model/progress); when its heartbeat stops for the watchdog time, the unit's thread is terminated
+// and the unit fails with a StuckError naming the CPU, the routine and the step it was at.
+import { existsSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Piscina } from "piscina";
+import {
+  PG,
+  Phase,
+  PROGRESS_WORDS,
+  progressBlock,
+  readProgress,
+  routineLabel,
+  type StuckAt,
+} from "../model/progress.js";
+import type { UnitResult, UnitTask } from "./check-worker.js";
+import type { EngineName } from "./engine.js";
+import { DEFAULT_WATCHDOG_MS } from "./threaded.js";
+
+/** A task as the caller gives it: the pool adds the progress block, the modules and the watchdog. */
+export type UnitRequest = UnitTask extends infer T
+  ? T extends UnitTask
+    ? Omit<T, "progress" | "modules" | "watchdogMs">
+    : never
+  : never;
+
+/** What a unit is about, for the watchdog's message. */
+export interface UnitLabel {
+  protocol?: string;
+  scenario?: string;
+}
+
+export interface CheckPoolOptions {
+  /** Units at once: one worker thread each. */
+  workers: number;
+  /** User protocol modules (absolute paths), loaded by every task before anything else. */
+  modules?: string[];
+  /** A unit whose heartbeat stands still this long is stopped. */
+  watchdogMs?: number;
+}
+
+/** A unit stopped by the watchdog. `at` is where its thread was; the message says it in words. */
+export class StuckError extends Error {
+  constructor(
+    message: string,
+    readonly at: StuckAt,
+  ) {
+    super(message);
+  }
+}
+
+const TICK_MS = 50;
+/**
+ * A fresh thread first loads the model and iced-x86; on a loaded machine that takes seconds. A unit
+ * not yet started by its thread gets this long.
+ */
+const STARTUP_MS = 30_000;
+
+/** Memory a worker thread of the check pool may take (V8 heap, machine buffers of every cell). */
+const WORKER_BYTES = 256 * 2 ** 20;
+/** And each thread of a threaded-engine machine inside it. */
+const CPU_THREAD_BYTES = 64 * 2 ** 20;
+
+/**
+ * The most workers that pay on this host: one per core (the work is CPU-bound; more threads than
+ * cores only take turns), and no more than half the memory holds. With the threaded engine each
+ * worker also runs a thread per simulated CPU.
+ */
+export function maxWorkers(engine: EngineName, cpus: number): { max: number; why: string } {
+  const cores = availableParallelism();
+  const each = WORKER_BYTES + (engine === "threaded" ? cpus * CPU_THREAD_BYTES : 0);
+  const byMemory = Math.max(1, Math.floor(totalmem() / 2 / each));
+  const max = Math.max(1, Math.min(cores, byMemory));
+  const gib = (totalmem() / 2 ** 30).toFixed(1);
+  return {
+    max,
+    why: `this host has ${cores} core${cores === 1 ? "" : "s"}, and half its ${gib} GiB of memory holds ${byMemory} worker${byMemory === 1 ? "" : "s"} of about ${Math.round(each / 2 ** 20)} MiB`,
+  };
+}
+
+/**
+ * Workers by default: every core for inline machines. A threaded machine keeps about one core busy
+ * (its CPUs take turns) but its handoffs suffer when threads outnumber cores, so as many machines as
+ * the cores hold threads for.
+ */
+export function defaultWorkers(engine: EngineName, cpus: number): number {
+  const { max } = maxWorkers(engine, cpus);
+  if (engine === "inline") return max;
+  return Math.max(1, Math.min(max, Math.floor(availableParallelism() / cpus)));
+}
+
+/** The compiled worker (a worker thread cannot import .ts; vitest runs the sources, the workers dist/). */
+export function checkWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith(".ts")
+    ? join(dirname(here), "..", "dist", "workers", "check-worker.js")
+    : join(dirname(here), "check-worker.js");
+}
+
+interface Running {
+  block: Int32Array;
+  controller: AbortController;
+  label: UnitLabel;
+  beat: number;
+  since: number;
+  stuck?: StuckError;
+}
+
+export class CheckPool {
+  readonly workers: number;
+  private readonly modules: string[];
+  private readonly watchdogMs: number;
+  private readonly pool: Piscina<UnitTask, UnitResult>;
+  private readonly running = new Set<Running>();
+  private readonly waiting: Array<{ start: () => void; cancel: (e: Error) => void }> = [];
+  private active = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: CheckPoolOptions) {
+    this.workers = opts.workers;
+    this.modules = [...(opts.modules ?? [])];
+    this.watchdogMs = opts.watchdogMs ?? DEFAULT_WATCHDOG_MS;
+    if (!Number.isInteger(this.workers) || this.workers < 1)
+      throw new Error(`workers must be a whole number, at least 1, not ${this.workers}`);
+    if (!(this.watchdogMs > 0))
+      throw new Error(`watchdogMs must be a positive number, not ${this.watchdogMs}`);
+    const file = checkWorkerFile();
+    if (!existsSync(file))
+      throw new Error(
+        `the check pool's worker ${file} is missing: build with 'npm run build' (npx tsc -p .)`,
+      );
+    // Threads start as units need them: a single check or a replay starts one.
+    this.pool = new Piscina<UnitTask, UnitResult>({
+      filename: file,
+      minThreads: 1,
+      maxThreads: this.workers,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+    });
+  }
+
+  /**
+   * Runs one unit on a worker thread. Rejects with a StuckError when the watchdog stopped it, or with
+   * the worker's own error.
+   */
+  async run(request: UnitRequest, label: UnitLabel = {}): Promise<UnitResult> {
+    await this.slot();
+    const progress = new SharedArrayBuffer(PROGRESS_WORDS * 4);
+    const entry: Running = {
+      block: progressBlock(progress),
+      controller: new AbortController(),
+      label,
+      beat: -1,
+      since: performance.now(),
+    };
+    this.running.add(entry);
+    this.watch();
+    try {
+      const task = { ...request, progress, modules: this.modules, watchdogMs: this.watchdogMs } as UnitTask;
+      return await this.pool.run(task, { signal: entry.controller.signal });
+    } catch (e) {
+      throw entry.stuck ?? e;
+    } finally {
+      this.running.delete(entry);
+      this.active--;
+      this.waiting.shift()?.start();
+      if (this.running.size === 0 && this.timer) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    }
+  }
+
+  /** Ends the threads (a unit still running is stopped). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const r of this.running) r.controller.abort("the check pool was closed");
+    for (const w of this.waiting.splice(0)) w.cancel(new Error("the check pool was closed"));
+    await this.pool.destroy().catch(() => {});
+  }
+
+  /** Waits until fewer units than workers run: a queued unit's clock must not run while it waits. */
+  private slot(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("the check pool was closed"));
+    if (this.active < this.workers) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) =>
+      this.waiting.push({
+        start: () => {
+          this.active++;
+          resolve();
+        },
+        cancel: reject,
+      }),
+    );
+  }
+
+  private watch(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    for (const r of this.running) {
+      if (r.stuck) continue;
+      const beat = Atomics.load(r.block, PG.beat);
+      if (beat !== r.beat) {
+        r.beat = beat;
+        r.since = now;
+        continue;
+      }
+      const phase = Atomics.load(r.block, PG.phase) as Phase;
+      // A threaded machine has its own watchdog, which ends the run with a message; this one is the
+      // last resort should that thread not come back.
+      const limit =
+        phase === Phase.Starting
+          ? Math.max(STARTUP_MS, this.watchdogMs)
+          : phase === Phase.Threaded
+            ? STARTUP_MS + 2 * this.watchdogMs
+            : this.watchdogMs;
+      if (now - r.since < limit) continue;
+      const at = readProgress(r.block);
+      r.stuck = new StuckError(this.describe(at, r.label, now - r.since), at);
+      r.controller.abort(r.stuck);
+    }
+  }
+
+  private describe(at: StuckAt, label: UnitLabel, quietMs: number): string {
+    const quiet = `${(quietMs / 1000).toFixed(1)} s`;
+    const cell = label.protocol && label.scenario ? ` for ${label.protocol} on ${label.scenario}` : "";
+    switch (at.phase) {
+      case Phase.Starting:
+        return `a worker thread did not start its work${cell} within ${quiet}`;
+      case Phase.Loading:
+        return `loading the protocol module${this.modules.length === 1 ? "" : "s"} ${this.modules.map((m) => `'${m}'`).join(", ")} made no progress for ${quiet}: its top-level code never ends`;
+      case Phase.Building:
+        return `building the machine${cell} made no progress for ${quiet}: the protocol's setup never returns`;
+      default: {
+        const routine =
+          at.kind !== undefined
+            ? routineLabel(at.kind, at.hook, label.protocol ?? "?")
+            : "an unknown routine";
+        return `CPU ${at.cpu} made no progress for ${quiet}${cell}, at step ${at.step} in ${routine}: a routine that loops without yielding never gives the CPU back`;
+      }
+    }
+  }
+}
