@@ -441,8 +441,8 @@ export const MUTATIONS: Mutation[] = [
     id: "P3-clobber-not-reported",
     breaks: "P3",
     file: INVARIANTS,
-    find: "if (r.kind !== Ev.IstClobber) continue;",
-    replace: "continue;",
+    find: "      out.push(v);\n      if (fault && hazard) break;",
+    replace: "      if (fault && hazard) break;",
     tests: [LITMUS, PROPERTIES],
   },
   {
