@@ -42,10 +42,10 @@ import {
   statusName,
   verdictCell,
 } from "../properties/report.js";
-import { PCT_MAX_CHANGES } from "../properties/tape.js";
 import { decodeToken, encodeToken } from "../properties/token.js";
 import { ENGINES, type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
 import { loadProtocolModules } from "../workers/modules.js";
+import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
 export interface Io {

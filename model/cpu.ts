@@ -1,6 +1,6 @@
 // One simulated x86 CPU: the hardware rules of SPEC §3 (events, IRET, IST, the NMI latch, #MC/MCIP,
 // serialization, the fetch view) and the interpreter of routine steps. This file is semantics only:
-// who runs next is decided elsewhere (model/schedule for what is enabled, properties/tape for the pick).
+// who runs next is decided elsewhere (model/schedule for what is enabled, workers/strategies for the pick).
 import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
 import { C, CODE_BASE, CPU_WORDS, H, HISTORY_DEPTH, type MachineMemory, RunStatus } from "./memory.js";
 import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";

@@ -3,7 +3,7 @@
 // positions, so shrinking removes choices and moves them earlier: fewer preemptions, fewer events,
 // shorter runs.
 import fc from "fast-check";
-import type { PctParams } from "./tape.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 
 export type StrategyName = "random" | "bounded" | "pct";
 export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];

@@ -9,6 +9,7 @@ import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor, type Strategy } from "../workers/setup.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,
   choicesToTape,
@@ -18,7 +19,6 @@ import {
   tapeToChoices,
 } from "./arbitraries.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
-import type { PctParams } from "./tape.js";
 import { decodeTape, encodeToken } from "./token.js";
 
 /** The default exploration budget: runs per property and seed, and seeds tried per property. */

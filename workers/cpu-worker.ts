@@ -9,9 +9,9 @@
 import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
 import type { RunConfig } from "../model/types.js";
-import { tapeChooser } from "../properties/tape.js";
 import { loadProtocolModules } from "./modules.js";
 import { machineFor, memoryFor } from "./setup.js";
+import { tapeChooser } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
 export interface CpuTask {

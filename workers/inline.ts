@@ -3,8 +3,8 @@
 import { Cpu } from "../model/cpu.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
-import { tapeChooser } from "../properties/tape.js";
 import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
+import { tapeChooser } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
 export interface RunResult {

@@ -3,7 +3,7 @@
 import { buildMachine, layoutFor } from "../model/machine.js";
 import { H, MachineMemory, RunStatus } from "../model/memory.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
-import { loadPct, loadTape, type PctParams } from "../properties/tape.js";
+import { loadPct, loadTape, type PctParams } from "./strategies/tape.js";
 
 export type Strategy = { tape: readonly number[] } | { pct: PctParams };
 

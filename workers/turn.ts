@@ -5,7 +5,7 @@ import { mceArrives, nmiArrives } from "../model/cpu.js";
 import { Ev, EventSource } from "../model/events.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../model/memory.js";
 import { enabledActions, runnable } from "../model/schedule.js";
-import { pickAction } from "../properties/tape.js";
+import { pickAction } from "./strategies/tape.js";
 
 /** The CPU to step next, or -1 when the run is over (status says why). */
 export function nextTurn(mem: MachineMemory, actions: Int32Array): number {

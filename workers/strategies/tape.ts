@@ -1,8 +1,8 @@
 // The choice tape (SPEC §8): all nondeterminism of a run is drawn from one tape of small integers,
 // consumed in order. This file is policy only: given the enabled actions (model/schedule), which one?
 // Strategies live in the buffer, so whichever thread holds the token can make the next choice.
-import type { Chooser } from "../model/cpu.js";
-import { C, CPU_WORDS, H, type MachineMemory } from "../model/memory.js";
+import type { Chooser } from "../../model/cpu.js";
+import { C, CPU_WORDS, H, type MachineMemory } from "../../model/memory.js";
 
 export enum StrategyKind {
   /** Replay a tape; when it runs out, a fair round-robin finishes the run with no further events. */
