@@ -8,7 +8,7 @@ import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
-import { machineFor, type Strategy } from "../workers/setup.js";
+import { type BufferStrategy, machineFor } from "../workers/setup.js";
 import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,
@@ -145,7 +145,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
   const outcomes = new Map<string, PropertyId[]>();
-  const outcome = async (strategy: Strategy): Promise<PropertyId[]> => {
+  const outcome = async (strategy: BufferStrategy): Promise<PropertyId[]> => {
     const key = JSON.stringify(strategy);
     let failing = outcomes.get(key);
     if (!failing) {
@@ -160,7 +160,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   };
   for (const property of wanted) {
     let explored = 0;
-    let firstFailing: Strategy | undefined;
+    let firstFailing: BufferStrategy | undefined;
     let details: fc.RunDetails<[unknown]> | undefined;
     for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed; k++) {
       details = await fc.check(
@@ -225,18 +225,18 @@ class RunError extends Error {}
 /** What fast-check explores for a strategy, and how a generated value becomes a strategy. */
 interface SearchSpace<T> {
   arb: fc.Arbitrary<T>;
-  strategy: (value: T) => Strategy;
+  strategy: (value: T) => BufferStrategy;
   examples: T[];
 }
 
 /** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
 /** Non-zero values of a tape strategy; the choices PCT made for a PCT one (its events and priority changes). */
-function choicesIn(strategy: Strategy): number {
+function choicesIn(strategy: BufferStrategy): number {
   if ("tape" in strategy) return strategy.tape.filter((v) => v !== 0).length;
   return strategy.pct.events.length + strategy.pct.changePoints.length;
 }
 
-function tapeOf(config: RunConfig, strategy: Strategy): number[] {
+function tapeOf(config: RunConfig, strategy: BufferStrategy): number[] {
   const r = runInline(config, strategy);
   if ("tape" in strategy) return strategy.tape.slice(0, r.mem.header[H.tapePos]);
   return Array.from(r.mem.record.subarray(0, r.mem.header[H.recordLen]));
@@ -246,7 +246,7 @@ function tapeOf(config: RunConfig, strategy: Strategy): number[] {
 function counterexample(
   config: RunConfig,
   spec: MachineSpec,
-  strategy: Strategy,
+  strategy: BufferStrategy,
   property: PropertyId,
 ): { tape: number[]; violation: Violation } {
   const tape = tapeOf(config, strategy);

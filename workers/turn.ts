@@ -5,10 +5,10 @@ import { mceArrives, nmiArrives } from "../model/cpu.js";
 import { Ev, EventSource } from "../model/events.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../model/memory.js";
 import { enabledActions, runnable } from "../model/schedule.js";
-import { pickAction } from "./strategies/tape.js";
+import type { Scheduler } from "./strategies/scheduler.js";
 
 /** The CPU to step next, or -1 when the run is over (status says why). */
-export function nextTurn(mem: MachineMemory, actions: Int32Array): number {
+export function nextTurn(mem: MachineMemory, actions: Int32Array, scheduler: Scheduler): number {
   const h = mem.header;
   const n = mem.layout.cpus;
   for (;;) {
@@ -26,7 +26,7 @@ export function nextTurn(mem: MachineMemory, actions: Int32Array): number {
       for (let c = 0; c < n; c++) if (mem.cpu[c * CPU_WORDS + C.done] !== 1) allDone = false;
       return end(mem, allDone ? RunStatus.Finished : RunStatus.Deadlock);
     }
-    const action = actions[pickAction(mem, actions, count)];
+    const action = actions[scheduler.pickAction(actions, count)];
     h[H.step]++;
     if (action < n) {
       h[H.lastCpu] = action;
