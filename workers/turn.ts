@@ -32,13 +32,17 @@ export function nextTurn(mem: MachineMemory, actions: Int32Array, scheduler: Sch
       h[H.lastCpu] = action;
       return action;
     }
+    const target = (action - n) % n;
     if (action < 2 * n) {
       h[H.nmisSent]++;
-      nmiArrives(mem, action - n, EventSource.External);
+      nmiArrives(mem, target, EventSource.External);
     } else {
       h[H.mcesSent]++;
-      mceArrives(mem, action - 2 * n);
+      mceArrives(mem, target);
     }
+    // Delivering the event is the target's next step, and event delivery is a scheduling point
+    // (model/cpu nextIsVisible): the flag the target published before the arrival is stale.
+    mem.cpu[target * CPU_WORDS + C.visible] = 1;
   }
 }
 
