@@ -40,9 +40,11 @@ export function nextTurn(mem: MachineMemory, actions: Int32Array, scheduler: Sch
       h[H.mcesSent]++;
       mceArrives(mem, target);
     }
-    // Delivering the event is the target's next step, and event delivery is a scheduling point
-    // (model/cpu nextIsVisible): the flag the target published before the arrival is stale.
-    mem.cpu[target * CPU_WORDS + C.visible] = 1;
+    // When the target can take the event at its next boundary, delivering it is its next step, and
+    // event delivery is a scheduling point (model/cpu nextIsVisible): the flag it published is stale.
+    const o = target * CPU_WORDS;
+    if (mem.cpu[o + C.atBoundary] === 1 && (action >= 2 * n || mem.cpu[o + C.nmiBlocked] === 0))
+      mem.cpu[o + C.visible] = 1;
   }
 }
 

@@ -15,32 +15,49 @@
 // A run is within bounds (K, E, B) when it has at most K preemptions, E events and B branch choices,
 // and, when a total is given, at most that many of the three together (iterative deepening).
 //
-// Reductions (each can be switched off, to measure it and as the unreduced reference of the tests):
+// A transition is one CPU's visible step with the CPU-private steps that follow it, or one event; the
+// dependency relation is footprint.ts's. Reductions (each can be switched off, to measure it and as
+// the unreduced reference of the soundness tests):
 //
 // 1. Sleep sets (Godefroid, "Partial-order methods for the verification of concurrent systems", LNCS
-//    1032, 1996), made bound-aware as Coons, Musuvathi & McKinley show is needed ("Bounded partial-order
-//    reduction", OOPSLA 2013: a bound makes otherwise independent transitions dependent). A transition
-//    explored from a node sleeps in a later sibling's subtree until something dependent runs; here only
-//    a transition whose move to the front never costs more preemptions may sleep: the current CPU's own
-//    step (the default), or a step after which its CPU cannot run. Moving such a transition t to the
-//    front of u·σ·t·rest gives t·u·σ·rest with no more preemptions, provided t never changed whether a
-//    CPU the schedule switched away from could run; so t also wakes when it writes a word the current
-//    CPU waits on or sends it an IPI. Events never sleep (see 2). This is the guarantee: every run within
-//    the bounds is equivalent (same final state, same verdicts) to an explored run within the bounds.
-//    We do not implement DPOR's backtracking sets: plain DPOR is incomplete under a preemption bound,
-//    and BPOR's conservative points are not needed for the guarantee above, which sleep sets alone keep.
+//    1032, 1996), made bound-aware because a bound makes otherwise independent transitions dependent
+//    (Coons, Musuvathi & McKinley, "Bounded partial-order reduction", OOPSLA 2013). A transition explored
+//    from a node sleeps in a later sibling's subtree until something dependent runs; here only a
+//    transition whose move to the front never costs more preemptions may sleep: the current CPU's own
+//    step when it could continue (the default), or a step after which its CPU cannot run. Moving such a
+//    transition t to the front of u·σ·t·rest gives t·u·σ·rest with no more preemptions, provided t never
+//    changed whether a CPU the schedule switched away from could run; so t also wakes at a node when it
+//    writes a word the current CPU waits on or sends it an IPI. A sleeping step that could end the run
+//    (no other CPU could run) is dependent with an event, which needs some CPU running. Events never
+//    sleep (see 2).
 //
 // 2. Event placement. An event for CPU k commutes with every transition it is independent of, and
-//    moving it later never costs a preemption (an arrival only makes k runnable). So an event need only
-//    be explored immediately before a transition dependent with it (a step of k, an IPI to k, another
-//    event, a step after which nothing could run): a run whose event is followed by an independent
-//    transition is dropped as redundant (its equivalent, with the event one transition later, is
-//    explored from the sibling branch). SPEC §8's baseline (events only at scheduling points) stays.
+//    moving it later never costs anything (arrivals do not count in preemptions). So an event need
+//    only be explored immediately before a transition dependent with it (a step of k, an IPI to k,
+//    another event, a step after which nothing could run): a run whose event is followed by an
+//    independent transition is dropped as redundant (its equivalent, with the event one transition
+//    later, is explored from the sibling branch). SPEC §8's baseline (events at scheduling points) stays.
 //
-// 3. Symmetry of CPUs 1..n-1 (symmetry.ts): of two such CPUs in identical states, when nothing else in
-//    the node tells them apart (neither is current, none of the sleeping transitions or a pending event
-//    placement involves them), only the lower one's step, and only events to the lower one, are explored.
+// 3. DPOR (Flanagan & Godefroid, "Dynamic partial-order reduction for model checking software", POPL
+//    2005), bounded as BPOR (Coons et al., OOPSLA 2013). A node explores first its default, then only
+//    the alternatives that the races of the runs through it call for: when a CPU p's transition races
+//    with an earlier transition T_i (dependent, of another actor, and not already ordered before p's
+//    previous transition by happens-before, computed with vector clocks), p is added at the node before
+//    T_i (every enabled CPU, when p could not run there), and, conservatively, at the last node before
+//    it where the run switched CPUs, where scheduling p costs no preemption more than the run already
+//    paid; conservative alternatives ignore sleep sets and do not put anything to sleep. An event is
+//    added at every node whose transition depends on it, and is then followed by that transition.
+//
+// 4. Symmetry of CPUs 1..n-1 (symmetry.ts): of two such CPUs in identical states, when nothing else at
+//    the node tells them apart (neither is current, no sleeping transition or pending event placement
+//    involves them), only the lower one's step, and only events to the lower one, are explored.
 //    Outcomes are then equal up to swapping the two CPUs.
+//
+// What is guaranteed: for every run within the bounds, the search judges a run that reaches the same
+// final state and the same verdicts (up to swapping symmetric CPUs), itself within the bounds. Sleep
+// sets, event placement and symmetry are argued above; for DPOR under the bound we rely on BPOR's
+// conservative points. The soundness tests check the whole on generated machines against an unreduced
+// enumeration of the same bounds (test/search-soundness.test.ts).
 import { type AccessObserver, Shared } from "../../model/cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
@@ -58,11 +75,23 @@ export interface Bounds {
 export interface Reductions {
   sleepSets: boolean;
   eventPlacement: boolean;
+  dpor: boolean;
   symmetry: boolean;
 }
 
-export const ALL_REDUCTIONS: Reductions = { sleepSets: true, eventPlacement: true, symmetry: true };
-export const NO_REDUCTIONS: Reductions = { sleepSets: false, eventPlacement: false, symmetry: false };
+export const ALL_REDUCTIONS: Reductions = {
+  sleepSets: true,
+  eventPlacement: true,
+  dpor: true,
+  symmetry: true,
+};
+export const NO_REDUCTIONS: Reductions = {
+  sleepSets: false,
+  eventPlacement: false,
+  dpor: false,
+  symmetry: false,
+};
+export const REDUCTION_NAMES: Array<keyof Reductions> = ["sleepSets", "eventPlacement", "dpor", "symmetry"];
 
 export interface Cost {
   preemptions: number;
@@ -89,18 +118,39 @@ interface SleepEntry {
   endsRun: boolean;
 }
 
+/**
+ * A branch of a node: an action index, and for an event the CPU whose step must come right after it
+ * (-1: none), packed as index + STRIDE * (follow + 1).
+ */
+const STRIDE = 256;
+const entryOf = (index: number, follow: number) => index + STRIDE * (follow + 1);
+const indexOf = (entry: number) => entry % STRIDE;
+const followOf = (entry: number) => Math.floor(entry / STRIDE) - 1;
+
 class ActionNode {
   readonly isValue = false;
+  /** Branches to explore (DPOR's backtrack set), those added conservatively, and those explored, in order. */
+  readonly todo = new Set<number>();
+  readonly conservative = new Set<number>();
+  readonly done: number[] = [];
+  /** Branches explored only because a conservative point asked for them: they put nothing to sleep. */
+  readonly onlyConservative = new Set<number>();
+  chosen = -1;
+  /** Position of this node's transition in the trace of the execution in progress (DPOR). */
+  traceIndex = -1;
   /** What was explored from each action index: footprint (over all value choices), and flags. */
   readonly fps: (Footprint | undefined)[];
   readonly blocks: boolean[];
   readonly endsRun: boolean[];
-  pos = 0;
   constructor(
     readonly actions: Int32Array,
     readonly cur: number,
     readonly curRunnable: boolean,
-    readonly alts: number[],
+    /** Per action index: within the bounds, awake and not a symmetric twin; and the same ignoring sleep. */
+    readonly allowed: Uint8Array,
+    readonly awakeOrNot: Uint8Array,
+    /** Per action index: the action index of its symmetric representative (itself if none). */
+    readonly rep: Int16Array,
     readonly sleep: SleepEntry[],
     /** The event target whose arrival this node's first transition must depend on (-1: none). */
     readonly mustFollow: number,
@@ -123,6 +173,22 @@ class ValueNode {
 
 type Node = ActionNode | ValueNode;
 
+/** One transition of the execution in progress, for happens-before and races (DPOR). */
+interface Transition {
+  node: ActionNode;
+  index: number;
+  /** CPU, or -1 for an event. */
+  actor: number;
+  /** Vector-clock slot: the CPU, or `cpus` for the events (all events are dependent, so one slot). */
+  slot: number;
+  reads: number[];
+  writes: number[];
+  vc: Int32Array;
+  fresh: boolean;
+  /** The CPU of the last CPU transition before this one (0, the first current CPU, if none). */
+  prevCpu: number;
+}
+
 /** Some CPU other than `cpu` is among the enabled actions. */
 function othersRunnable(actions: Int32Array, cpus: number, cpu: number): boolean {
   for (const a of actions) if (a < cpus && a !== cpu) return true;
@@ -131,6 +197,8 @@ function othersRunnable(actions: Int32Array, cpus: number, cpu: number): boolean
 
 /** Thrown from the scheduler to stop an execution the search has found redundant. */
 class Pruned extends Error {}
+
+const EVENTS_KEY = location(Shared.RunEnd, 1);
 
 /**
  * The search tree and, for the execution in progress, the Scheduler that follows it. Use:
@@ -144,8 +212,11 @@ export class ExhaustiveSearch implements Scheduler {
   private mem: MachineMemory | null = null;
   private depth = 0;
   private used: Cost = { preemptions: 0, events: 0, branches: 0 };
-  /** The transition in progress: the node and action index it was chosen at, its actor (-1: an event). */
-  private open: { node: ActionNode; index: number; actor: number; target: number } | null = null;
+  /** The transition in progress: the node and branch it was chosen at, its actor (-1: an event). */
+  private open: { node: ActionNode; entry: number; actor: number; target: number } | null = null;
+  /** Step counter and the actor's boundary flag when the transition in progress was chosen. */
+  private openStep = 0;
+  private openAtBoundary = true;
   private readonly fp = new Footprint();
   private readonly targets: number[] = [];
   private pruned: ExecutionKind | null = null;
@@ -156,13 +227,21 @@ export class ExhaustiveSearch implements Scheduler {
   /** The transition that ended last, while it is needed to build the next node. */
   private lastClosed: {
     node: ActionNode;
-    index: number;
+    entry: number;
     actor: number;
     target: number;
     fp: Footprint;
   } | null = null;
   private readonly symmetry: Symmetry | null;
   private readonly total: number;
+  // DPOR bookkeeping of the execution in progress.
+  private readonly trace: Transition[] = [];
+  private readonly lastWrite = new Map<number, number>();
+  private readonly readsSince = new Map<number, number[]>();
+  private readonly lastOfSlot: Int32Array;
+  private lastCpuActor = 0;
+  /** Transitions closed so far in the execution in progress. */
+  private transitions = 0;
 
   constructor(
     spec: MachineSpec,
@@ -174,6 +253,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.cpus = spec.config.hardware.cpus;
     this.total = total;
     this.symmetry = reductions.symmetry && this.cpus > 2 ? new Symmetry(spec) : null;
+    this.lastOfSlot = new Int32Array(this.cpus + 1);
     this.observer = {
       access: (cpu, region, index, write) => {
         this.fp.add(region, index, write);
@@ -199,6 +279,23 @@ export class ExhaustiveSearch implements Scheduler {
     this.canContinue = true;
     this.lastClosed = null;
     this.firstFresh = Math.max(0, this.stack.length - 1);
+    // The transitions before the branch point are those of the previous execution: keep them, with
+    // their vector clocks, and rebuild the last-access maps from them.
+    let keep = 0;
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const node = this.stack[i];
+      if (!node.isValue) {
+        keep = Math.max(0, node.traceIndex);
+        break;
+      }
+    }
+    this.trace.length = Math.min(this.trace.length, keep);
+    this.lastWrite.clear();
+    this.readsSince.clear();
+    this.lastOfSlot.fill(-1);
+    this.lastCpuActor = 0;
+    for (let me = 0; me < this.trace.length; me++) this.remember(me);
+    this.transitions = 0;
     this.symmetry?.begin(mem);
   }
 
@@ -207,6 +304,7 @@ export class ExhaustiveSearch implements Scheduler {
     if (this.pruned === null) {
       if (status === RunStatus.Error) return { kind: "error", cost: { ...this.used } };
       this.close(null, 0);
+      if (this.reductions.dpor && status !== RunStatus.Finished) this.pendingRaces(status);
     }
     return { kind: this.pruned ?? "complete", cost: { ...this.used } };
   }
@@ -215,10 +313,19 @@ export class ExhaustiveSearch implements Scheduler {
   advance(): boolean {
     for (let i = this.stack.length - 1; i >= 0; i--) {
       const node = this.stack[i];
-      node.pos++;
-      if (!node.isValue)
-        while (node.pos < node.alts.length && !this.usefulEvent(node, node.alts[node.pos])) node.pos++;
-      if (node.pos < node.alts.length) {
+      if (node.isValue) {
+        node.pos++;
+        if (node.pos < node.alts.length) {
+          this.stack.length = i + 1;
+          return true;
+        }
+        continue;
+      }
+      const next = this.nextEntry(node);
+      if (next >= 0) {
+        node.chosen = next;
+        node.done.push(next);
+        if (!node.todo.has(next)) node.onlyConservative.add(next);
         this.stack.length = i + 1;
         return true;
       }
@@ -240,24 +347,30 @@ export class ExhaustiveSearch implements Scheduler {
     } else {
       node = this.createActionNode(mem, actions, count);
       this.stack.push(node);
-      let pos = 0;
-      while (pos < node.alts.length && !this.usefulEvent(node, node.alts[pos])) pos++;
-      node.pos = pos;
-      if (pos >= node.alts.length) {
+      const first = this.firstEntry(node);
+      if (first < 0) {
         this.stack.pop();
         this.pruned = "sleep";
         throw new Pruned("sleep");
       }
+      node.todo.add(first);
+      node.chosen = first;
+      node.done.push(first);
+      if (!this.reductions.dpor) for (const e of this.allEntries(node)) node.todo.add(e);
     }
-    const index = node.alts[node.pos];
+    const entry = node.chosen;
+    const index = indexOf(entry);
     const action = actions[index];
+    node.traceIndex = this.transitions;
+    this.openStep = mem.header[H.step];
     if (action < this.cpus) {
       if (node.curRunnable && action !== node.cur) this.used.preemptions++;
-      this.open = { node, index, actor: action, target: -1 };
+      this.open = { node, entry, actor: action, target: -1 };
+      this.openAtBoundary = mem.cpu[action * CPU_WORDS + C.atBoundary] === 1;
     } else {
       this.used.events++;
       const target = (action - this.cpus) % this.cpus;
-      this.open = { node, index, actor: -1, target };
+      this.open = { node, entry, actor: -1, target };
       this.symmetry?.mix(target, action < 2 * this.cpus ? 0x4e4d49 : 0x4d4345);
     }
     this.depth++;
@@ -290,45 +403,245 @@ export class ExhaustiveSearch implements Scheduler {
     return this.used.preemptions + this.used.events + this.used.branches;
   }
 
+  /** Every branch of a node without DPOR: each allowed action (events with no forced follower). */
+  private allEntries(node: ActionNode): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < node.actions.length; i++) if (node.allowed[i]) out.push(entryOf(i, -1));
+    return out;
+  }
+
+  /** The branch a new node takes first: the follower of the event that led here, or the first allowed. */
+  private firstEntry(node: ActionNode): number {
+    const forced = this.lastClosed && this.lastClosed.actor < 0 ? followOf(this.lastClosed.entry) : -1;
+    if (forced >= 0) {
+      const i = node.actions.indexOf(forced);
+      if (i >= 0 && node.allowed[i]) return entryOf(i, -1);
+    }
+    for (let i = 0; i < node.actions.length; i++) {
+      if (!node.allowed[i]) continue;
+      const e = entryOf(i, -1);
+      if (this.useful(node, e)) return e;
+    }
+    return -1;
+  }
+
+  /** The next branch to explore at a node (lowest first), or -1. */
+  private nextEntry(node: ActionNode): number {
+    let best = -1;
+    const consider = (e: number) => {
+      if (node.done.includes(e) || (best >= 0 && e >= best)) return;
+      const i = indexOf(e);
+      const ok = node.allowed[i] === 1 || (node.conservative.has(e) && node.awakeOrNot[i] === 1);
+      if (ok && this.useful(node, e)) best = e;
+    };
+    for (const e of node.todo) consider(e);
+    for (const e of node.conservative) consider(e);
+    return best;
+  }
+
+  /** Adds a branch to a node; `conservative` ones ignore its sleep set. */
+  private addEntry(node: ActionNode, index: number, follow: number, conservative: boolean): void {
+    const e = entryOf(node.rep[index], follow);
+    if (conservative) node.conservative.add(e);
+    else node.todo.add(e);
+  }
+
+  /** Adds CPU `p` at a node, or every enabled CPU when p cannot run there (DPOR). */
+  private addCpu(node: ActionNode, p: number, conservative: boolean): void {
+    const i = node.actions.indexOf(p);
+    if (i >= 0) {
+      this.addEntry(node, i, -1, conservative);
+      return;
+    }
+    for (let j = 0; j < node.actions.length; j++)
+      if (node.actions[j] < this.cpus) this.addEntry(node, j, -1, conservative);
+  }
+
   /**
-   * Ends the transition in progress: what it touched is added to its node; the event-placement rule
-   * is checked. `actions` is null when the run has ended.
+   * Ends the transition in progress: what it touched is added to its node, its races are recorded
+   * (DPOR), and the event-placement rule is checked. `actions` is null when the run has ended.
    */
   private close(actions: Int32Array | null, count: number): void {
     const t = this.open;
     if (!t) return;
+    const n = this.cpus;
     const runEnded = actions === null;
+    const index = indexOf(t.entry);
+    const mem = this.mem as MachineMemory;
+    // One step begun in the middle of an instruction: no boundary in this transition.
+    if (t.actor >= 0) this.fp.boundary = this.openAtBoundary || mem.header[H.step] - this.openStep > 1;
     if (t.actor >= 0) this.canContinue = !runEnded && count > 0 && (actions as Int32Array)[0] === t.actor;
     const fresh = this.depth - 1 >= this.firstFresh;
     if (t.actor >= 0 && fresh) {
       const node = t.node;
-      const known = node.fps[t.index];
+      const known = node.fps[index];
       if (known) known.merge(this.fp);
-      else node.fps[t.index] = this.fp.copy();
-      const runnableAfter = !runEnded && count > 0 && actions[0] === t.actor;
-      if (runnableAfter) node.blocks[t.index] = false;
-      if (runEnded) node.endsRun[t.index] = true;
+      else node.fps[index] = this.fp.copy();
+      const runnableAfter = !runEnded && count > 0 && (actions as Int32Array)[0] === t.actor;
+      if (runnableAfter) node.blocks[index] = false;
+      if (runEnded) node.endsRun[index] = true;
     }
     if (t.actor >= 0) {
       this.symmetry?.targets(t.actor, this.targets);
       this.symmetry?.block(t.actor);
     }
+    if (this.reductions.dpor && this.transitions >= this.trace.length)
+      this.races(t.node, index, t.actor, t.target, fresh, runEnded);
+    this.transitions++;
     // The event-placement rule: the first transition after an event must depend on it.
     const k = t.node.mustFollow;
     if (k >= 0 && this.reductions.eventPlacement && t.actor >= 0) {
       let othersCanRun = false;
       if (actions)
-        for (let i = 0; i < count; i++) if (actions[i] < this.cpus && actions[i] !== k) othersCanRun = true;
+        for (let i = 0; i < count; i++) if (actions[i] < n && actions[i] !== k) othersCanRun = true;
       if (!eventDependent(k, t.actor, this.fp, !othersCanRun)) this.pruned = "placement";
     }
     // The next node is new (built from this transition) once the replayed decisions are behind.
     this.lastClosed =
       this.depth >= this.stack.length
-        ? { node: t.node, index: t.index, actor: t.actor, target: t.target, fp: this.fp.copy() }
+        ? { node: t.node, entry: t.entry, actor: t.actor, target: t.target, fp: this.fp.copy() }
         : null;
     this.fp.clear();
     this.targets.length = 0;
     this.open = null;
+  }
+
+  /**
+   * DPOR: adds the transition to the happens-before relation (vector clocks), and when it is new in
+   * this execution, the branches its races call for and the events that may come right before it.
+   */
+  private races(
+    node: ActionNode,
+    index: number,
+    actor: number,
+    target: number,
+    fresh: boolean,
+    runEnded: boolean,
+  ): void {
+    const n = this.cpus;
+    const fp = this.fp;
+    const reads = fp.reads.slice();
+    const writes = fp.writes.slice();
+    const slot = actor >= 0 ? actor : n;
+    if (actor >= 0) writes.push(location(Shared.Cpu, actor));
+    else writes.push(location(Shared.Cpu, target), EVENTS_KEY);
+    // The transitions this one depends on: the last writer of what it touches, and for a write, the
+    // readers since; a crash depends on everything.
+    const deps: number[] = [];
+    const prev = this.lastOfSlot[slot];
+    if (prev >= 0) deps.push(prev);
+    if (fp.crashed) for (let i = 0; i < this.trace.length; i++) deps.push(i);
+    for (const key of reads) {
+      const w = this.lastWrite.get(key);
+      if (w !== undefined) deps.push(w);
+    }
+    for (const key of writes) {
+      const w = this.lastWrite.get(key);
+      if (w !== undefined) deps.push(w);
+      const rs = this.readsSince.get(key);
+      if (rs) for (const r of rs) deps.push(r);
+    }
+    const vc = new Int32Array(n + 1);
+    for (const d of deps) {
+      const other = this.trace[d].vc;
+      for (let s = 0; s <= n; s++) if (other[s] > vc[s]) vc[s] = other[s];
+    }
+    vc[slot]++;
+    const me = this.trace.length;
+    this.trace.push({ node, index, actor, slot, reads, writes, vc, fresh, prevCpu: this.lastCpuActor });
+    this.remember(me);
+    if (!fresh) return;
+    // Events that may come right before this transition: those it depends on (event placement).
+    for (let i = 0; i < node.actions.length; i++) {
+      const a = node.actions[i];
+      if (a < n) continue;
+      const k = (a - n) % n;
+      const dependent = actor < 0 || eventDependent(k, actor, fp, runEnded);
+      if (dependent) this.addEntry(node, i, actor, false);
+    }
+    if (actor < 0) return;
+    // The last transition of another actor that this one races with: not ordered before this CPU's
+    // previous transition. This CPU's step is then tried before it.
+    const before = prev >= 0 ? this.trace[prev].vc : null;
+    let race = -1;
+    for (const d of deps) {
+      if (d === prev || d <= race) continue;
+      const other = this.trace[d];
+      if (other.actor === actor) continue;
+      const ordered = before !== null && before[other.slot] >= other.vc[other.slot];
+      if (!ordered) race = d;
+    }
+    if (race >= 0) this.reverse(race, actor);
+  }
+
+  /** Adds trace entry `me` to the last-access maps. */
+  private remember(me: number): void {
+    const t = this.trace[me];
+    for (const key of t.reads) {
+      const rs = this.readsSince.get(key);
+      if (rs) rs.push(me);
+      else this.readsSince.set(key, [me]);
+    }
+    for (const key of t.writes) {
+      this.lastWrite.set(key, me);
+      this.readsSince.delete(key);
+    }
+    this.lastOfSlot[t.slot] = me;
+    if (t.actor >= 0) this.lastCpuActor = t.actor;
+  }
+
+  /**
+   * DPOR at the end of a run that did not finish: the transitions that CPUs still had pending never
+   * ran, so their races are found here (Flanagan & Godefroid look at every CPU's next transition in
+   * every state). A CPU waiting in a deadlock races with the last write of what it waits on; after a
+   * crash or the step bound, a CPU that had not finished races with the last transition that is not
+   * ordered before its own last one.
+   */
+  private pendingRaces(status: RunStatus): void {
+    const mem = this.mem as MachineMemory;
+    const n = this.cpus;
+    for (let p = 0; p < n; p++) {
+      const o = p * CPU_WORDS;
+      if (mem.cpu[o + C.done] === 1 && mem.cpu[o + C.nmiPending] === 0 && mem.cpu[o + C.mcePending] === 0)
+        continue;
+      const prev = this.lastOfSlot[p];
+      const before = prev >= 0 ? this.trace[prev].vc : null;
+      const unordered = (i: number) => {
+        const t = this.trace[i];
+        return t.actor !== p && !(before !== null && before[t.slot] >= t.vc[t.slot]);
+      };
+      let race = -1;
+      if (status === RunStatus.Deadlock) {
+        if (mem.cpu[o + C.waiting] !== 1) continue;
+        for (const w of [mem.cpu[o + C.waitWord0], mem.cpu[o + C.waitWord1]]) {
+          if (w < 0) continue;
+          const i = this.lastWrite.get(location(Shared.Data, w));
+          if (i !== undefined && i > race && unordered(i)) race = i;
+        }
+      } else {
+        for (let i = this.trace.length - 1; i >= 0 && race < 0; i--) if (unordered(i)) race = i;
+      }
+      if (race >= 0) this.reverse(race, p);
+    }
+  }
+
+  /**
+   * Tries CPU p before transition `race` (DPOR), and conservatively at the last node at or before it
+   * where scheduling p costs no more preemptions than the run paid there: BPOR's point, the last
+   * context switch, generalised to this cost (a node where the current CPU could not continue, or
+   * where the run preempted it anyway, or where p is the current CPU).
+   */
+  private reverse(race: number, p: number): void {
+    const at = this.trace[race];
+    this.addCpu(at.node, p, false);
+    for (let c = race; c >= 0; c--) {
+      const tc = this.trace[c];
+      const node = tc.node;
+      if (!node.curRunnable || node.cur === p || (tc.actor >= 0 && tc.actor !== node.cur)) {
+        this.addCpu(node, p, true);
+        break;
+      }
+    }
   }
 
   private createActionNode(mem: MachineMemory, actions: Int32Array, count: number): ActionNode {
@@ -342,12 +655,14 @@ export class ExhaustiveSearch implements Scheduler {
     if (this.reductions.sleepSets && prev) {
       const parent = prev.node;
       const candidates: SleepEntry[] = [...parent.sleep];
-      const chosen = parent.alts.indexOf(prev.index);
-      for (let j = 0; j < chosen; j++) {
-        const i = parent.alts[j];
+      for (const e of parent.done) {
+        if (e === prev.entry) break;
+        const i = indexOf(e);
         const a = parent.actions[i];
         const fp = parent.fps[i];
         if (a >= n || !fp || fp.crashed) continue;
+        // Explored only conservatively: it puts nothing to sleep (BPOR).
+        if (parent.onlyConservative.has(e)) continue;
         // Bound-aware eligibility: the default step, or a step after which its CPU cannot run.
         if ((a === parent.cur && parent.curRunnable) || parent.blocks[i])
           candidates.push({ cpu: a, fp, endsRun: parent.endsRun[i] });
@@ -383,36 +698,55 @@ export class ExhaustiveSearch implements Scheduler {
     const mustFollow = prev && prev.actor < 0 ? prev.target : -1;
     const used = { ...this.used };
     const spent = this.spent();
-    const alts: number[] = [];
+    const allowed = new Uint8Array(count);
+    const awake = new Uint8Array(count);
+    const rep = new Int16Array(count);
     const sym = this.symmetry;
     for (let i = 0; i < count; i++) {
+      rep[i] = i;
       const a = actions[i];
       if (a < n) {
         const cost = curRunnable && a !== cur ? 1 : 0;
         if (used.preemptions + cost > this.bounds.preemptions || spent + cost > this.total) continue;
-        if (sleep.some((z) => z.cpu === a)) continue;
-        if (
-          sym &&
-          a > 1 &&
-          a !== cur &&
-          this.symmetricBelow(actions, count, a, cur, sleep, mustFollow, false)
-        )
-          continue;
-        alts.push(i);
+        if (sym && a > 1 && a !== cur) {
+          const twin = this.symmetricBelow(actions, count, a, cur, sleep, mustFollow, false);
+          if (twin >= 0) {
+            rep[i] = twin;
+            continue;
+          }
+        }
+        awake[i] = 1;
+        if (!sleep.some((z) => z.cpu === a)) allowed[i] = 1;
       } else {
         if (used.events + 1 > this.bounds.events || spent + 1 > this.total) continue;
         const k = (a - n) % n;
-        if (sym && k > 1 && k !== cur && this.symmetricBelow(actions, count, a, cur, sleep, mustFollow, true))
-          continue;
-        alts.push(i);
+        if (sym && k > 1 && k !== cur) {
+          const twin = this.symmetricBelow(actions, count, a, cur, sleep, mustFollow, true);
+          if (twin >= 0) {
+            rep[i] = twin;
+            continue;
+          }
+        }
+        awake[i] = 1;
+        allowed[i] = 1;
       }
     }
-    return new ActionNode(actions.slice(0, count), cur, curRunnable, alts, sleep, mustFollow, used);
+    return new ActionNode(
+      actions.slice(0, count),
+      cur,
+      curRunnable,
+      allowed,
+      awake,
+      rep,
+      sleep,
+      mustFollow,
+      used,
+    );
   }
 
   /**
-   * Whether action `a` (a step of CPU a, or an event for CPU k) has a symmetric twin of a lower CPU
-   * among the actions, so that `a` need not be explored.
+   * The action index of a symmetric twin of a lower CPU for action `a` (a step of CPU a, or an event
+   * for CPU k), so that `a` need not be explored; -1 if there is none.
    */
   private symmetricBelow(
     actions: Int32Array,
@@ -422,20 +756,20 @@ export class ExhaustiveSearch implements Scheduler {
     sleep: SleepEntry[],
     mustFollow: number,
     isEvent: boolean,
-  ): boolean {
+  ): number {
     const n = this.cpus;
     const sym = this.symmetry as Symmetry;
     const q = isEvent ? (a - n) % n : a;
     const base = isEvent ? a - q : 0;
-    if (q === mustFollow || this.involves(sleep, q)) return false;
+    if (q === mustFollow || this.involves(sleep, q)) return -1;
     for (let i = 0; i < count; i++) {
       const b = actions[i];
       const p = b - base;
       if (p < 1 || p >= q || b >= base + n) continue;
       if (p === cur || p === mustFollow || this.involves(sleep, p)) continue;
-      if (sym.identical(p, q)) return true;
+      if (sym.identical(p, q)) return i;
     }
-    return false;
+    return -1;
   }
 
   /** A sleeping transition belongs to CPU c or touches something of c's own. */
@@ -450,18 +784,23 @@ export class ExhaustiveSearch implements Scheduler {
   }
 
   /**
-   * Whether exploring alternative `index` of `node` can lead anywhere new. Always, for a CPU's step;
-   * for an event, only when its placement rule can be met: some transition dependent with it can come
-   * next within the bounds.
+   * Whether exploring a branch can lead anywhere new. Always, for a CPU's step; for an event, only
+   * when its placement rule can be met: a transition dependent with it can come next within the bounds.
    */
-  private usefulEvent(node: Node, index: number): boolean {
-    if (node.isValue) return true;
+  private useful(node: ActionNode, entry: number): boolean {
     const n = this.cpus;
+    const index = indexOf(entry);
     const a = node.actions[index];
     if (a < n || !this.reductions.eventPlacement) return true;
     const k = (a - n) % n;
     const { preemptions, events } = node.used;
     const spent = preemptions + events + node.used.branches + 1; // this event included
+    const follow = followOf(entry);
+    if (follow >= 0) {
+      // The follower must be affordable after the event.
+      if (follow === node.cur || !node.curRunnable) return true;
+      return preemptions + 1 <= this.bounds.preemptions && spent + 1 <= this.total;
+    }
     // Another event next (all events are dependent).
     if (events + 2 <= this.bounds.events && spent + 1 <= this.total) return true;
     // k's own step next: free when k is current or the current CPU cannot run, else a preemption.
@@ -475,4 +814,4 @@ export class ExhaustiveSearch implements Scheduler {
   }
 }
 
-export { location, Pruned };
+export { Pruned };

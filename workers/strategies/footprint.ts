@@ -9,7 +9,8 @@
 // crashed the machine (which ends the run, whatever the other was about to do). Steps of one CPU are
 // always dependent. An event for CPU k is dependent with every step of k, with every step that sends
 // an IPI or NMI to k, with every other event (they share the hardware budget), and with a step after
-// which no CPU could run (that step ends the run, so the event could not come after it).
+// which no CPU could run (that step ends the run, so the event could not come after it); a step of k
+// that is one byte fetch in the middle of an instruction does not look at k's pending events.
 import { Shared } from "../../model/cpu.js";
 
 /** A location: region in the top byte, index below. */
@@ -23,6 +24,12 @@ export class Footprint {
   readonly writes: number[] = [];
   /** The transition crashed the machine. */
   crashed = false;
+  /**
+   * Some step of the transition began at an instruction boundary, where the CPU looks at its pending
+   * events (SDM §6.7.1: events are taken at boundaries only). A transition that is one byte fetch in
+   * the middle of an instruction does not: an NMI or #MC arriving commutes with it.
+   */
+  boundary = true;
 
   add(region: Shared, index: number, write: boolean): void {
     if (region === Shared.RunEnd) {
@@ -39,6 +46,7 @@ export class Footprint {
     for (const l of other.reads) if (!this.reads.includes(l)) this.reads.push(l);
     for (const l of other.writes) if (!this.writes.includes(l)) this.writes.push(l);
     this.crashed ||= other.crashed;
+    this.boundary ||= other.boundary;
   }
 
   /** Sends an IPI or NMI to `cpu` (writes its hardware block). */
@@ -54,10 +62,12 @@ export class Footprint {
     this.reads.length = 0;
     this.writes.length = 0;
     this.crashed = false;
+    this.boundary = true;
   }
 
   copy(): Footprint {
     const f = new Footprint();
+    f.boundary = false;
     f.merge(this);
     return f;
   }
@@ -77,5 +87,5 @@ export function stepsDependent(a: number, fa: Footprint, b: number, fb: Footprin
  * could run after that transition, had the event not come.
  */
 export function eventDependent(k: number, b: number, fb: Footprint, endsRun: boolean): boolean {
-  return b === k || fb.crashed || fb.targets(k) || endsRun;
+  return (b === k && fb.boundary) || fb.crashed || fb.targets(k) || endsRun;
 }
