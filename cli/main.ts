@@ -31,6 +31,7 @@ import {
   DEFAULT_SEEDS,
   PORTFOLIO_BOUNDS,
   PORTFOLIO_MAX_EXECUTIONS,
+  PORTFOLIO_TOTAL,
   type PropertyResult,
   resolveConfig,
   type Verdict,
@@ -272,7 +273,7 @@ function buildProgram(
     .addOption(
       new Option(
         "--strategy <name>",
-        `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_BOUNDS.preemptions} preemption and ≤ ${PORTFOLIO_BOUNDS.events} event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
+        `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_TOTAL} preemption or event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
       )
         .choices(STRATEGIES)
         .default("random"),
@@ -742,7 +743,7 @@ function verdictJson(v: Verdict, expected: Expected | undefined): unknown {
     how: holdsText(v),
     complete: ex?.complete ?? false,
     proven: proven(v),
-    bounds: ex ? { ...ex.bounds, cpus: ex.cpus } : null,
+    bounds: ex ? { ...ex.bounds, total: ex.total, cpus: ex.cpus } : null,
     exhaustive: ex
       ? {
           executions: ex.executions,

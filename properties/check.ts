@@ -34,9 +34,13 @@ export const DEFAULT_SEEDS = 3;
 export const DEFAULT_BOUNDS: Bounds = { preemptions: 2, events: 1, branches: 0 };
 /** Executions an exhaustive search may take before it stops, incomplete. */
 export const DEFAULT_MAX_EXECUTIONS = 2_000_000;
-/** The portfolio's exhaustive phase: its bounds and its budget of executions. */
+/**
+ * The portfolio's exhaustive phase: every run with at most one choice in all (one preemption, or one
+ * event), within a budget of executions; then random and PCT interleaved for what it leaves open.
+ */
 export const PORTFOLIO_BOUNDS: Bounds = { preemptions: 1, events: 1, branches: 0 };
-export const PORTFOLIO_MAX_EXECUTIONS = 100_000;
+export const PORTFOLIO_TOTAL = 1;
+export const PORTFOLIO_MAX_EXECUTIONS = 5_000;
 /** PCT's bug depth when none is given. */
 export const DEFAULT_PCT_DEPTH = 3;
 
@@ -63,6 +67,8 @@ export interface CheckOptions {
   bound?: number;
   /** exhaustive: the bounds (the portfolio's exhaustive phase has its own, PORTFOLIO_BOUNDS). */
   bounds?: Partial<Bounds>;
+  /** exhaustive: at most this many choices in total besides each bound (portfolio: PORTFOLIO_TOTAL). */
+  total?: number;
   /** exhaustive: executions before the search stops, incomplete. */
   maxExecutions?: number;
   /** exhaustive: reductions to switch off (all are on by default). */
@@ -100,6 +106,8 @@ export interface SearchSummary {
   strategy: StrategyName;
   exhaustive?: {
     bounds: Bounds;
+    /** At most this many choices in all (the sum of the bounds unless a total was set). */
+    total: number;
     cpus: number;
     /** Every run within the bounds was explored (up to the reductions' equivalence). */
     complete: boolean;
@@ -205,7 +213,9 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       const maxExecutions =
         opts.maxExecutions ??
         (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
-      runExhaustive(config, spec, wanted, bounds, maxExecutions, opts.reductions, state);
+      const total =
+        opts.total ?? (strategyName === "portfolio" && !opts.bounds ? PORTFOLIO_TOTAL : undefined);
+      runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
     }
     if (strategyName !== "exhaustive") {
       const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
@@ -284,12 +294,14 @@ function runExhaustive(
   spec: MachineSpec,
   wanted: readonly PropertyId[],
   bounds: Bounds,
+  total: number | undefined,
   maxExecutions: number,
   reductions: Partial<Reductions> | undefined,
   state: CheckState,
 ): void {
   const r = exhaustive(spec, {
     bounds,
+    total,
     maxExecutions,
     properties: wanted,
     reductions: { ...ALL_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
@@ -299,6 +311,7 @@ function runExhaustive(
   addCoverage(state.coverage, r.coverage);
   state.search.exhaustive = {
     bounds,
+    total: Math.min(total ?? Number.POSITIVE_INFINITY, bounds.preemptions + bounds.events + bounds.branches),
     cpus: r.cpus,
     complete: r.complete,
     executions: r.executions,

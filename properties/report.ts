@@ -1006,7 +1006,7 @@ export function renderVerdictMatrix(
     const bounds = new Set(
       provenCells.map((v) => {
         const ex = v.kind === "holds" || v.kind === "violated" ? v.search?.exhaustive : undefined;
-        return ex ? boundsText(ex.bounds, ex.cpus) : "";
+        return ex ? boundsText(ex.bounds, ex.cpus, ex.total) : "";
       }),
     );
     lines.push("");
@@ -1029,9 +1029,11 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** "≤ 2 preemptions, ≤ 1 event, ≤ 0 branch choices, 4 CPUs". */
-export function boundsText(b: Bounds, cpus: number): string {
-  return `≤ ${b.preemptions} preemption${b.preemptions === 1 ? "" : "s"}, ≤ ${b.events} event${b.events === 1 ? "" : "s"}, ≤ ${b.branches} branch choice${b.branches === 1 ? "" : "s"}, ${cpus} CPUs`;
+/** "≤ 2 preemptions, ≤ 1 event, ≤ 0 branch choices, 4 CPUs", and the total when it is lower than their sum. */
+export function boundsText(b: Bounds, cpus: number, total?: number): string {
+  const all =
+    total !== undefined && total < b.preemptions + b.events + b.branches ? `, ≤ ${total} of them in all` : "";
+  return `≤ ${b.preemptions} preemption${b.preemptions === 1 ? "" : "s"}, ≤ ${b.events} event${b.events === 1 ? "" : "s"}, ≤ ${b.branches} branch choice${b.branches === 1 ? "" : "s"}${all}, ${cpus} CPUs`;
 }
 
 /** Whether the exhaustive part of a verdict proved every property that is not violated. */
@@ -1054,11 +1056,11 @@ export function holdsText(v: Verdict): string {
   if (ex) {
     if (ex.complete)
       parts.push(
-        `exhaustive: all ${plural(ex.executions, "execution")} with ${boundsText(ex.bounds, ex.cpus)}`,
+        `exhaustive: all ${plural(ex.executions, "execution")} with ${boundsText(ex.bounds, ex.cpus, ex.total)}`,
       );
     else
       parts.push(
-        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${boundsText(ex.bounds, ex.cpus)}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in total explored` : "not one level explored to its end"}`,
+        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${boundsText(ex.bounds, ex.cpus, ex.total)}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in total explored` : "not one level explored to its end"}`,
       );
   }
   if (s.sampled && s.sampled.runs > 0) {

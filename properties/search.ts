@@ -28,6 +28,8 @@ export interface ExhaustiveOptions {
   properties?: readonly PropertyId[];
   /** Iterative deepening over the total of choices (default true): counterexamples are then minimal. */
   deepening?: boolean;
+  /** At most this many choices in total (preemptions, events, branch choices), besides each bound. */
+  total?: number;
   /** Stop once every wanted property is violated (default true). */
   stopWhenAllViolated?: boolean;
   /** Told of every complete execution (the soundness tests collect outcomes with it). */
@@ -81,7 +83,10 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
   const deepening = opts.deepening ?? true;
   const stopWhenAll = opts.stopWhenAllViolated ?? true;
   const max = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
-  const top = bounds.preemptions + bounds.events + bounds.branches;
+  const top = Math.min(
+    opts.total ?? Number.POSITIVE_INFINITY,
+    bounds.preemptions + bounds.events + bounds.branches,
+  );
   const mem = memoryFor(spec);
   let reductions: Reductions = { ...(opts.reductions ?? ALL_REDUCTIONS) };
   let symmetryGivenUp: string | undefined;

@@ -116,6 +116,18 @@ interface SleepEntry {
   fp: Footprint;
   /** No CPU could run after this transition (when it was explored). */
   endsRun: boolean;
+  /**
+   * -1: the step of `cpu` sleeps. Otherwise an event action: the pair "this event, then the step of
+   * `cpu`" sleeps (an explored event placement), and only that pair.
+   */
+  event: number;
+}
+
+/** What followed an event placement explored from a node: the follower's footprint and flags. */
+interface Follower {
+  fp: Footprint;
+  blocks: boolean;
+  endsRun: boolean;
 }
 
 /**
@@ -138,6 +150,10 @@ class ActionNode {
   chosen = -1;
   /** Position of this node's transition in the trace of the execution in progress (DPOR). */
   traceIndex = -1;
+  /** For event branches explored from here (with a follower): what the follower touched. */
+  readonly followers = new Map<number, Follower>();
+  /** When this node comes right after an event placement: where that event was chosen. */
+  eventOf: { node: ActionNode; entry: number } | null = null;
   /** What was explored from each action index: footprint (over all value choices), and flags. */
   readonly fps: (Footprint | undefined)[];
   readonly blocks: boolean[];
@@ -431,12 +447,22 @@ export class ExhaustiveSearch implements Scheduler {
     const consider = (e: number) => {
       if (node.done.includes(e) || (best >= 0 && e >= best)) return;
       const i = indexOf(e);
-      const ok = node.allowed[i] === 1 || (node.conservative.has(e) && node.awakeOrNot[i] === 1);
+      const ok =
+        (node.allowed[i] === 1 && !this.pairAsleep(node, e)) ||
+        (node.conservative.has(e) && node.awakeOrNot[i] === 1);
       if (ok && this.useful(node, e)) best = e;
     };
     for (const e of node.todo) consider(e);
     for (const e of node.conservative) consider(e);
     return best;
+  }
+
+  /** An event placement whose pair (the event, then its follower) sleeps at this node. */
+  private pairAsleep(node: ActionNode, entry: number): boolean {
+    const x = followOf(entry);
+    if (x < 0 || node.sleep.length === 0) return false;
+    const a = node.actions[indexOf(entry)];
+    return node.sleep.some((z) => z.event === a && z.cpu === x);
   }
 
   /** Adds a branch to a node; `conservative` ones ignore its sleep set. */
@@ -484,6 +510,18 @@ export class ExhaustiveSearch implements Scheduler {
     if (t.actor >= 0) {
       this.symmetry?.targets(t.actor, this.targets);
       this.symmetry?.block(t.actor);
+    }
+    // The first transition after an event placement with a follower: remember it at the event's node.
+    const ev = t.node.eventOf;
+    if (ev && t.actor >= 0 && fresh && followOf(ev.entry) === t.actor) {
+      const runnableAfter = !runEnded && count > 0 && (actions as Int32Array)[0] === t.actor;
+      const known = ev.node.followers.get(ev.entry);
+      if (known) {
+        known.fp.merge(this.fp);
+        known.blocks &&= !runnableAfter;
+        known.endsRun ||= runEnded;
+      } else
+        ev.node.followers.set(ev.entry, { fp: this.fp.copy(), blocks: !runnableAfter, endsRun: runEnded });
     }
     if (this.reductions.dpor && this.transitions >= this.trace.length)
       this.races(t.node, index, t.actor, t.target, fresh, runEnded);
@@ -657,29 +695,39 @@ export class ExhaustiveSearch implements Scheduler {
       const candidates: SleepEntry[] = [...parent.sleep];
       for (const e of parent.done) {
         if (e === prev.entry) break;
-        const i = indexOf(e);
-        const a = parent.actions[i];
-        const fp = parent.fps[i];
-        if (a >= n || !fp || fp.crashed) continue;
         // Explored only conservatively: it puts nothing to sleep (BPOR).
         if (parent.onlyConservative.has(e)) continue;
+        const i = indexOf(e);
+        const a = parent.actions[i];
+        if (a >= n) {
+          // An event placement with its follower X sleeps as a pair: moving the event costs nothing,
+          // and moving X's step is bound-safe on the same terms as a step alone.
+          const x = followOf(e);
+          const f = parent.followers.get(e);
+          if (x < 0 || !f || f.fp.crashed) continue;
+          if ((x === parent.cur && parent.curRunnable) || f.blocks)
+            candidates.push({ cpu: x, fp: f.fp, endsRun: f.endsRun, event: a });
+          continue;
+        }
+        const fp = parent.fps[i];
+        if (!fp || fp.crashed) continue;
         // Bound-aware eligibility: the default step, or a step after which its CPU cannot run.
         if ((a === parent.cur && parent.curRunnable) || parent.blocks[i])
-          candidates.push({ cpu: a, fp, endsRun: parent.endsRun[i] });
+          candidates.push({ cpu: a, fp, endsRun: parent.endsRun[i], event: -1 });
       }
       for (const z of candidates) {
         // A sleeping step ends the run when no other CPU could run beside it: it would then disable
         // the event (events come only while some CPU runs), whatever it ended with where explored.
-        const dependent =
-          prev.actor >= 0
-            ? stepsDependent(z.cpu, z.fp, prev.actor, prev.fp)
-            : eventDependent(
-                prev.target,
-                z.cpu,
-                z.fp,
-                z.endsRun || !othersRunnable(parent.actions, n, z.cpu),
-              );
-        if (!dependent && !sleep.some((s) => s.cpu === z.cpu)) sleep.push(z);
+        let dependent: boolean;
+        if (prev.actor < 0)
+          dependent =
+            z.event >= 0 ||
+            eventDependent(prev.target, z.cpu, z.fp, z.endsRun || !othersRunnable(parent.actions, n, z.cpu));
+        else
+          dependent =
+            stepsDependent(z.cpu, z.fp, prev.actor, prev.fp) ||
+            (z.event >= 0 && eventDependent((z.event - n) % n, prev.actor, prev.fp, false));
+        if (!dependent && !sleep.some((s) => s.cpu === z.cpu && s.event === z.event)) sleep.push(z);
       }
       // Wake what could change whether the current CPU can run (a preemption's cost depends on it).
       const o = cur * CPU_WORDS;
@@ -716,7 +764,7 @@ export class ExhaustiveSearch implements Scheduler {
           }
         }
         awake[i] = 1;
-        if (!sleep.some((z) => z.cpu === a)) allowed[i] = 1;
+        if (!sleep.some((z) => z.cpu === a && z.event < 0)) allowed[i] = 1;
       } else {
         if (used.events + 1 > this.bounds.events || spent + 1 > this.total) continue;
         const k = (a - n) % n;
@@ -731,7 +779,7 @@ export class ExhaustiveSearch implements Scheduler {
         allowed[i] = 1;
       }
     }
-    return new ActionNode(
+    const node = new ActionNode(
       actions.slice(0, count),
       cur,
       curRunnable,
@@ -742,6 +790,8 @@ export class ExhaustiveSearch implements Scheduler {
       mustFollow,
       used,
     );
+    if (prev && prev.actor < 0) node.eventOf = { node: prev.node, entry: prev.entry };
+    return node;
   }
 
   /**
@@ -775,8 +825,9 @@ export class ExhaustiveSearch implements Scheduler {
   /** A sleeping transition belongs to CPU c or touches something of c's own. */
   private involves(sleep: SleepEntry[], c: number): boolean {
     const sym = this.symmetry as Symmetry;
+    const n = this.cpus;
     for (const z of sleep) {
-      if (z.cpu === c || z.fp.targets(c)) return true;
+      if (z.cpu === c || z.fp.targets(c) || (z.event >= 0 && (z.event - n) % n === c)) return true;
       for (const l of z.fp.reads) if (l >> 24 === Shared.Data && sym.ownsWord(c, l & 0xffffff)) return true;
       for (const l of z.fp.writes) if (l >> 24 === Shared.Data && sym.ownsWord(c, l & 0xffffff)) return true;
     }
