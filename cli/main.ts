@@ -29,6 +29,7 @@ import {
   DEFAULT_MAX_EXECUTIONS,
   DEFAULT_RUNS,
   DEFAULT_SEEDS,
+  DEFAULT_STRATEGY,
   PORTFOLIO_BOUNDS,
   PORTFOLIO_MAX_EXECUTIONS,
   PORTFOLIO_TOTAL,
@@ -276,7 +277,7 @@ function buildProgram(
         `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_TOTAL} preemption or event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
       )
         .choices(STRATEGIES)
-        .default("random"),
+        .default(DEFAULT_STRATEGY),
     )
     .option(
       "--preemptions <k>",

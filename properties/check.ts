@@ -27,6 +27,8 @@ import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invar
 import { exhaustive, SearchRunError } from "./search.js";
 import { decodeTape, encodeToken } from "./token.js";
 
+/** The strategy of check() and of the command when none is given. */
+export const DEFAULT_STRATEGY: StrategyName = "portfolio";
 /** The default exploration budget: runs per property and seed, and seeds tried per property. */
 export const DEFAULT_RUNS = 1000;
 export const DEFAULT_SEEDS = 3;
@@ -163,10 +165,17 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A hash of the event log (who did what where: each record's CPU, kind, address and first field). */
 function hashLog(mem: MachineMemory): number {
   let h = 0x811c9dc5;
+  const log = mem.log;
   const n = mem.header[H.logCount] * 8;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ mem.log[i], 0x01000193);
+  for (let i = 0; i < n; i += 8) {
+    h = Math.imul(h ^ log[i + 1], 0x01000193);
+    h = Math.imul(h ^ log[i + 2], 0x01000193);
+    h = Math.imul(h ^ log[i + 3], 0x01000193);
+    h = Math.imul(h ^ log[i + 4], 0x01000193);
+  }
   return h >>> 0;
 }
 
@@ -185,7 +194,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const config = resolveConfig(opts.protocol, opts.scenario, opts.hardware);
   const spec = machineFor(config);
   if (spec.refusal) return { kind: "refused", config, reason: spec.refusal.reason };
-  const strategyName = opts.strategy ?? "random";
+  const strategyName = opts.strategy ?? DEFAULT_STRATEGY;
   const wanted = opts.properties ?? PROPERTY_IDS;
   const declared = spec.protocol.expected[config.scenario];
   const exampleTapes = [
@@ -204,8 +213,10 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   };
   try {
     if (strategyName === "exhaustive" || strategyName === "portfolio") {
-      // A user's regression tapes come first, as fast-check runs examples.
-      for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
+      // Example tapes come first, as fast-check runs examples (the portfolio hands them to its
+      // sampling phase instead, which shrinks what they find).
+      if (strategyName === "exhaustive")
+        for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
       const bounds =
         strategyName === "exhaustive"
           ? resolveBounds(opts.bounds)
@@ -213,14 +224,13 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       const maxExecutions =
         opts.maxExecutions ??
         (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
-      const total =
-        opts.total ?? (strategyName === "portfolio" && !opts.bounds ? PORTFOLIO_TOTAL : undefined);
+      const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
+      const total = opts.total ?? (strategyName === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined);
       runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
     }
     if (strategyName !== "exhaustive") {
       const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
-      const examples = strategyName === "portfolio" ? [] : exampleTapes;
-      await sample(config, spec, opts, strategyName, open, examples, state);
+      await sample(config, spec, opts, strategyName, open, exampleTapes, state);
     }
   } catch (e) {
     if (e instanceof RunError || e instanceof SearchRunError)
@@ -410,8 +420,9 @@ async function sample(
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
   const outcomes = new Map<string, PropertyId[]>();
-  const outcome = async (strategy: BufferStrategy): Promise<PropertyId[]> => {
-    const key = JSON.stringify(strategy);
+  const outcome = async (strategy: BufferStrategy, value: unknown): Promise<PropertyId[]> => {
+    // The generated value is short (sparse choices, PCT parameters); the tape it becomes is not.
+    const key = JSON.stringify(value);
     let failing = outcomes.get(key);
     if (!failing) {
       const r = await engine.run(config, strategy);
@@ -438,7 +449,7 @@ async function sample(
         fc.asyncProperty(current.arb, async (value) => {
           explored++;
           const strategy = current.strategy(value);
-          const ok = !(await outcome(strategy)).includes(property);
+          const ok = !(await outcome(strategy, value)).includes(property);
           if (!ok) firstFailing ??= strategy;
           return ok;
         }),

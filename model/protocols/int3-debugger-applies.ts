@@ -15,14 +15,13 @@ export const int3DebuggerApplies: Protocol = {
   os: "xen",
   expected: {
     // P4 (beyond SPEC §10): a handler that trapped on the 0xCC finds the handover disarmed, because
-    // the patcher finished and disarmed it meanwhile: the int3 is unclaimed and fatal.
+    // the patcher finished and disarmed it meanwhile: the int3 is unclaimed and fatal. As for
+    // int3-restartable, random and PCT search need more runs than the default budget on nmi-path and
+    // mce-path, so those example tapes stay declared.
     "nmi-path": { violated: ["P1", "P3", "P4"], examples: ["_23.33._10.1._22.1._7.1"] },
     "mce-path": { violated: ["P1", "P3", "P4"], examples: ["_45.33._13.1._21.1.0.18"] },
     normal: { violated: [] },
-    "entry-pad": {
-      violated: ["P1", "P3", "P4"],
-      examples: ["_22.26._6.7._5.1._6.1._33.1._39.1._34.1", "_26.43._10.1.15.53._46.1._3.18"],
-    },
+    "entry-pad": { violated: ["P1", "P3", "P4"] },
   },
   setup(spec, table) {
     handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });

@@ -45,17 +45,18 @@ export const int3Restartable: Protocol = {
   os: "xen",
   expected: {
     // P4 (beyond SPEC §10): a handler that trapped on the 0xCC finds the handover disarmed, because
-    // the patcher finished and disarmed it meanwhile: the int3 is unclaimed and fatal.
+    // the patcher finished and disarmed it meanwhile: the int3 is unclaimed and fatal. It takes an NMI
+    // and two preemptions in windows of a few steps; exhaustive search finds it with those 3 choices
+    // (about 300,000 executions, bench/search.ts), random and PCT search in about 2,000-15,000 runs:
+    // beyond the default budget, so its example tapes stay declared here. So does mce-path's P1 (an
+    // #MC and a preemption, 2 choices, which the portfolio finds with some seeds only).
     "nmi-path": { violated: ["P1", "P3", "P4"], examples: ["_19.6._6.7._67.1._13.1._10.1._8.1.0.1"] },
     "mce-path": {
       violated: ["P1", "P3", "P4"],
       examples: ["_45.2._3.9.11._22.1._4.1", "_45.24._10.1._21.1._2.1"],
     },
     normal: { violated: [] },
-    "entry-pad": {
-      violated: ["P1", "P3", "P4"],
-      examples: ["_28.19.16.11._47.5._4.1", "_25.17._7.1.46._12.1.25._46.1._4.48"],
-    },
+    "entry-pad": { violated: ["P1", "P3", "P4"] },
   },
   setup(spec, table) {
     handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
