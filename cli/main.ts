@@ -544,7 +544,11 @@ async function explore(
   // Each machine takes a thread per simulated CPU: more machines at once than the host has cores for
   // only adds handoff latency (measured: 4-CPU machines two at a time on a 2-core host are slower).
   const parallel = opts.parallel ?? Math.max(1, Math.floor(availableParallelism() / (opts.cpus ?? 4)));
-  const engine = opts.engine === "threaded" ? await threadedEngine(modules, parallel) : inlineEngine;
+  // Exhaustive search runs inline (its search tree is in this thread): no worker threads for it.
+  const engine =
+    opts.engine === "threaded" && opts.strategy !== "exhaustive"
+      ? await threadedEngine(modules, parallel)
+      : inlineEngine;
   engines.push(engine);
   const single = opts.protocol !== undefined && opts.scenario !== undefined;
   const color = useColor(opts.color, opts.json, io);

@@ -295,7 +295,9 @@ describe("the matrix compares verdicts with the declared ones", () => {
     expect(r.code).toBe(0);
     // The portfolio's exhaustive phase explored every run with at most one choice: each cell is proven.
     expect(r.stdout).toMatch(/^cli-test-lazy-right +P6 ✓ +P6 ✓ +P6 ✓ +P6 ✓$/m);
-    expect(r.stdout).toMatch(/^✓ proven within bounds: every run with ≤ 1 preemption, ≤ 1 event, ≤ 0 branch choices, ≤ 1 of them in all, 4 CPUs explored/m);
+    expect(r.stdout).toMatch(
+      /^✓ proven within bounds: every run with ≤ 1 preemption, ≤ 1 event, ≤ 0 branch choices, ≤ 1 of them in all, 4 CPUs explored/m,
+    );
   });
 
   it("exits 1 and names each verdict that differs", async () => {
