@@ -27,17 +27,34 @@ import {
 } from "../model/types.js";
 import { MODEL_VERSION } from "../model/version.js";
 import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
-import { DEFAULT_RUNS, DEFAULT_SEEDS, type PropertyResult, type Verdict } from "../properties/check.js";
+import {
+  DEFAULT_BOUNDS,
+  DEFAULT_MAX_EXECUTIONS,
+  DEFAULT_RUNS,
+  DEFAULT_SEEDS,
+  DEFAULT_STRATEGY,
+  PORTFOLIO_BOUNDS,
+  PORTFOLIO_MAX_EXECUTIONS,
+  PORTFOLIO_TOTAL,
+  type PropertyResult,
+  resolveConfig,
+  type Verdict,
+} from "../properties/check.js";
+import { SITUATIONS } from "../properties/coverage.js";
 import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
 import {
+  coverageLines,
   expectedCell,
+  foundText,
+  holdsText,
   matchesExpected,
+  proven,
   renderVerdictMatrix,
   replayCommand,
   verdictCell,
 } from "../properties/report.js";
-import { PCT_MAX_CHANGES } from "../properties/tape.js";
-import { decodeToken, encodeToken } from "../properties/token.js";
+import { BOUND_LIMITS } from "../properties/search.js";
+import { decodeToken, encodeHardware, encodeToken } from "../properties/token.js";
 import {
   CheckPool,
   defaultWorkers,
@@ -48,6 +65,8 @@ import {
 } from "../workers/check-pool.js";
 import type { Confirmation, ProtocolInfo, UnitResult } from "../workers/check-worker.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
+import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
+import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
 
@@ -159,6 +178,12 @@ interface ExploreOptions {
   engine: EngineName;
   strategy: StrategyName;
   bound?: number;
+  preemptions?: number;
+  events?: number;
+  branches?: number;
+  maxExecutions?: number;
+  reductions?: string;
+  example?: string[];
   fetch?: FetchModel;
   cpus?: number;
   nmis?: number;
@@ -280,6 +305,11 @@ function buildProgram(
       wholeNumber("--seeds", 1, 1000),
     )
     .option("--no-examples", "do not run the protocol's declared example tapes before the random ones")
+    .option(
+      "--example <token>",
+      "a replay token whose tape runs first, as a regression test of its own protocol and scenario; repeatable",
+      collect,
+    )
     .addOption(
       new Option(
         "--engine <name>",
@@ -289,9 +319,36 @@ function buildProgram(
         .default("inline"),
     )
     .addOption(
-      new Option("--strategy <name>", "how tapes are drawn: uniform random, preemption-bounded, or PCT")
+      new Option(
+        "--strategy <name>",
+        `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_TOTAL} preemption or event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
+      )
         .choices(STRATEGIES)
-        .default("random"),
+        .default(DEFAULT_STRATEGY),
+    )
+    .option(
+      "--preemptions <k>",
+      `exhaustive, portfolio: at most k preemptions per run, 0-${BOUND_LIMITS.preemptions} (default: ${DEFAULT_BOUNDS.preemptions}; portfolio ${PORTFOLIO_BOUNDS.preemptions})`,
+      wholeNumber("--preemptions", 0, BOUND_LIMITS.preemptions),
+    )
+    .option(
+      "--events <e>",
+      `exhaustive, portfolio: at most e NMI or #MC arrivals per run, 0-${BOUND_LIMITS.events} (default: ${DEFAULT_BOUNDS.events}; also capped by --nmis and --mces)`,
+      wholeNumber("--events", 0, BOUND_LIMITS.events),
+    )
+    .option(
+      "--branches <b>",
+      `exhaustive, portfolio: at most b non-default branch directions and stale-fetch values per run, 0-${BOUND_LIMITS.branches} (default: ${DEFAULT_BOUNDS.branches})`,
+      wholeNumber("--branches", 0, BOUND_LIMITS.branches),
+    )
+    .option(
+      "--max-executions <n>",
+      `exhaustive, portfolio: stop the exhaustive search after n executions; it then says incomplete (default: ${DEFAULT_MAX_EXECUTIONS}; portfolio ${PORTFOLIO_MAX_EXECUTIONS})`,
+      wholeNumber("--max-executions", 1, 1_000_000_000),
+    )
+    .option(
+      "--reductions <list>",
+      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default: all)`,
     )
     .option(
       "--bound <k>",
@@ -545,16 +602,61 @@ function checkName(
 }
 
 /** The default command: the matrix, or a single check when both names are given. */
+/** sleepSets -> sleep-sets. */
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The --reductions list, or a clear refusal. */
+function parseReductions(text: string | undefined): Partial<Reductions> | undefined {
+  if (text === undefined) return undefined;
+  const words = text
+    .split(",")
+    .map((w) => w.trim())
+    .filter((w) => w.length > 0);
+  const all = Object.fromEntries(REDUCTION_NAMES.map((n) => [n, false])) as unknown as Reductions;
+  if (words.length === 1 && words[0] === "all") return undefined;
+  if (words.length === 1 && words[0] === "none") return all;
+  for (const w of words) {
+    const name = REDUCTION_NAMES.find((n) => kebab(n) === w);
+    if (!name)
+      throw new UsageError(
+        `--reductions: unknown reduction '${w}'. The reductions are ${REDUCTION_NAMES.map(kebab).join(", ")}; give a comma-separated list of them, or all, or none.`,
+      );
+    all[name] = true;
+  }
+  return all;
+}
+
 async function explore(
   opts: ExploreOptions,
   io: Io,
   print: (t: string) => void,
   pools: CheckPool[],
 ): Promise<number> {
-  if (opts.bound !== undefined) {
-    if (opts.strategy === "random")
+  const searching = opts.strategy === "exhaustive" || opts.strategy === "portfolio";
+  for (const [flag, value] of [
+    ["--preemptions", opts.preemptions],
+    ["--events", opts.events],
+    ["--branches", opts.branches],
+    ["--max-executions", opts.maxExecutions],
+    ["--reductions", opts.reductions],
+  ] as const) {
+    if (value !== undefined && !searching)
       throw new UsageError(
-        "--bound applies to '--strategy bounded' or '--strategy pct'; add one of them or drop --bound.",
+        `${flag} applies to '--strategy exhaustive' or '--strategy portfolio'; add one of them or drop ${flag}.`,
+      );
+  }
+  const reductions = parseReductions(opts.reductions);
+  const bounds: Partial<Bounds> = {
+    preemptions: opts.preemptions,
+    events: opts.events,
+    branches: opts.branches,
+  };
+  if (opts.bound !== undefined) {
+    if (opts.strategy !== "bounded" && opts.strategy !== "pct")
+      throw new UsageError(
+        "--bound applies to '--strategy bounded' or '--strategy pct' (the exhaustive bounds are --preemptions, --events and --branches); add one of them or drop --bound.",
       );
     if (opts.strategy === "pct" && opts.bound > PCT_MAX_CHANGES + 1)
       throw new UsageError(
@@ -591,10 +693,22 @@ async function explore(
       pairs.push({ protocol: p.name, scenario: s.name });
     }
   }
+  // --example tokens are checked against the configurations they are for (built here only when given).
+  const configs = new Map<string, RunConfig>();
+  if ((opts.example ?? []).length > 0) {
+    for (const { protocol, scenario } of pairs) {
+      try {
+        configs.set(`${protocol}/${scenario}`, resolveConfig(protocol, scenario, hardware));
+      } catch (e) {
+        throw new UsageError(`cannot build ${protocol} on ${scenario}: ${(e as Error).message}.`);
+      }
+    }
+  }
+  const examples = exampleTapes(opts.example ?? [], configs);
   const single = opts.protocol !== undefined && opts.scenario !== undefined;
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
-  const verdicts = await runChecks(pairs, opts, hardware, pool, io);
+  const verdicts = await runChecks(pairs, opts, hardware, pool, io, { bounds, reductions, examples });
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
     throw new UsageError(
@@ -653,7 +767,7 @@ async function explore(
     print(
       `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${opts.engine} engine on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
     );
-    if (failing.length > 0) print(`\nCounterexamples (${failing.length}), each shrunk:\n`);
+    if (failing.length > 0) print(`\nCounterexamples (${failing.length}):\n`);
     failing.forEach(({ v, p }, i) => {
       print(`\n${counterexampleTitle(v, p)}\n${reports[i]}${confirmationLine(confirmations[i])}`);
     });
@@ -683,6 +797,11 @@ async function runChecks(
   hardware: Partial<Hardware>,
   pool: CheckPool,
   io: Io,
+  search: {
+    bounds: Partial<Bounds>;
+    reductions: Partial<Reductions> | undefined;
+    examples: Map<string, number[][]>;
+  },
 ): Promise<Verdict[]> {
   const progress = io.stderrIsTTY && pairs.length > 0;
   let done = 0;
@@ -712,6 +831,10 @@ async function runChecks(
             examples: opts.examples,
             seed: opts.seed,
             bound: opts.bound,
+            exampleTapes: search.examples.get(`${protocol}/${scenario}`),
+            bounds: search.bounds,
+            maxExecutions: opts.maxExecutions,
+            reductions: search.reductions,
           },
         },
         { protocol, scenario },
@@ -795,17 +918,27 @@ function singleSummary(
   const declared = expected ? ` (the protocol declares: ${expectedCell(expected)})` : "";
   if (v.kind === "refused") return `${head}refused: ${v.reason}${declared}\n`;
   if (v.kind === "error") return `${head}error: ${v.message}\n`;
+  const how = holdsText(v);
   const lines = [
-    `${head}${v.kind === "holds" ? "every property holds" : `violated: ${verdictCell(v)}`}${declared}`,
+    `${head}${
+      v.kind === "holds"
+        ? `every property ${how}`
+        : v.kind === "incomplete"
+          ? `no property violated, but ${how}`
+          : `violated: ${verdictCell(v)}`
+    }${declared}`,
   ];
   for (const p of v.properties) {
     const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
     lines.push(
       p.holds
-        ? `  ${p.property} ${name}: holds in ${p.runs} runs`
-        : `  ${p.property} ${name}: violated (${p.violation?.kind})${p.violation?.hazard ? `, only through a hazard: ${p.violation.hazard}` : ""}; ${p.runs} runs, shrinking included`,
+        ? `  ${p.property} ${name}: ${p.undecided ? "undecided (not violated in the runs explored)" : "holds"}`
+        : `  ${p.property} ${name}: violated (${p.violation?.kind})${p.violation?.hazard ? `, only through a hazard: ${p.violation.hazard}` : ""}, ${foundText(p)}`,
     );
   }
+  if (v.kind === "violated" && v.properties.some((p) => p.holds && !p.undecided))
+    lines.push(`  the properties not violated: ${how}`);
+  lines.push(...coverageLines(v).map((l) => `  ${l}`));
   return `${lines.join("\n")}\n`;
 }
 
@@ -815,13 +948,15 @@ function counterexampleTitle(
 ): string {
   const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
   const shrink =
-    p.originalTapeLength !== undefined && p.shrunkTapeLength !== undefined
-      ? `; ${p.shrinks ?? 0} shrinks took it from ${p.originalChoices} to ${p.shrunkChoices} choices (tape of ${p.originalTapeLength} to ${p.shrunkTapeLength} values)`
-      : "";
+    p.how === "exhaustive" || p.how === "example"
+      ? `; ${foundText(p)}`
+      : p.originalTapeLength !== undefined && p.shrunkTapeLength !== undefined
+        ? `; ${p.shrinks ?? 0} shrinks took it from ${p.originalChoices} to ${p.shrunkChoices} choices (tape of ${p.originalTapeLength} to ${p.shrunkTapeLength} values)`
+        : "";
   const hazard = p.violation?.hazard
     ? ` only through a hazard (${p.violation.hazard}), not the protocol's`
     : "";
-  return `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated${hazard} (${p.runs} runs, shrinking included${shrink})`;
+  return `━━ ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name} violated${hazard} (${p.runs} runs${p.how === "exhaustive" ? "" : ", shrinking included"}${shrink})`;
 }
 
 function verdictJson(
@@ -840,8 +975,34 @@ function verdictJson(
   };
   if (v.kind === "refused") return { ...base, reason: v.reason };
   if (v.kind === "error") return { ...base, error: v.message };
+  const ex = v.search?.exhaustive;
   return {
     ...base,
+    how: holdsText(v),
+    complete: ex?.complete ?? false,
+    proven: proven(v),
+    bounds: ex ? { ...ex.bounds, total: ex.total, cpus: ex.cpus } : null,
+    exhaustive: ex
+      ? {
+          executions: ex.executions,
+          judged: ex.judged,
+          completeUpToChoices: ex.level,
+          reductions: ex.reductions,
+          symmetryGivenUp: ex.symmetryGivenUp ?? null,
+          elapsedMs: Math.round(ex.elapsedMs),
+        }
+      : null,
+    sampled: v.search?.sampled ?? null,
+    coverage: v.search
+      ? {
+          runs: v.search.coverageRuns,
+          situations: SITUATIONS.map((s, i) => ({
+            id: s.id,
+            text: s.text,
+            runs: v.search?.coverage[i] ?? 0,
+          })),
+        }
+      : null,
     runs: v.runs,
     distinctLogs: v.distinctLogs,
     elapsedMs: Math.round(v.elapsedMs),
@@ -849,10 +1010,13 @@ function verdictJson(
       id: p.property,
       name: PROPERTIES.find((x) => x.id === p.property)?.name,
       holds: p.holds,
+      ...(p.undecided ? { undecided: true } : {}),
       runs: p.runs,
       ...(p.holds
         ? {}
         : {
+            how: p.how,
+            ...(p.how === "exhaustive" ? { minimal: p.minimal === true, cost: p.cost } : {}),
             violation: p.violation,
             token: p.token,
             replay: p.token ? replayCommand(p.token).replace(/^replay: /, "") : undefined,
@@ -939,4 +1103,38 @@ if (invokedDirectly()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
+}
+
+/**
+ * The --example tokens, by protocol/scenario: each must name a checked pair and its hardware, so
+ * that its tape means the same run it meant when it was recorded.
+ */
+function exampleTapes(tokens: readonly string[], configs: Map<string, RunConfig>): Map<string, number[][]> {
+  const out = new Map<string, number[][]>();
+  for (const token of tokens) {
+    let decoded: { config: RunConfig; tape: number[] };
+    try {
+      decoded = decodeToken(token);
+    } catch (e) {
+      throw new UsageError(
+        `--example: ${(e as Error).message}. Give a token as printed under a counterexample.`,
+      );
+    }
+    const key = `${decoded.config.protocol}/${decoded.config.scenario}`;
+    const config = configs.get(key);
+    if (!config)
+      throw new UsageError(
+        `--example: the token is for ${decoded.config.protocol} on ${decoded.config.scenario}, which this command does not check; add -p ${decoded.config.protocol} -s ${decoded.config.scenario} or drop the token.`,
+      );
+    const want = encodeHardware(config.hardware);
+    const got = encodeHardware({ ...decoded.config.hardware });
+    if (want !== got)
+      throw new UsageError(
+        `--example: the token was recorded with hardware ${got}, but ${key} is checked with ${want}; its tape would mean another run. Check with the token's hardware options, or record the example again.`,
+      );
+    const list = out.get(key) ?? [];
+    list.push(decoded.tape);
+    out.set(key, list);
+  }
+  return out;
 }

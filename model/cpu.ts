@@ -1,6 +1,6 @@
 // One simulated x86 CPU: the hardware rules of SPEC §3 (events, IRET, IST, the NMI latch, #MC/MCIP,
 // serialization, the fetch view) and the interpreter of routine steps. This file is semantics only:
-// who runs next is decided elsewhere (model/schedule for what is enabled, properties/tape for the pick).
+// who runs next is decided elsewhere (model/schedule for what is enabled, workers/strategies for the pick).
 
 import { FlowControl } from "iced-x86";
 import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
@@ -25,6 +25,24 @@ import { type Decoded, decode } from "./x86.js";
 /** Choices inside a step (branch direction, stale-fetch value), drawn from the run's tape. */
 export interface Chooser {
   choose(count: number): number;
+}
+
+/** Shared state a step can touch, as far as the order of two CPUs' steps is concerned. */
+export enum Shared {
+  Data = 0, // a data word
+  Code = 1, // a code byte (fetch, readCode, writeCode)
+  Cpu = 2, // another CPU's hardware block (an IPI or NMI sent to it)
+  WriteSeq = 3, // the global code-write sequence (code writes advance it, serializing reads it)
+  RunEnd = 4, // the step crashed the machine: the run ends, whatever the other CPUs were about to do
+}
+
+/**
+ * Told of every access a step makes to shared state (SPEC §2): a search that reorders steps builds
+ * its dependency relation from these (workers/strategies). Steps report their own CPU's block only
+ * through Shared.Cpu when another CPU's is written. Whoever adds a shared access to this file reports it.
+ */
+export interface AccessObserver {
+  access(cpu: number, region: Shared, index: number, write: boolean): void;
 }
 
 /** Real x86 code running in a context, entered by a routine's `call` step. */
@@ -144,12 +162,20 @@ export class Cpu {
   private readonly image: Uint8Array;
   private readonly stale: boolean;
   private readonly atomicFetch: boolean;
+  private readonly observer: AccessObserver | undefined;
 
-  constructor(id: number, mem: MachineMemory, spec: MachineSpec, chooser: Chooser) {
+  constructor(
+    id: number,
+    mem: MachineMemory,
+    spec: MachineSpec,
+    chooser: Chooser,
+    observer?: AccessObserver,
+  ) {
     this.id = id;
     this.mem = mem;
     this.spec = spec;
     this.chooser = chooser;
+    this.observer = observer;
     this.base = id * CPU_WORDS;
     this.image = spec.image.bytes;
     this.stale = spec.config.hardware.fetch === "stale";
@@ -482,12 +508,14 @@ export class Cpu {
   }
 
   private serialize(how: number): void {
+    this.observer?.access(this.id, Shared.WriteSeq, 0, false);
     // SDM §9.3: after a serializing instruction the CPU fetches afresh (ends H10 staleness)
     this.mem.cpu[this.base + C.lastSerializeSeq] = this.mem.header[H.writeSeq];
     if (how !== 3) this.mem.logEvent(this.id, Ev.Serialize, 0, how);
   }
 
   private crash(kind: CrashKind, address: number, a = 0, b = 0, c = 0): void {
+    this.observer?.access(this.id, Shared.RunEnd, 0, true);
     this.mem.logEvent(this.id, Ev.Crash, address, kind, a, b, c);
     this.mem.header[H.status] = RunStatus.Crash;
   }
@@ -498,6 +526,7 @@ export class Cpu {
   private fetchByte(address: number): number {
     const i = address - CODE_BASE;
     const mem = this.mem;
+    this.observer?.access(this.id, Shared.Code, i, false);
     const count = mem.historyCount[i];
     if (!this.stale || count === 0) return mem.code[i];
     // SDM Vol. 3A §9.1.3: unsynchronized cross-modifying code may see any value the byte held since
@@ -787,6 +816,7 @@ export class Cpu {
     this.pendingIndirect = null;
     w[o + C.atBoundary] = 1;
     const target = Atomics.load(this.mem.data, p.word);
+    this.observer?.access(this.id, Shared.Data, p.word, false);
     this.mem.logEvent(this.id, Ev.Load, p.word, target, p.address);
     if (p.call && !this.pushValue(p.next)) return;
     real.rip = target;
@@ -802,13 +832,16 @@ export class Cpu {
     let result = 0;
     switch (s.k) {
       case "load":
+        this.observer?.access(this.id, Shared.Data, s.word, false);
         result = Atomics.load(mem.data, s.word);
         break;
       case "store":
+        this.observer?.access(this.id, Shared.Data, s.word, true);
         Atomics.store(mem.data, s.word, s.value);
         mem.logEvent(this.id, Ev.Store, s.word, s.value);
         break;
       case "rmw": {
+        this.observer?.access(this.id, Shared.Data, s.word, true);
         const old = Atomics.load(mem.data, s.word);
         let value = old;
         if (s.op === "add") value = (old + s.value) | 0;
@@ -823,6 +856,7 @@ export class Cpu {
         this.writeCode(s.addr, s.bytes);
         break;
       case "readCode":
+        this.observer?.access(this.id, Shared.Code, s.addr - CODE_BASE, false);
         result = mem.code[s.addr - CODE_BASE];
         break;
       case "serialize":
@@ -846,10 +880,16 @@ export class Cpu {
         mem.logEvent(this.id, Ev.Sti);
         break;
       case "ipi":
-        for (const t of this.targets(s.target)) ipiArrives(mem, t, s.vector);
+        for (const t of this.targets(s.target)) {
+          this.observer?.access(this.id, Shared.Cpu, t, true);
+          ipiArrives(mem, t, s.vector);
+        }
         break;
       case "nmiIpi":
-        for (const t of this.targets(s.target)) nmiArrives(mem, t, EventSource.Ipi);
+        for (const t of this.targets(s.target)) {
+          this.observer?.access(this.id, Shared.Cpu, t, true);
+          nmiArrives(mem, t, EventSource.Ipi);
+        }
         break;
       case "iret":
         this.iret();
@@ -869,6 +909,7 @@ export class Cpu {
         return; // the routine resumes when the real code returns
       case "wait": {
         // Scheduled only once a condition holds (model/schedule); re-check for safety.
+        for (const c of s.conds) this.observer?.access(this.id, Shared.Data, c.word, false);
         const ok = s.conds.some((c) => evalWait(mem, c.word, WAIT_OPS.indexOf(c.op), c.value));
         if (!ok) throw new Error(`CPU ${this.id} was stepped while waiting on an unmet condition`);
         break;
@@ -909,10 +950,12 @@ export class Cpu {
         `CPU ${this.id} writes code at ${this.spec.image.symbolize(address)}, outside the patch site: a protocol may write only its sites (a scenario may declare more writable functions)`,
       );
     }
+    this.observer?.access(this.id, Shared.WriteSeq, 0, true);
     const seq = mem.header[H.writeSeq] + 1;
     mem.header[H.writeSeq] = seq;
     for (let k = 0; k < bytes.length; k++) {
       const i = address + k - CODE_BASE;
+      this.observer?.access(this.id, Shared.Code, i, true);
       if (i < 0 || i >= mem.layout.codeSize) {
         throw new Error(`CPU ${this.id} writes code at 0x${(address + k).toString(16)}, outside the image`);
       }

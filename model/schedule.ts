@@ -1,5 +1,5 @@
 // What may happen next, read from the buffer alone (so any CPU's thread can work it out): the enabled
-// actions of SPEC §8, in their fixed order. Which one happens is the strategy's business (properties/tape).
+// actions of SPEC §8, in their fixed order. Which one happens is the strategy's business (workers/strategies).
 import { evalWait, pendingEvent } from "./cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory } from "./memory.js";
 

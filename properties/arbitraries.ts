@@ -3,10 +3,14 @@
 // positions, so shrinking removes choices and moves them earlier: fewer preemptions, fewer events,
 // shorter runs.
 import fc from "fast-check";
-import type { PctParams } from "./tape.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 
-export type StrategyName = "random" | "bounded" | "pct";
-export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];
+/**
+ * random: sparse random tapes; bounded: at most k non-zero choices; pct: PCT; exhaustive: every run
+ * within bounds (properties/search.ts); portfolio: exhaustive to small bounds, then random and PCT.
+ */
+export type StrategyName = "random" | "bounded" | "pct" | "exhaustive" | "portfolio";
+export const STRATEGIES: StrategyName[] = ["portfolio", "exhaustive", "random", "bounded", "pct"];
 
 /** One non-zero choice of a sparse tape: (position, value). */
 export type Choice = [number, number];

@@ -1,6 +1,9 @@
-// check(): explores one (protocol, scenario, hardware) with fast-check and returns a verdict. Each
-// property is explored on its own, so that one violation does not hide another (SPEC §7); each
-// violation comes with its shrunk tape and a replay token.
+// check(): explores one (protocol, scenario, hardware) and returns a verdict. Each property is judged
+// on its own, so that one violation does not hide another (SPEC §7); each violation comes with a tape
+// and a replay token. Strategies: bounded exhaustive search (properties/search.ts: a "holds" is then a
+// proof within the bounds, and counterexamples are minimal), random sparse tapes and PCT (fast-check:
+// a "holds" is then only the absence of a violation in the runs drawn; counterexamples are shrunk),
+// and the portfolio: exhaustive to small bounds, then random and PCT interleaved for what is left.
 import fc from "fast-check";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
@@ -8,7 +11,9 @@ import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
-import { machineFor, type Strategy } from "../workers/setup.js";
+import { type BufferStrategy, machineFor } from "../workers/setup.js";
+import { ALL_REDUCTIONS, type Bounds, type Cost, type Reductions } from "../workers/strategies/exhaustive.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,
   choicesToTape,
@@ -17,22 +22,37 @@ import {
   sparseChoices,
   tapeToChoices,
 } from "./arbitraries.js";
+import { addCoverage, type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
-import type { PctParams } from "./tape.js";
+import { exhaustive, SearchRunError } from "./search.js";
 import { decodeTape, encodeToken } from "./token.js";
 
+/** The strategy of check() and of the command when none is given. */
+export const DEFAULT_STRATEGY: StrategyName = "portfolio";
 /** The default exploration budget: runs per property and seed, and seeds tried per property. */
 export const DEFAULT_RUNS = 1000;
 export const DEFAULT_SEEDS = 3;
 
 /**
- * Run outcomes a check remembers (about 1 KB each, the key being the run's tape): enough for every
- * tape of the default budget (runs x seeds) and the shrinking of its counterexamples, so each
- * property after the first finds its runs done. Past it, new outcomes are not kept and their runs are
- * repeated: memory stays flat, results do not change (a run's outcome depends on its configuration
- * and tape alone).
+ * Run outcomes a check remembers (about 1 KB each, the key being the run's choices): enough for every
+ * sampled run of the default budget and the shrinking of its counterexamples, so each property after
+ * the first finds its runs done. Past it, new outcomes are not kept and their runs are repeated:
+ * memory stays flat, results do not change (a run's outcome depends on its configuration and tape).
  */
 export const OUTCOME_MEMORY = 8192;
+/** `--strategy exhaustive` without bounds: at most 2 preemptions, 1 event, no branch choice. */
+export const DEFAULT_BOUNDS: Bounds = { preemptions: 2, events: 1, branches: 0 };
+/** Executions an exhaustive search may take before it stops, incomplete. */
+export const DEFAULT_MAX_EXECUTIONS = 2_000_000;
+/**
+ * The portfolio's exhaustive phase: every run with at most one choice in all (one preemption, or one
+ * event), within a budget of executions; then random and PCT interleaved for what it leaves open.
+ */
+export const PORTFOLIO_BOUNDS: Bounds = { preemptions: 1, events: 1, branches: 0 };
+export const PORTFOLIO_TOTAL = 1;
+export const PORTFOLIO_MAX_EXECUTIONS = 5_000;
+/** PCT's bug depth when none is given. */
+export const DEFAULT_PCT_DEPTH = 3;
 
 export interface CheckOptions {
   protocol: string;
@@ -40,7 +60,7 @@ export interface CheckOptions {
   hardware?: Partial<Hardware>;
   engine?: Engine;
   strategy?: StrategyName;
-  /** Runs per property and seed. */
+  /** Runs per property and seed (random, bounded, PCT, and the portfolio's sampling). */
   runs?: number;
   seed?: number;
   /**
@@ -51,16 +71,37 @@ export interface CheckOptions {
   properties?: PropertyId[];
   /** Run the protocol's declared example tapes first (default true). */
   examples?: boolean;
+  /** A user's regression tapes for this configuration, run first (as fast-check runs examples). */
+  exampleTapes?: readonly (readonly number[])[];
   /** bounded: at most this many non-zero choices (preemptions + events); pct: the bug depth d. */
   bound?: number;
   /** Run outcomes kept for the other properties' runs (default OUTCOME_MEMORY); memory, not results. */
   outcomeMemory?: number;
+  /** exhaustive: the bounds (the portfolio's exhaustive phase has its own, PORTFOLIO_BOUNDS). */
+  bounds?: Partial<Bounds>;
+  /** exhaustive: at most this many choices in total besides each bound (portfolio: PORTFOLIO_TOTAL). */
+  total?: number;
+  /** exhaustive: executions before the search stops, incomplete. */
+  maxExecutions?: number;
+  /** exhaustive: reductions to switch off (all are on by default). */
+  reductions?: Partial<Reductions>;
 }
+
+/** How a property's result was obtained. */
+export type How = "exhaustive" | "random" | "bounded" | "pct" | "example";
 
 export interface PropertyResult {
   property: PropertyId;
   holds: boolean;
   runs: number;
+  /** Not violated, but the exhaustive search stopped before the end and nothing else explored it. */
+  undecided?: boolean;
+  /** What found the violation (or, for a holds, the strongest evidence). */
+  how?: How;
+  /** An exhaustive counterexample with the fewest choices of any within the bounds. */
+  minimal?: boolean;
+  /** Preemptions, events and branch choices of an exhaustive counterexample. */
+  cost?: Cost;
   violation?: Violation;
   tape?: number[];
   token?: string;
@@ -72,15 +113,43 @@ export interface PropertyResult {
   shrunkChoices?: number;
 }
 
+/** How a verdict was reached: the exhaustive part (a proof within bounds when complete) and the sampled part. */
+export interface SearchSummary {
+  strategy: StrategyName;
+  exhaustive?: {
+    bounds: Bounds;
+    /** At most this many choices in all (the sum of the bounds unless a total was set). */
+    total: number;
+    cpus: number;
+    /** Every run within the bounds was explored (up to the reductions' equivalence). */
+    complete: boolean;
+    /** Runs the search started (complete ones and ones stopped as redundant), and complete ones judged. */
+    executions: number;
+    judged: number;
+    /** The largest total of choices explored to its end (-1: none). */
+    level: number;
+    reductions: Reductions;
+    symmetryGivenUp?: string;
+    elapsedMs: number;
+  };
+  /** Runs drawn by random search, preemption-bounded search or PCT (not exhaustive). */
+  sampled?: { runs: number; strategies: StrategyName[] };
+  /** Runs that reached each situation of properties/coverage SITUATIONS, over `coverageRuns` runs. */
+  coverage: Coverage;
+  coverageRuns: number;
+}
+
 export type Verdict =
   | { kind: "refused"; config: RunConfig; reason: string }
   | {
-      kind: "holds" | "violated";
+      /** incomplete: nothing violated, but the exhaustive search stopped before its end (its budget). */
+      kind: "holds" | "violated" | "incomplete";
       config: RunConfig;
       properties: PropertyResult[];
       runs: number;
       distinctLogs: number;
       elapsedMs: number;
+      search?: SearchSummary;
     }
   | { kind: "error"; config: RunConfig; message: string };
 
@@ -106,10 +175,17 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A hash of the event log (who did what where: each record's CPU, kind, address and first field). */
 function hashLog(mem: MachineMemory): number {
   let h = 0x811c9dc5;
+  const log = mem.log;
   const n = mem.header[H.logCount] * 8;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ mem.log[i], 0x01000193);
+  for (let i = 0; i < n; i += 8) {
+    h = Math.imul(h ^ log[i + 1], 0x01000193);
+    h = Math.imul(h ^ log[i + 2], 0x01000193);
+    h = Math.imul(h ^ log[i + 3], 0x01000193);
+    h = Math.imul(h ^ log[i + 4], 0x01000193);
+  }
   return h >>> 0;
 }
 
@@ -118,143 +194,206 @@ export function tapeSpan(config: RunConfig): number {
   return Math.max(64, 2 * runInline(config, { tape: [] }).mem.header[H.recordLen]);
 }
 
+/** The exhaustive bounds of a check, with the defaults filled in. */
+export function resolveBounds(bounds: Partial<Bounds> = {}, base: Bounds = DEFAULT_BOUNDS): Bounds {
+  return { ...base, ...stripUndefined(bounds) };
+}
+
 export async function check(opts: CheckOptions): Promise<Verdict> {
   const started = performance.now();
   const config = resolveConfig(opts.protocol, opts.scenario, opts.hardware);
   const spec = machineFor(config);
   if (spec.refusal) return { kind: "refused", config, reason: spec.refusal.reason };
-  const engine = opts.engine ?? inlineEngine;
-  const strategyName = opts.strategy ?? "random";
-  const runs = opts.runs ?? DEFAULT_RUNS;
-  const seed = opts.seed ?? 1;
-  const span = tapeSpan(config);
-  const n = config.hardware.cpus;
-  const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
-  const declared = spec.protocol.expected[config.scenario];
-  const exampleTapes =
-    opts.examples !== false && declared && "violated" in declared
-      ? (declared.examples ?? []).map(decodeTape)
-      : [];
-  const space: SearchSpace<unknown> =
-    strategyName === "pct"
-      ? {
-          arb: pctParams(n, opts.bound ?? 3, span, config.hardware.nmis + config.hardware.mces, eventKinds),
-          strategy: (pct) => ({ pct: pct as PctParams }),
-          examples: [],
-        }
-      : {
-          // Choices stay (position, value) pairs until a run needs the tape, so that fast-check can
-          // shrink declared examples too (it shrinks plain arrays without their generation context).
-          arb: sparseChoices(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24),
-          strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
-          examples: exampleTapes.map(tapeToChoices),
-        };
-  const logs = new Set<number>();
-  let total = 0;
-  const results: PropertyResult[] = [];
+  const strategyName = opts.strategy ?? DEFAULT_STRATEGY;
   const wanted = opts.properties ?? PROPERTY_IDS;
-  // Each property is explored by its own fast-check run, but with one seed fast-check generates the
-  // same tapes for each: a run's outcome is computed once and judged for every property.
-  const outcomes = new Map<string, Failing[]>();
-  // A run that fails with an error (a routine throws, a stuck run stopped) ends the check: it is a bug
-  // to report, not a counterexample to shrink, so no further run is made once one has failed.
-  let runError: string | undefined;
-  const outcome = async (strategy: Strategy): Promise<Failing[]> => {
-    const key = JSON.stringify(strategy);
-    let failing = outcomes.get(key);
-    if (!failing) {
-      const r = await engine.run(config, strategy).catch((e: unknown) => ({
-        status: RunStatus.Error,
-        error: e instanceof Error ? e.message : String(e),
-        mem: undefined,
-      }));
-      total++;
-      if (r.status === RunStatus.Error || !r.mem) {
-        runError ??= r.error ?? "the run failed";
-        return [];
-      }
-      logs.add(hashLog(r.mem));
-      failing = evaluate(spec, r.mem).map((v) => ({ property: v.property, hazard: v.hazard !== undefined }));
-      if (outcomes.size < (opts.outcomeMemory ?? OUTCOME_MEMORY)) outcomes.set(key, failing);
-    }
-    return failing;
+  const declared = spec.protocol.expected[config.scenario];
+  const exampleTapes = [
+    ...(opts.examples !== false && declared && "violated" in declared
+      ? (declared.examples ?? []).map(decodeTape)
+      : []),
+    ...(opts.exampleTapes ?? []).map((t) => [...t]),
+  ];
+  const state: CheckState = {
+    results: new Map(),
+    hazards: new Map(),
+    logs: new Set(),
+    total: 0,
+    coverage: emptyCoverage(),
+    coverageRuns: 0,
+    search: { strategy: strategyName, coverage: emptyCoverage(), coverageRuns: 0 },
   };
-  for (const property of wanted) {
-    let explored = 0;
-    let firstFailing: Strategy | undefined;
-    // A violation caused only by a hazard (a second #MC, ...) is not the protocol's: the search goes
-    // on for one that is, and falls back to the first hazard it saw (shrunk on its own) if none is.
-    let firstHazard: unknown;
-    let hazardOnly = false;
-    let details: fc.RunDetails<[unknown]> | undefined;
-    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed && !runError; k++) {
-      details = await fc.check(
-        fc.asyncProperty(space.arb, async (value) => {
-          if (runError !== undefined) return true; // the check is over: let fast-check finish at once
-          explored++;
-          const strategy = space.strategy(value);
-          const failing = (await outcome(strategy)).filter((f) => f.property === property);
-          if (failing.some((f) => f.hazard) && firstHazard === undefined) firstHazard = value;
-          const ok = !failing.some((f) => !f.hazard);
-          if (!ok) firstFailing ??= strategy;
-          return ok;
-        }),
-        {
-          numRuns: runs,
-          seed: seed + k,
-          endOnFailure: false,
-          examples: k === 0 ? space.examples.map((e) => [e] as [unknown]) : [],
-        },
-      );
+  try {
+    if (strategyName === "exhaustive" || strategyName === "portfolio") {
+      // Example tapes come first, as fast-check runs examples (the portfolio hands them to its
+      // sampling phase instead, which shrinks what they find).
+      if (strategyName === "exhaustive")
+        for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
+      const bounds =
+        strategyName === "exhaustive"
+          ? resolveBounds(opts.bounds)
+          : resolveBounds(opts.bounds, PORTFOLIO_BOUNDS);
+      const maxExecutions =
+        opts.maxExecutions ??
+        (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
+      const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
+      const total = opts.total ?? (strategyName === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined);
+      runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
     }
-    if (runError !== undefined)
-      return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${runError}` };
-    if (details && !details.failed && !details.errorInstance && firstHazard !== undefined) {
-      hazardOnly = true;
-      firstFailing = space.strategy(firstHazard);
-      details = await fc.check(
-        fc.asyncProperty(space.arb, async (value) => {
-          explored++;
-          const failing = await outcome(space.strategy(value));
-          return !failing.some((f) => f.property === property && f.hazard);
-        }),
-        { numRuns: 1, seed, endOnFailure: false, examples: [[firstHazard]] },
-      );
-      if (runError !== undefined)
-        return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${runError}` };
+    if (strategyName !== "exhaustive") {
+      const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
+      await sample(config, spec, opts, strategyName, open, exampleTapes, state);
     }
-    if (!details) continue;
-    if (!details.failed || !details.counterexample) {
-      results.push({ property, holds: true, runs: explored });
-      continue;
-    }
-    const shrunk = space.strategy(details.counterexample[0]);
-    const replay = counterexample(config, spec, shrunk, property, hazardOnly);
-    const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
-    const original = firstFailing ?? shrunk;
-    results.push({
-      property,
+  } catch (e) {
+    if (e instanceof RunError || e instanceof SearchRunError)
+      return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${e.message}` };
+    throw e;
+  }
+  const properties = wanted.map(
+    (p) => state.results.get(p) ?? { property: p, holds: true, runs: 0, undecided: true },
+  );
+  const violated = properties.some((r) => !r.holds);
+  const incomplete = !violated && properties.some((r) => r.undecided);
+  state.search.coverage = state.coverage;
+  state.search.coverageRuns = state.coverageRuns;
+  return {
+    kind: violated ? "violated" : incomplete ? "incomplete" : "holds",
+    config,
+    properties,
+    runs: state.total,
+    distinctLogs: state.logs.size,
+    elapsedMs: performance.now() - started,
+    search: state.search,
+  };
+}
+
+class RunError extends Error {}
+
+/** What a check has found so far, whichever strategies it runs. */
+interface CheckState {
+  results: Map<PropertyId, PropertyResult>;
+  /**
+   * A violation found only through a hazard (a second #MC, ...), kept while the search looks on for
+   * one the protocol is answerable for, and reported if none is found (properties/invariants).
+   */
+  hazards: Map<PropertyId, PropertyResult>;
+  logs: Set<number>;
+  total: number;
+  coverage: Coverage;
+  coverageRuns: number;
+  search: SearchSummary;
+}
+
+/** A user's (or a declared) example tape, run once and judged for every property. */
+function runExample(
+  config: RunConfig,
+  spec: MachineSpec,
+  tape: readonly number[],
+  wanted: readonly PropertyId[],
+  state: CheckState,
+): void {
+  const r = runInline(config, { tape });
+  if (r.status === RunStatus.Error) throw new RunError(r.error ?? "the run failed");
+  state.total++;
+  state.coverageRuns++;
+  countSituations(state.coverage, situationsOf(spec, r.mem));
+  state.logs.add(hashLog(r.mem));
+  for (const v of evaluate(spec, r.mem)) {
+    // A hazard in an example is left for the search, which looks for the protocol's own fault first.
+    if (v.hazard || !wanted.includes(v.property) || state.results.has(v.property)) continue;
+    const used = tape.slice(0, r.mem.header[H.tapePos]);
+    state.results.set(v.property, {
+      property: v.property,
       holds: false,
-      runs: explored,
-      violation: replay.violation,
-      tape: replay.tape,
-      token: encodeToken(config, replay.tape),
-      shrinks: details.numShrinks,
-      originalTapeLength: originalLength,
-      shrunkTapeLength: replay.tape.length,
-      originalChoices: choicesIn(original),
-      shrunkChoices: choicesIn(shrunk),
+      runs: 1,
+      how: "example",
+      violation: v,
+      tape: used,
+      token: encodeToken(config, used),
+      shrunkTapeLength: used.length,
+      shrunkChoices: used.filter((x) => x !== 0).length,
     });
   }
-  const violated = results.some((r) => !r.holds);
-  return {
-    kind: violated ? "violated" : "holds",
-    config,
-    properties: results,
-    runs: total,
-    distinctLogs: logs.size,
-    elapsedMs: performance.now() - started,
+}
+
+/** Bounded exhaustive search; properties it does not violate hold within its bounds when it completes. */
+function runExhaustive(
+  config: RunConfig,
+  spec: MachineSpec,
+  wanted: readonly PropertyId[],
+  bounds: Bounds,
+  total: number | undefined,
+  maxExecutions: number,
+  reductions: Partial<Reductions> | undefined,
+  state: CheckState,
+): void {
+  const r = exhaustive(spec, {
+    bounds,
+    total,
+    maxExecutions,
+    properties: wanted,
+    reductions: { ...ALL_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
+  });
+  state.total += r.executions;
+  state.coverageRuns += r.judged;
+  addCoverage(state.coverage, r.coverage);
+  state.search.exhaustive = {
+    bounds,
+    total: Math.min(total ?? Number.POSITIVE_INFINITY, bounds.preemptions + bounds.events + bounds.branches),
+    cpus: r.cpus,
+    complete: r.complete,
+    executions: r.executions,
+    judged: r.judged,
+    level: r.level,
+    reductions: r.reductions,
+    symmetryGivenUp: r.symmetryGivenUp,
+    elapsedMs: r.elapsedMs,
   };
+  for (const p of wanted) {
+    const found = r.findings.get(p);
+    const earlier = state.results.get(p);
+    const hazard = r.hazards.get(p);
+    if (!found && hazard && !state.hazards.has(p)) {
+      const { tape, violation } = counterexample(config, spec, { tape: hazard.tape }, p, true);
+      state.hazards.set(p, {
+        property: p,
+        holds: false,
+        runs: r.executions,
+        how: "exhaustive",
+        minimal: hazard.minimal,
+        cost: hazard.cost,
+        violation,
+        tape,
+        token: encodeToken(config, tape),
+        shrunkTapeLength: tape.length,
+        shrunkChoices: tape.filter((x) => x !== 0).length,
+      });
+    }
+    if (found) {
+      // An exhaustive counterexample is minimal: it replaces a user's example for the same property.
+      const { tape, violation } = counterexample(config, spec, { tape: found.tape }, p, false);
+      state.results.set(p, {
+        property: p,
+        holds: false,
+        runs: r.executions,
+        how: "exhaustive",
+        minimal: found.minimal,
+        cost: found.cost,
+        violation,
+        tape,
+        token: encodeToken(config, tape),
+        shrunkTapeLength: tape.length,
+        shrunkChoices: tape.filter((x) => x !== 0).length,
+      });
+    } else if (!earlier) {
+      state.results.set(p, {
+        property: p,
+        holds: true,
+        runs: r.executions,
+        how: "exhaustive",
+        undecided: !r.complete,
+      });
+    }
+  }
 }
 
 /** A property a run violates, and whether only through a hazard (see properties/invariants). */
@@ -265,29 +404,200 @@ interface Failing {
 
 /** What fast-check explores for a strategy, and how a generated value becomes a strategy. */
 interface SearchSpace<T> {
+  name: "random" | "bounded" | "pct";
   arb: fc.Arbitrary<T>;
-  strategy: (value: T) => Strategy;
+  strategy: (value: T) => BufferStrategy;
   examples: T[];
 }
 
-/** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
+/**
+ * Random, preemption-bounded or PCT search with fast-check, per property; the portfolio alternates
+ * random and PCT seed by seed.
+ */
+async function sample(
+  config: RunConfig,
+  spec: MachineSpec,
+  opts: CheckOptions,
+  strategyName: StrategyName,
+  properties: readonly PropertyId[],
+  exampleTapes: readonly number[][],
+  state: CheckState,
+): Promise<void> {
+  if (properties.length === 0) return;
+  const engine = opts.engine ?? inlineEngine;
+  const runs = opts.runs ?? DEFAULT_RUNS;
+  const seed = opts.seed ?? 1;
+  const span = tapeSpan(config);
+  const n = config.hardware.cpus;
+  const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
+  const pctSpace: SearchSpace<unknown> = {
+    name: "pct",
+    arb: pctParams(
+      n,
+      strategyName === "pct" ? (opts.bound ?? DEFAULT_PCT_DEPTH) : DEFAULT_PCT_DEPTH,
+      span,
+      config.hardware.nmis + config.hardware.mces,
+      eventKinds,
+    ),
+    strategy: (pct) => ({ pct: pct as PctParams }),
+    examples: [],
+  };
+  // Choices stay (position, value) pairs until a run needs the tape, so that fast-check can shrink
+  // examples too (it shrinks plain arrays without their generation context).
+  const tapeSpace = (name: "random" | "bounded"): SearchSpace<unknown> => ({
+    name,
+    arb: sparseChoices(span, name === "bounded" ? (opts.bound ?? 3) : 24),
+    strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
+    examples: exampleTapes.map(tapeToChoices),
+  });
+  const spaces =
+    strategyName === "pct"
+      ? [pctSpace]
+      : strategyName === "portfolio"
+        ? [tapeSpace("random"), pctSpace]
+        : [tapeSpace(strategyName === "bounded" ? "bounded" : "random")];
+  state.search.sampled = { runs: 0, strategies: spaces.map((s) => s.name) };
+  // Each property is explored by its own fast-check run, but with one seed fast-check generates the
+  // same tapes for each: a run's outcome is computed once and judged for every property.
+  const outcomes = new Map<string, Failing[]>();
+  // A run that fails with an error (a routine throws, a stuck run stopped) ends the check: it is a bug
+  // to report, not a counterexample to shrink, so no further run is made once one has failed.
+  let runError: string | undefined;
+  const outcome = async (strategy: BufferStrategy, value: unknown): Promise<Failing[]> => {
+    // The generated value is short (sparse choices, PCT parameters); the tape it becomes is not.
+    const key = JSON.stringify(value);
+    let failing = outcomes.get(key);
+    if (!failing) {
+      const r = await engine.run(config, strategy).catch((e: unknown) => ({
+        status: RunStatus.Error,
+        error: e instanceof Error ? e.message : String(e),
+        mem: undefined,
+      }));
+      state.total++;
+      if (state.search.sampled) state.search.sampled.runs++;
+      if (r.status === RunStatus.Error || !r.mem) {
+        runError ??= r.error ?? "the run failed";
+        return [];
+      }
+      state.logs.add(hashLog(r.mem));
+      state.coverageRuns++;
+      countSituations(state.coverage, situationsOf(spec, r.mem));
+      failing = evaluate(spec, r.mem).map((v) => ({ property: v.property, hazard: v.hazard !== undefined }));
+      if (outcomes.size < (opts.outcomeMemory ?? OUTCOME_MEMORY)) outcomes.set(key, failing);
+    }
+    return failing;
+  };
+  for (const property of properties) {
+    let explored = 0;
+    let firstFailing: BufferStrategy | undefined;
+    // A violation caused only by a hazard (a second #MC, ...) is not the protocol's: the search goes
+    // on for one that is, and falls back to the first hazard it saw (shrunk on its own) if none is.
+    let firstHazard: { value: unknown; space: SearchSpace<unknown> } | undefined;
+    let hazardOnly = false;
+    let details: fc.RunDetails<[unknown]> | undefined;
+    let space = spaces[0];
+    for (
+      let k = 0;
+      k < (opts.seeds ?? DEFAULT_SEEDS) * spaces.length && !details?.failed && runError === undefined;
+      k++
+    ) {
+      space = spaces[k % spaces.length];
+      const current = space;
+      details = await fc.check(
+        fc.asyncProperty(current.arb, async (value) => {
+          if (runError !== undefined) return true; // the check is over: let fast-check finish at once
+          explored++;
+          const strategy = current.strategy(value);
+          const failing = (await outcome(strategy, value)).filter((f) => f.property === property);
+          if (failing.some((f) => f.hazard) && firstHazard === undefined)
+            firstHazard = { value, space: current };
+          const ok = !failing.some((f) => !f.hazard);
+          if (!ok) firstFailing ??= strategy;
+          return ok;
+        }),
+        {
+          numRuns: runs,
+          seed: seed + Math.floor(k / spaces.length),
+          endOnFailure: false,
+          examples: k === 0 ? current.examples.map((e) => [e] as [unknown]) : [],
+        },
+      );
+    }
+    if (runError !== undefined) throw new RunError(runError);
+    const exhaustiveHazard = state.hazards.get(property);
+    if (details && !details.failed && !details.errorInstance && exhaustiveHazard) {
+      // The exhaustive phase's hazard is minimal within its bounds: report it, as no fault was found.
+      state.results.set(property, { ...exhaustiveHazard, runs: exhaustiveHazard.runs + explored });
+      continue;
+    }
+    if (details && !details.failed && !details.errorInstance && firstHazard !== undefined) {
+      const hazardSpace = firstHazard.space;
+      hazardOnly = true;
+      space = hazardSpace;
+      firstFailing = hazardSpace.strategy(firstHazard.value);
+      details = await fc.check(
+        fc.asyncProperty(hazardSpace.arb, async (value) => {
+          explored++;
+          const failing = await outcome(hazardSpace.strategy(value), value);
+          return !failing.some((f) => f.property === property && f.hazard);
+        }),
+        { numRuns: 1, seed, endOnFailure: false, examples: [[firstHazard.value]] },
+      );
+      if (runError !== undefined) throw new RunError(runError);
+    }
+    if (!details) continue;
+    if (details.errorInstance instanceof RunError) throw details.errorInstance;
+    if (!details.failed || !details.counterexample) {
+      const earlier = state.results.get(property);
+      // Runs drawn at random add evidence to an exhaustive part; an undecided one stays undecided
+      // as far as proof goes, but the verdict can now rest on sampling.
+      state.results.set(property, {
+        property,
+        holds: true,
+        runs: explored + (earlier?.runs ?? 0),
+        how: earlier?.how === "exhaustive" && !earlier.undecided ? "exhaustive" : space.name,
+      });
+      continue;
+    }
+    const shrunk = space.strategy(details.counterexample[0]);
+    const replay = counterexample(config, spec, shrunk, property, hazardOnly);
+    const originalLength = firstFailing ? tapeOf(config, firstFailing).length : replay.tape.length;
+    const original = firstFailing ?? shrunk;
+    state.results.set(property, {
+      property,
+      holds: false,
+      runs: explored,
+      how: space.name,
+      violation: replay.violation,
+      tape: replay.tape,
+      token: encodeToken(config, replay.tape),
+      shrinks: details.numShrinks,
+      originalTapeLength: originalLength,
+      shrunkTapeLength: replay.tape.length,
+      originalChoices: choicesIn(original),
+      shrunkChoices: choicesIn(shrunk),
+    });
+  }
+}
+
 /** Non-zero values of a tape strategy; the choices PCT made for a PCT one (its events and priority changes). */
-function choicesIn(strategy: Strategy): number {
+function choicesIn(strategy: BufferStrategy): number {
   if ("tape" in strategy) return strategy.tape.filter((v) => v !== 0).length;
   return strategy.pct.events.length + strategy.pct.changePoints.length;
 }
 
-function tapeOf(config: RunConfig, strategy: Strategy): number[] {
+/** The tape a strategy amounts to: the choices actually consumed (a PCT run's recorded choices). */
+function tapeOf(config: RunConfig, strategy: BufferStrategy): number[] {
   const r = runInline(config, strategy);
   if ("tape" in strategy) return strategy.tape.slice(0, r.mem.header[H.tapePos]);
   return Array.from(r.mem.record.subarray(0, r.mem.header[H.recordLen]));
 }
 
-/** Re-runs a shrunk counterexample inline, as a plain tape, and returns the tape and its violation. */
+/** Re-runs a counterexample inline, as a plain tape, and returns the tape and its violation. */
 function counterexample(
   config: RunConfig,
   spec: MachineSpec,
-  strategy: Strategy,
+  strategy: BufferStrategy,
   property: PropertyId,
   hazard: boolean,
 ): { tape: number[]; violation: Violation } {

@@ -10,7 +10,9 @@ import type { Expected, MachineSpec, RunConfig, Site } from "../model/types.js";
 import { disassemble, hex } from "../model/x86.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
-import type { Verdict } from "./check.js";
+import type { Bounds } from "../workers/strategies/exhaustive.js";
+import type { PropertyResult, Verdict } from "./check.js";
+import { SITUATIONS, unreached } from "./coverage.js";
 import {
   evaluate,
   type LogRecord,
@@ -919,7 +921,7 @@ export function verdictCell(v: Verdict): string {
   if (v.kind === "refused") return "refused";
   if (v.kind === "error") return "error";
   const failing = v.properties.filter((p) => !p.holds);
-  if (failing.length === 0) return "holds";
+  if (failing.length === 0) return v.kind === "incomplete" ? "incomplete" : "holds";
   const cell = (p: (typeof failing)[number]) => {
     const cause =
       p.property === "P3" || p.violation?.hazard ? /\((.*)\)$/.exec(p.violation?.kind ?? "")?.[1] : undefined;
@@ -950,6 +952,8 @@ export function matchesExpected(v: Verdict, e: Expected | undefined): boolean {
   if (!e || v.kind === "error") return false;
   if ("refused" in e) return v.kind === "refused";
   if (v.kind === "refused") return false;
+  // An exhaustive search stopped by its budget decides nothing it did not violate.
+  if (v.kind === "incomplete" || v.properties.some((p) => p.undecided)) return false;
   const failing = v.properties.filter((p) => !p.holds);
   const same = (got: string[], want: string[]) =>
     got.length === want.length && got.every((p) => want.includes(p));
@@ -997,7 +1001,7 @@ export function renderVerdictMatrix(
     const v = at.get(`${p}\0${s}`);
     if (!v) return { text: "", differs: false };
     const differs = !matchesExpected(v, expectedFor(p, s));
-    return { text: `${verdictCell(v)}${differs ? " *" : ""}`, differs };
+    return { text: `${verdictCell(v)}${proven(v) ? " ✓" : ""}${differs ? " *" : ""}`, differs };
   };
   const firstWidth = Math.max("protocol".length, ...protocols.map((p) => p.length));
   const widths = scenarios.map((s) => Math.max(s.length, ...protocols.map((p) => cellOf(p, s).text.length)));
@@ -1017,7 +1021,7 @@ export function renderVerdictMatrix(
       }
       const painted = differs
         ? c.red(text)
-        : text === "holds"
+        : text === "holds" || text === "holds ✓"
           ? c.green(text)
           : text === "refused"
             ? c.yellow(text)
@@ -1032,10 +1036,101 @@ export function renderVerdictMatrix(
       "[ ] violated only through hazards of the hardware or the OS's entry code (a second #MC; an NMI let in by an #MC handler's IRET), not the protocol's",
     );
   }
+  const provenCells = verdicts.filter(proven);
+  if (provenCells.length > 0) {
+    const bounds = new Set(
+      provenCells.map((v) => {
+        const ex = v.kind === "holds" || v.kind === "violated" ? v.search?.exhaustive : undefined;
+        return ex ? boundsText(ex.bounds, ex.cpus, ex.total) : "";
+      }),
+    );
+    lines.push("");
+    lines.push(
+      `✓ proven within bounds: every run with ${[...bounds].join(" / ")} explored; the other verdicts rest on runs drawn at random`,
+    );
+  }
   if (differing.length > 0) {
     lines.push("");
     lines.push(`* differs from the protocol's expected verdict (${differing.length}):`);
     for (const d of differing) lines.push(`  ${d}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// How a verdict was reached (honest words: a proof within bounds, or runs drawn at random).
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** "≤ 2 preemptions, ≤ 1 event, ≤ 0 branch choices, 4 CPUs", and the total when it is lower than their sum. */
+export function boundsText(b: Bounds, cpus: number, total?: number): string {
+  const all =
+    total !== undefined && total < b.preemptions + b.events + b.branches ? `, ≤ ${total} of them in all` : "";
+  return `≤ ${b.preemptions} preemption${b.preemptions === 1 ? "" : "s"}, ≤ ${b.events} event${b.events === 1 ? "" : "s"}, ≤ ${b.branches} branch choice${b.branches === 1 ? "" : "s"}${all}, ${cpus} CPUs`;
+}
+
+/** Whether the exhaustive part of a verdict proved every property that is not violated. */
+export function proven(v: Verdict): boolean {
+  if (v.kind !== "holds" && v.kind !== "violated") return false;
+  return v.search?.exhaustive?.complete === true;
+}
+
+/**
+ * How a "holds" was obtained, in the words of the verdict: `holds (exhaustive: all N executions with
+ * ≤ K preemptions, ...)`, `holds (random: no violation in N runs; not exhaustive)`, or the portfolio's
+ * two parts; `incomplete (...)` when an exhaustive search stopped before its end with nothing else.
+ */
+export function holdsText(v: Verdict): string {
+  if (v.kind !== "holds" && v.kind !== "violated" && v.kind !== "incomplete") return "";
+  const s = v.search;
+  if (!s) return `holds (no violation in ${plural(v.runs, "run")}; not exhaustive)`;
+  const parts: string[] = [];
+  const ex = s.exhaustive;
+  if (ex) {
+    if (ex.complete)
+      parts.push(
+        `exhaustive: all ${plural(ex.executions, "execution")} with ${boundsText(ex.bounds, ex.cpus, ex.total)}`,
+      );
+    else
+      parts.push(
+        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${boundsText(ex.bounds, ex.cpus, ex.total)}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in total explored` : "not one level explored to its end"}`,
+      );
+  }
+  if (s.sampled && s.sampled.runs > 0) {
+    const names = s.sampled.strategies.map((n) => (n === "pct" ? "PCT" : n)).join(" and ");
+    parts.push(
+      `${names}: no violation in ${plural(s.sampled.runs, "run")}${ex ? " more" : ""}; not exhaustive`,
+    );
+  }
+  const word = ex && !ex.complete && !(s.sampled && s.sampled.runs > 0) ? "incomplete" : "holds";
+  return `${word} (${parts.join("; ")})`;
+}
+
+/** What a counterexample is: how it was found, and for an exhaustive one, whether it is minimal. */
+export function foundText(p: PropertyResult): string {
+  if (p.how === "exhaustive" && p.cost) {
+    const { preemptions, events, branches } = p.cost;
+    const total = preemptions + events + branches;
+    const of = `${plural(preemptions, "preemption")}, ${plural(events, "event")}, ${plural(branches, "branch choice")}`;
+    return p.minimal
+      ? `found by exhaustive search, minimal: ${plural(total, "choice")} (${of}); no run with fewer within the bounds violates it`
+      : `found by exhaustive search with ${plural(total, "choice")} (${of})`;
+  }
+  if (p.how === "example") return "found by an example tape";
+  const by = p.how === "pct" ? "PCT" : p.how === "bounded" ? "preemption-bounded search" : "random search";
+  return `found by ${by}, shrunk`;
+}
+
+/** The coverage witness: what the runs reached, and what they never reached. */
+export function coverageLines(v: Verdict): string[] {
+  if ((v.kind !== "holds" && v.kind !== "violated" && v.kind !== "incomplete") || !v.search) return [];
+  const { coverage, coverageRuns } = v.search;
+  const reached = SITUATIONS.map((s, i) => ({ text: s.text, n: coverage[i] ?? 0 })).filter((x) => x.n > 0);
+  const lines = [`coverage over ${plural(coverageRuns, "run")}:`];
+  for (const r of reached) lines.push(`  reached in ${plural(r.n, "run")}: ${r.text}`);
+  const never = unreached(coverage);
+  for (const t of never) lines.push(`  never reached: ${t}`);
+  return lines;
 }

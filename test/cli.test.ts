@@ -359,7 +359,11 @@ describe("the matrix compares verdicts with the declared ones", () => {
     );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^cli-test-lazy-right +P6 +P6 +P6 +P6$/m);
+    // The portfolio's exhaustive phase explored every run with at most one choice: each cell is proven.
+    expect(r.stdout).toMatch(/^cli-test-lazy-right +P6 ✓ +P6 ✓ +P6 ✓ +P6 ✓$/m);
+    expect(r.stdout).toMatch(
+      /^✓ proven within bounds: every run with ≤ 1 preemption, ≤ 1 event, ≤ 0 branch choices, ≤ 1 of them in all, 4 CPUs explored/m,
+    );
   });
 
   it("exits 1 and names each verdict that differs", async () => {
@@ -377,7 +381,7 @@ describe("the matrix compares verdicts with the declared ones", () => {
       "5",
     );
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^cli-test-lazy-wrong +P6 \* +P6 +P6 +P6$/m);
+    expect(r.stdout).toMatch(/^cli-test-lazy-wrong +P6 ✓ \* +P6 ✓ +P6 ✓ +P6 ✓$/m);
     expect(r.stdout).toContain("cli-test-lazy-wrong on nmi-path: got P6, expected holds");
     expect(r.stderr).toContain("1 of 4 verdicts differ");
     expect(r.stderr).toContain("cli-test-lazy-wrong on nmi-path (got P6, expected holds)");

@@ -18,7 +18,14 @@ let tornConfig: RunConfig;
 let tornTape: number[];
 
 beforeAll(async () => {
-  const v = await check({ protocol: "no-mask", scenario: "nmi-path", runs: 300, properties: ["P1"] });
+  // Random search, shrunk: a CPU whose NMI handler fetches the site after the first byte landed.
+  const v = await check({
+    protocol: "no-mask",
+    scenario: "nmi-path",
+    strategy: "random",
+    runs: 300,
+    properties: ["P1"],
+  });
   if (v.kind !== "violated") throw new Error(`no-mask on nmi-path should violate P1, got ${v.kind}`);
   tornConfig = v.config;
   tornTape = v.properties[0].tape as number[];

@@ -10,9 +10,9 @@ import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
 import { progressBlock, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
-import { tapeChooser } from "../properties/tape.js";
 import { loadProtocolModules } from "./modules.js";
 import { machineFor, memoryFor } from "./setup.js";
+import { bufferScheduler } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
 export interface CpuTask {
@@ -72,13 +72,14 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
     const h = mem.header;
     const cpus = spec.config.hardware.cpus;
     const actions = new Int32Array(3 * cpus);
-    const cpu = new Cpu(me, mem, spec, tapeChooser(mem));
+    const scheduler = bufferScheduler(mem);
+    const cpu = new Cpu(me, mem, spec, scheduler);
     // Starting writes only this CPU's block and consumes no tape, so the CPUs may start concurrently.
     cpu.start();
     phase = "run";
     // The last CPU to start makes the first choice, as the inline engine does after starting them all.
     // Atomics.add orders every other CPU's start before this point.
-    if (Atomics.add(h, H.started, 1) === cpus - 1) pass(h, bells, nextTurn(mem, actions));
+    if (Atomics.add(h, H.started, 1) === cpus - 1) pass(h, bells, nextTurn(mem, actions, scheduler));
 
     let seenToken = Atomics.load(h, H.token);
     let seenStep = Atomics.load(h, H.step);
@@ -108,7 +109,7 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
       // This CPU holds the token: step until another CPU is due. Same CPU again means no handoff.
       for (;;) {
         cpu.step();
-        const next = nextTurn(mem, actions);
+        const next = nextTurn(mem, actions, scheduler);
         if (next === me) continue;
         if (next >= 0) switches++;
         pass(h, bells, next);

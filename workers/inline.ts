@@ -3,8 +3,8 @@
 import { Cpu } from "../model/cpu.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
-import { tapeChooser } from "../properties/tape.js";
 import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
+import { bufferScheduler } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
 export interface RunResult {
@@ -45,14 +45,17 @@ export function runSpec(
 ): RunResult {
   const config = spec.config;
   prepare(mem, spec, strategy);
-  const chooser = tapeChooser(mem);
-  const cpus = Array.from({ length: config.hardware.cpus }, (_, i) => new Cpu(i, mem, spec, chooser));
+  const scheduler = "scheduler" in strategy ? strategy.scheduler : bufferScheduler(mem);
+  const cpus = Array.from(
+    { length: config.hardware.cpus },
+    (_, i) => new Cpu(i, mem, spec, scheduler, scheduler.observer),
+  );
   const actions = new Int32Array(3 * config.hardware.cpus);
   let current = -1;
   try {
     for (const cpu of cpus) cpu.start();
     for (;;) {
-      current = nextTurn(mem, actions);
+      current = nextTurn(mem, actions, scheduler);
       onTurn?.(current, mem);
       if (current < 0) break;
       cpus[current].step();

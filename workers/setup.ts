@@ -3,9 +3,16 @@
 import { buildMachine, layoutFor } from "../model/machine.js";
 import { H, MachineMemory, RunStatus } from "../model/memory.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
-import { loadPct, loadTape, type PctParams } from "../properties/tape.js";
+import type { Scheduler } from "./strategies/scheduler.js";
+import { loadPct, loadTape, type PctParams } from "./strategies/tape.js";
 
-export type Strategy = { tape: readonly number[] } | { pct: PctParams };
+/**
+ * What decides a run's choices: a tape or PCT parameters (loaded into the buffer, so every engine can
+ * run them), or a live Scheduler object (the inline engine only: it lives in this thread).
+ */
+export type Strategy = BufferStrategy | { scheduler: Scheduler };
+/** A strategy that lives in the buffer: a tape, or PCT parameters. */
+export type BufferStrategy = { tape: readonly number[] } | { pct: PctParams };
 
 const specs = new Map<string, MachineSpec>();
 
@@ -34,7 +41,8 @@ export function prepare(mem: MachineMemory, spec: MachineSpec, strategy: Strateg
   h[H.status] = RunStatus.Running;
   h[H.token] = -2;
   if ("tape" in strategy) loadTape(mem, strategy.tape);
-  else loadPct(mem, strategy.pct);
+  else if ("pct" in strategy) loadPct(mem, strategy.pct);
+  else loadTape(mem, []);
 }
 
 export function memoryFor(spec: MachineSpec, buffer?: SharedArrayBuffer): MachineMemory {

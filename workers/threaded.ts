@@ -113,6 +113,11 @@ class Threaded implements ThreadedEngine {
   }
 
   async run(config: RunConfig, strategy: Strategy): Promise<ThreadedRunResult> {
+    if ("scheduler" in strategy) {
+      throw new Error(
+        "a live scheduler (exhaustive search) runs on the inline engine only: its state is in this thread, not in the buffer",
+      );
+    }
     const call = this.calls++;
     await loadProtocolModules(this.modules);
     const spec = machineFor(config); // unknown names and bad CPU counts throw here, as inline

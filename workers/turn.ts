@@ -5,10 +5,10 @@ import { mceArrives, nmiArrives } from "../model/cpu.js";
 import { Ev, EventSource } from "../model/events.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../model/memory.js";
 import { enabledActions, runnable } from "../model/schedule.js";
-import { pickAction } from "../properties/tape.js";
+import type { Scheduler } from "./strategies/scheduler.js";
 
 /** The CPU to step next, or -1 when the run is over (status says why). */
-export function nextTurn(mem: MachineMemory, actions: Int32Array): number {
+export function nextTurn(mem: MachineMemory, actions: Int32Array, scheduler: Scheduler): number {
   const h = mem.header;
   const n = mem.layout.cpus;
   for (;;) {
@@ -26,19 +26,25 @@ export function nextTurn(mem: MachineMemory, actions: Int32Array): number {
       for (let c = 0; c < n; c++) if (mem.cpu[c * CPU_WORDS + C.done] !== 1) allDone = false;
       return end(mem, allDone ? RunStatus.Finished : RunStatus.Deadlock);
     }
-    const action = actions[pickAction(mem, actions, count)];
+    const action = actions[scheduler.pickAction(actions, count)];
     h[H.step]++;
     if (action < n) {
       h[H.lastCpu] = action;
       return action;
     }
+    const target = (action - n) % n;
     if (action < 2 * n) {
       h[H.nmisSent]++;
-      nmiArrives(mem, action - n, EventSource.External);
+      nmiArrives(mem, target, EventSource.External);
     } else {
       h[H.mcesSent]++;
-      mceArrives(mem, action - 2 * n);
+      mceArrives(mem, target);
     }
+    // When the target can take the event at its next boundary, delivering it is its next step, and
+    // event delivery is a scheduling point (model/cpu nextIsVisible): the flag it published is stale.
+    const o = target * CPU_WORDS;
+    if (mem.cpu[o + C.atBoundary] === 1 && (action >= 2 * n || mem.cpu[o + C.nmiBlocked] === 0))
+      mem.cpu[o + C.visible] = 1;
   }
 }
 

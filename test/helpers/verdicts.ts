@@ -1,6 +1,7 @@
 // Runs the real checker on one cell of the verdict matrix and asserts the protocol's declared verdict:
 // the exact set of failing properties (or the refusal), the kind of each violation, and that each
-// printed replay token reproduces the same violation.
+// printed replay token reproduces the same violation. The checker runs its default strategy (the
+// portfolio) with its default budget; a cell with violations is checked with two seeds.
 import { describe, expect, it } from "vitest";
 import { findProtocol } from "../../model/protocols/index.js";
 import type { Hardware } from "../../model/types.js";
@@ -37,6 +38,10 @@ export type ExpectedVerdict = { violated: PropertyId[]; hazards?: PropertyId[] }
  * violated only through hazards, each violation's kind, and that each replay token reproduces it.
  * `p3Cause` pins the IRET a protocol's P3 violation must name.
  */
+
+/** The fixed seeds a cell with violations is checked with. */
+export const VERDICT_SEEDS = [1, 2];
+
 export async function expectVerdict(
   protocol: string,
   scenario: string,
@@ -44,7 +49,20 @@ export async function expectVerdict(
   hardware: Partial<Hardware> = {},
   p3Cause?: "#BP" | "os",
 ): Promise<void> {
-  const verdict = await check({ protocol, scenario, runs: RUNS, seeds: SEEDS, seed: 1, hardware });
+  const seeds = "violated" in expected && expected.violated.length > 0 ? VERDICT_SEEDS : [1];
+  for (const seed of seeds)
+    await expectVerdictWithSeed(protocol, scenario, expected, hardware, p3Cause, seed);
+}
+
+async function expectVerdictWithSeed(
+  protocol: string,
+  scenario: string,
+  expected: ExpectedVerdict,
+  hardware: Partial<Hardware>,
+  p3Cause: "#BP" | "os" | undefined,
+  seed: number,
+): Promise<void> {
+  const verdict = await check({ protocol, scenario, runs: RUNS, seeds: SEEDS, seed, hardware });
   if ("refused" in expected) {
     expect(verdict.kind).toBe("refused");
     if (verdict.kind === "refused") expect(verdict.reason).toMatch(expected.refused);
@@ -56,11 +74,15 @@ export async function expectVerdict(
   const failing = verdict.properties.filter((p) => !p.holds);
   const faults = failing.filter((p) => !p.violation?.hazard).map((p) => p.property);
   const hazards = failing.filter((p) => p.violation?.hazard).map((p) => p.property);
-  expect(faults, `${protocol}/${scenario}: properties the protocol violates`).toEqual(expected.violated);
+  expect(faults, `${protocol}/${scenario}: properties the protocol violates (seed ${seed})`).toEqual(
+    expected.violated,
+  );
   expect(hazards, `${protocol}/${scenario}: properties violated only through hazards`).toEqual(
     expected.hazards ?? [],
   );
   for (const result of failing) {
+    // Every verdict says how it was reached, and what the runs reached.
+    expect(verdict.search?.coverageRuns).toBeGreaterThan(0);
     const v = result.violation;
     if (!v || !result.token) throw new Error(`${result.property} failed without a counterexample`);
     if (v.hazard) expect(v.kind).toMatch(HAZARD_KINDS[result.property] ?? /^$/);
@@ -68,8 +90,10 @@ export async function expectVerdict(
     if (result.property === "P3" && !v.hazard && p3Cause) expect(v.kind).toBe(`ist-clobber(${p3Cause})`);
     if (["P1", "P2", "P3", "P4"].includes(result.property)) expect(v.cpu).toBeGreaterThanOrEqual(0);
     expect(v.step).toBeGreaterThan(0);
-    // Shrinking never adds choices (preemptions, events): fast-check only drops and lowers them.
-    expect(result.shrunkChoices).toBeLessThanOrEqual(result.originalChoices ?? Number.POSITIVE_INFINITY);
+    // Shrinking never adds choices (preemptions, events): fast-check only drops and lowers them; an
+    // exhaustive counterexample has the fewest choices within its bounds.
+    if (result.how === "exhaustive") expect(result.minimal).toBe(true);
+    else expect(result.shrunkChoices).toBeLessThanOrEqual(result.originalChoices ?? Number.POSITIVE_INFINITY);
     // The token alone reproduces the same violation, at the same CPU and step.
     const { config, tape } = decodeToken(result.token);
     const replay = evaluate(machineFor(config), runInline(config, { tape }).mem, result.property).find(

@@ -1,8 +1,9 @@
 // The choice tape (SPEC §8): all nondeterminism of a run is drawn from one tape of small integers,
 // consumed in order. This file is policy only: given the enabled actions (model/schedule), which one?
-// Strategies live in the buffer, so whichever thread holds the token can make the next choice.
-import type { Chooser } from "../model/cpu.js";
-import { C, CPU_WORDS, H, type MachineMemory } from "../model/memory.js";
+// Tape and PCT strategies live in the buffer, so whichever thread holds the token can make the next
+// choice: bufferScheduler(mem) is the Scheduler any thread builds over a prepared buffer.
+import { C, CPU_WORDS, H, type MachineMemory } from "../../model/memory.js";
+import type { Scheduler } from "./scheduler.js";
 
 export enum StrategyKind {
   /** Replay a tape; when it runs out, a fair round-robin finishes the run with no further events. */
@@ -52,7 +53,8 @@ export function loadPct(mem: MachineMemory, p: PctParams): void {
   for (let c = 0; c < mem.layout.cpus; c++) mem.cpu[c * CPU_WORDS + C.pctPriority] = p.priorities[c] ?? 0;
 }
 
-function record(mem: MachineMemory, index: number): number {
+/** Appends a choice to the run's record (the replayable tape of the run). */
+export function record(mem: MachineMemory, index: number): number {
   const n = mem.header[H.recordLen];
   if (n < mem.record.length) {
     mem.record[n] = index;
@@ -86,8 +88,12 @@ export function pickValue(mem: MachineMemory, count: number): number {
   return record(mem, v >= 0 ? v % count : 0);
 }
 
-export function tapeChooser(mem: MachineMemory): Chooser {
-  return { choose: (count) => pickValue(mem, count) };
+/** The tape or PCT strategy that prepare() loaded into the buffer, as a Scheduler for any thread. */
+export function bufferScheduler(mem: MachineMemory): Scheduler {
+  return {
+    pickAction: (actions, count) => pickAction(mem, actions, count),
+    choose: (count) => pickValue(mem, count),
+  };
 }
 
 function pickPct(mem: MachineMemory, actions: Int32Array, count: number): number {

@@ -1,0 +1,335 @@
+// `node dist/bench/search.js SECTION [CELL...]`: figures of the exhaustive search and of the portfolio.
+// Prints numbers; asserts nothing about time. Sections:
+//   bounds      per cell: executions and time of exhaustive search at increasing bounds
+//   reductions  per cell: executions with every reduction and without each one (reduction factors)
+//   first       per violated cell and property: time and executions to the first counterexample for
+//               exhaustive (iterative deepening), random, PCT and the portfolio, no declared examples
+//   proofs      per holds cell: the largest bounds proven within a time budget
+//   matrix      the default matrix's wall time without declared examples
+//   spin        the cells compared with SPIN, at 3 CPUs
+// CELL is protocol/scenario (default: every cell of the matrix; `first` takes the violated ones).
+import fc from "fast-check";
+import { PROTOCOLS } from "../model/protocols/index.js";
+import { SCENARIOS } from "../model/scenarios/index.js";
+import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
+import { pctParams, sparseChoices } from "../properties/arbitraries.js";
+import { check, resolveConfig, tapeSpan } from "../properties/check.js";
+import { evaluate, type PropertyId } from "../properties/invariants.js";
+import { exhaustive, total } from "../properties/search.js";
+import { runInline } from "../workers/inline.js";
+import { type BufferStrategy, machineFor } from "../workers/setup.js";
+import { ALL_REDUCTIONS, type Bounds, REDUCTION_NAMES } from "../workers/strategies/exhaustive.js";
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor((s.length - 1) / 2)];
+};
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function cells(args: string[]): Array<{ protocol: string; scenario: string }> {
+  const all = PROTOCOLS.flatMap((p) => SCENARIOS.map((s) => ({ protocol: p.name, scenario: s.name })));
+  return args.length === 0
+    ? all
+    : all.filter((c) => args.some((a) => `${c.protocol}/${c.scenario}`.includes(a)));
+}
+
+function specOf(protocol: string, scenario: string, hw: Partial<Hardware> = {}): MachineSpec | null {
+  const spec = machineFor(resolveConfig(protocol, scenario, hw));
+  return spec.refusal ? null : spec;
+}
+
+function declaredViolations(protocol: string, scenario: string): PropertyId[] {
+  const e = PROTOCOLS.find((p) => p.name === protocol)?.expected[scenario];
+  return e && "violated" in e ? (e.violated as PropertyId[]) : [];
+}
+
+const LADDER: Bounds[] = [
+  { preemptions: 0, events: 0, branches: 0 },
+  { preemptions: 1, events: 0, branches: 0 },
+  { preemptions: 0, events: 1, branches: 0 },
+  { preemptions: 2, events: 0, branches: 0 },
+  { preemptions: 1, events: 1, branches: 0 },
+  { preemptions: 2, events: 1, branches: 0 },
+];
+const b = (x: Bounds) => `K=${x.preemptions} E=${x.events} B=${x.branches}`;
+
+function benchBounds(args: string[], budget: number): void {
+  console.log(`exhaustive search at increasing bounds (budget ${budget} executions per search)`);
+  for (const { protocol, scenario } of cells(args)) {
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    for (const bounds of LADDER) {
+      const r = exhaustive(spec, {
+        bounds,
+        maxExecutions: budget,
+        deepening: false,
+        stopWhenAllViolated: false,
+      });
+      console.log(
+        `  ${protocol}/${scenario}  ${b(bounds)}: ${r.executions} executions (${r.judged} complete runs), ${secs(r.elapsedMs)}${r.complete ? "" : ", stopped: incomplete"}${r.symmetryGivenUp ? "; symmetry given up" : ""}`,
+      );
+      if (!r.complete) break;
+    }
+  }
+}
+
+function benchReductions(args: string[], bounds: Bounds, budget: number): void {
+  console.log(`reduction factors at ${b(bounds)} (budget ${budget} executions per search)`);
+  for (const { protocol, scenario } of cells(args)) {
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    const base = exhaustive(spec, {
+      bounds,
+      maxExecutions: budget,
+      deepening: false,
+      stopWhenAllViolated: false,
+    });
+    const line = [
+      `  ${protocol}/${scenario}: all ${base.executions}${base.complete ? "" : "+"} (${secs(base.elapsedMs)})`,
+    ];
+    for (const name of REDUCTION_NAMES) {
+      const r = exhaustive(spec, {
+        bounds,
+        reductions: { ...ALL_REDUCTIONS, [name]: false },
+        maxExecutions: budget,
+        deepening: false,
+        stopWhenAllViolated: false,
+      });
+      const factor = r.executions / base.executions;
+      line.push(
+        `without ${name} ${r.executions}${r.complete ? "" : "+"} (×${factor.toFixed(1)}${r.complete ? "" : " at least"})`,
+      );
+    }
+    const none = exhaustive(spec, {
+      bounds,
+      reductions: { sleepSets: false, eventPlacement: false, dpor: false, symmetry: false },
+      maxExecutions: budget,
+      deepening: false,
+      stopWhenAllViolated: false,
+    });
+    line.push(
+      `none ${none.executions}${none.complete ? "" : "+"} (×${(none.executions / base.executions).toFixed(1)}${none.complete ? "" : " at least"})`,
+    );
+    console.log(line.join("; "));
+  }
+}
+
+/** Runs to the first failing run of a property under a fast-check arbitrary (no shrinking), or null. */
+function firstFailure<T>(
+  config: RunConfig,
+  spec: MachineSpec,
+  property: PropertyId,
+  arb: fc.Arbitrary<T>,
+  strategy: (v: T) => BufferStrategy,
+  seed: number,
+  maxRuns: number,
+): { runs: number; ms: number } | null {
+  const t0 = performance.now();
+  const d = fc.check(
+    fc.property(arb, (v) => evaluate(spec, runInline(config, strategy(v)).mem, property).length === 0),
+    { seed, numRuns: maxRuns, endOnFailure: true },
+  );
+  return d.failed ? { runs: d.numRuns, ms: performance.now() - t0 } : null;
+}
+
+async function benchFirst(args: string[], seeds: number, maxRuns: number, budget: number): Promise<void> {
+  console.log(
+    `first counterexample, declared examples off (median of ${seeds} seeds; random and PCT up to ${maxRuns} runs; exhaustive up to ${budget} executions, iterative deepening)`,
+  );
+  for (const { protocol, scenario } of cells(args)) {
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    const config = spec.config;
+    const span = tapeSpan(config);
+    const n = config.hardware.cpus;
+    for (const property of declaredViolations(protocol, scenario)) {
+      const out: string[] = [`  ${protocol}/${scenario} ${property}:`];
+      const ex = exhaustive(spec, {
+        bounds: { preemptions: 2, events: 2, branches: 0 },
+        properties: [property],
+        maxExecutions: budget,
+      });
+      const f = ex.findings.get(property);
+      out.push(
+        f
+          ? `exhaustive ${ex.executions} executions ${secs(ex.elapsedMs)}, minimal ${total(f.cost)} choices (${f.cost.preemptions}p ${f.cost.events}e)`
+          : `exhaustive none within ${ex.executions} executions (complete to ${ex.level} choices)`,
+      );
+      const strategies: Array<[string, fc.Arbitrary<unknown>, (v: unknown) => BufferStrategy]> = [
+        ["random", sparseChoices(span, 24), (v) => ({ tape: choicesToTapeAny(v) })],
+        [
+          "pct d=3",
+          pctParams(
+            n,
+            3,
+            span,
+            config.hardware.nmis + config.hardware.mces,
+            (config.hardware.mces > 0 ? 2 : 1) * n,
+          ),
+          (v) => ({ pct: v as never }),
+        ],
+      ];
+      for (const [name, arb, strategy] of strategies) {
+        const found: Array<{ runs: number; ms: number }> = [];
+        for (let s = 1; s <= seeds; s++) {
+          const r = firstFailure(config, spec, property, arb, strategy, s, maxRuns);
+          if (r) found.push(r);
+        }
+        out.push(
+          found.length === 0
+            ? `${name} none in ${seeds}×${maxRuns} runs`
+            : `${name} ${found.length}/${seeds} seeds, median ${median(found.map((x) => x.runs))} runs ${secs(median(found.map((x) => x.ms)))}`,
+        );
+      }
+      const times: number[] = [];
+      let decided = 0;
+      for (let s = 1; s <= seeds; s++) {
+        const t0 = performance.now();
+        const v = await check({
+          protocol,
+          scenario,
+          strategy: "portfolio",
+          examples: false,
+          seed: s,
+          properties: [property],
+        });
+        if (v.kind === "violated") {
+          decided++;
+          times.push(performance.now() - t0);
+        }
+      }
+      out.push(
+        `portfolio ${decided}/${seeds} seeds, median ${secs(median(times))} to a verdict with a counterexample`,
+      );
+      console.log(out.join("; "));
+    }
+  }
+}
+
+function choicesToTapeAny(v: unknown): number[] {
+  const pairs = v as Array<[number, number]>;
+  const length = pairs.reduce((m, [p]) => Math.max(m, p + 1), 0);
+  const tape = new Array<number>(length).fill(0);
+  for (const [p, x] of pairs) tape[p] = x;
+  return tape;
+}
+
+function benchProofs(args: string[], budgetMs: number): void {
+  console.log(`holds cells: the largest bounds proven (each search given ${secs(budgetMs)} at most)`);
+  for (const { protocol, scenario } of cells(args)) {
+    if (declaredViolations(protocol, scenario).length > 0) continue;
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    let best = "none";
+    for (const bounds of LADDER) {
+      const t0 = performance.now();
+      // Executions per second measured on the first search bound the next: stop before the budget.
+      const r = exhaustive(spec, {
+        bounds,
+        deepening: false,
+        stopWhenAllViolated: false,
+        maxExecutions: Math.max(1000, Math.round(budgetMs * 1.5)),
+      });
+      const ms = performance.now() - t0;
+      console.log(
+        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? "proven" : "stopped"}, ${r.executions} executions, ${secs(ms)}`,
+      );
+      if (!r.complete || r.findings.size > 0) break;
+      best = b(bounds);
+    }
+    console.log(`  ${protocol}/${scenario}: proven up to ${best}`);
+  }
+}
+
+async function benchMatrix(strategy: "portfolio" | "random"): Promise<void> {
+  const t0 = performance.now();
+  let mismatches = 0;
+  for (const { protocol, scenario } of cells([])) {
+    const v = await check({ protocol, scenario, strategy, examples: false, seed: 1 });
+    if (v.kind === "refused") continue;
+    const got = v.kind === "error" ? ["error"] : v.properties.filter((p) => !p.holds).map((p) => p.property);
+    const want = declaredViolations(protocol, scenario);
+    if (got.sort().join() !== [...want].sort().join()) {
+      mismatches++;
+      console.log(
+        `  ${protocol}/${scenario}: got ${got.join(" ") || "holds"}, declared ${want.join(" ") || "holds"}`,
+      );
+    }
+  }
+  console.log(
+    `the default matrix with ${strategy}, inline engine, no declared examples: ${secs(performance.now() - t0)}, ${mismatches} verdicts differ from the declared ones`,
+  );
+}
+
+async function benchSpin(): Promise<void> {
+  console.log(
+    "at 3 CPUs (SPIN on a hand model: int3-restartable/mce-path 27 s exhaustive, easy cells 0.6-1.8 s)",
+  );
+  for (const [protocol, scenario] of [
+    ["int3-restartable", "mce-path"],
+    ["xen-4.8", "nmi-path"],
+    ["no-mask", "nmi-path"],
+  ]) {
+    const spec = specOf(protocol, scenario, { cpus: 3 });
+    if (!spec) continue;
+    for (const bounds of LADDER) {
+      const r = exhaustive(spec, { bounds, stopWhenAllViolated: false, maxExecutions: 2_000_000 });
+      const found = [...r.findings.entries()].map(([p, f]) => `${p}(${total(f.cost)})`).join(" ");
+      console.log(
+        `  ${protocol}/${scenario} 3 CPUs ${b(bounds)}: ${r.executions} executions, ${secs(r.elapsedMs)}${r.complete ? "" : " (incomplete)"}; violated: ${found || "none"}`,
+      );
+    }
+    const t0 = performance.now();
+    const v = await check({
+      protocol,
+      scenario,
+      strategy: "portfolio",
+      examples: false,
+      hardware: { cpus: 3 },
+    });
+    console.log(
+      `  ${protocol}/${scenario} 3 CPUs portfolio: ${
+        v.kind === "violated" || v.kind === "holds"
+          ? v.properties
+              .filter((p) => !p.holds)
+              .map((p) => p.property)
+              .join(" ") || "holds"
+          : v.kind
+      } in ${secs(performance.now() - t0)}`,
+    );
+  }
+}
+
+const [section = "", ...rest] = process.argv.slice(2);
+const num = (name: string, fallback: number) => {
+  const v = process.env[name];
+  return v === undefined ? fallback : Number(v);
+};
+switch (section) {
+  case "bounds":
+    benchBounds(rest, num("BUDGET", 200_000));
+    break;
+  case "reductions":
+    benchReductions(
+      rest,
+      { preemptions: num("K", 1), events: num("E", 0), branches: 0 },
+      num("BUDGET", 200_000),
+    );
+    break;
+  case "first":
+    await benchFirst(rest, num("SEEDS", 5), num("RUNS", 20_000), num("BUDGET", 100_000));
+    break;
+  case "proofs":
+    benchProofs(rest, num("BUDGET_MS", 600_000));
+    break;
+  case "matrix":
+    await benchMatrix(rest[0] === "random" ? "random" : "portfolio");
+    break;
+  case "spin":
+    await benchSpin();
+    break;
+  default:
+    console.log(
+      "sections: bounds, reductions, first, proofs, matrix, spin (see the head of bench/search.ts)",
+    );
+}

@@ -1,0 +1,200 @@
+// Small generated machines for the soundness tests of the search's reductions: 2-3 CPUs, CPU 0 runs one
+// generated program and CPUs 1..n-1 another (the same for all of them, touching their own per-CPU
+// word), an NMI callback that runs generated steps inside the NMI handler, and an event budget. The
+// programs store, load, add and wait on data words, write bytes of the patch site, call it (fetching
+// the bytes being written, from normal context or from the handler), send NMIs, and run code with a
+// conditional branch (a branch choice). Handlers end in IRET (the OS's NMI and #MC entry).
+import fc from "fast-check";
+import type { FunctionDesc } from "../../model/image.js";
+import { C, CPU_WORDS, type MachineMemory } from "../../model/memory.js";
+import {
+  add,
+  call,
+  cli,
+  cpuid,
+  ge,
+  load,
+  type Routine,
+  sendNmi,
+  sti,
+  store,
+  waitUntil,
+  writeCode,
+} from "../../model/routine.js";
+import type { FetchModel, MachineSpec, RoutineContext } from "../../model/types.js";
+import { type LitmusEnv, litmus } from "./litmus.js";
+
+export type Op =
+  | { k: "store"; word: number; value: number } // word -1: the CPU's own per-CPU word
+  | { k: "load"; word: number }
+  | { k: "add"; word: number }
+  | { k: "wait"; word: number; value: number } // until word >= value (may deadlock: a P5 outcome)
+  | { k: "write"; offset: number } // the new byte at site+offset (0xCC when offset is 5: int3 at 0)
+  | { k: "call" } // call the site: fetches of the bytes being written
+  | { k: "branchy" } // call code with a conditional jump: a branch choice
+  | { k: "nmi"; target: "self" | "others" | "all" | 0 }
+  | { k: "cli" }
+  | { k: "sti" }
+  | { k: "cpuid" };
+
+export interface MachineDesc {
+  cpus: number;
+  fetch: FetchModel;
+  nmis: number;
+  mces: number;
+  master: Op[];
+  others: Op[];
+  handler: Op[];
+}
+
+const SHARED = 2; // shared words w0, w1
+
+const opArb = (inHandler: boolean): fc.Arbitrary<Op> =>
+  fc.oneof(
+    fc.record({
+      k: fc.constant("store" as const),
+      word: fc.integer({ min: -1, max: SHARED - 1 }),
+      value: fc.integer({ min: 1, max: 2 }),
+    }),
+    fc.record({ k: fc.constant("load" as const), word: fc.integer({ min: -1, max: SHARED - 1 }) }),
+    fc.record({ k: fc.constant("add" as const), word: fc.integer({ min: 0, max: SHARED - 1 }) }),
+    ...(inHandler
+      ? []
+      : [
+          fc.record({
+            k: fc.constant("wait" as const),
+            word: fc.integer({ min: 0, max: SHARED - 1 }),
+            value: fc.integer({ min: 1, max: 2 }),
+          }),
+          fc.record({ k: fc.constant("write" as const), offset: fc.integer({ min: 0, max: 5 }) }),
+          fc.record({
+            k: fc.constant("nmi" as const),
+            target: fc.constantFrom("self" as const, "others" as const, "all" as const, 0 as const),
+          }),
+          fc.constantFrom({ k: "cli" as const }, { k: "sti" as const }, { k: "cpuid" as const }),
+        ]),
+    fc.constant({ k: "call" as const }),
+    fc.constant({ k: "branchy" as const }),
+  );
+
+export const machineArb: fc.Arbitrary<MachineDesc> = fc.record({
+  cpus: fc.integer({ min: 2, max: 3 }),
+  fetch: fc.constantFrom<FetchModel>("bytewise", "bytewise", "stale"),
+  nmis: fc.integer({ min: 0, max: 1 }),
+  mces: fc.integer({ min: 0, max: 1 }),
+  master: fc.array(opArb(false), { minLength: 1, maxLength: 4 }),
+  others: fc.array(opArb(false), { minLength: 1, maxLength: 3 }),
+  handler: fc.array(opArb(true), { maxLength: 2 }),
+});
+
+const FUNCTIONS: FunctionDesc[] = [
+  // jz +1; nop; ret: the direction of the jz is a branch choice.
+  { name: "branchy", bytes: [0x74, 0x01, 0x90, 0xc3] },
+];
+
+function* runOps(ops: Op[], ctx: RoutineContext, env: LitmusEnv): Routine {
+  const site = ctx.spec.sites[0];
+  const word = (w: number) => (w < 0 ? env.w[`own[${ctx.cpu}]`] : env.w[`w${w}`]);
+  for (const op of ops) {
+    switch (op.k) {
+      case "store":
+        yield store(word(op.word), op.value);
+        break;
+      case "load":
+        yield load(word(op.word));
+        break;
+      case "add":
+        yield add(word(op.word), 1);
+        break;
+      case "wait":
+        yield waitUntil(ge(word(op.word), op.value));
+        break;
+      case "write":
+        yield op.offset === 5
+          ? writeCode(site.address, [0xcc])
+          : writeCode(site.address + op.offset, [site.newBytes[op.offset]]);
+        break;
+      case "call":
+        yield call(site.address);
+        break;
+      case "branchy":
+        yield call(env.addr("branchy"));
+        break;
+      case "nmi":
+        yield sendNmi(op.target);
+        break;
+      case "cli":
+        yield cli();
+        break;
+      case "sti":
+        yield sti();
+        break;
+      case "cpuid":
+        yield cpuid();
+        break;
+    }
+  }
+}
+
+/** Builds a generated machine; CPUs 1..n-1 run `others` with their own `own[i]` word. */
+export function buildGenerated(d: MachineDesc): MachineSpec {
+  const words: Array<string | [string, number]> = [];
+  for (let i = 0; i < SHARED; i++) words.push(`w${i}`);
+  for (let c = 0; c < d.cpus; c++) words.push(`own[${c}]`);
+  const m = litmus({
+    cpus: d.cpus,
+    fetch: d.fetch,
+    nmis: d.nmis,
+    mces: d.mces,
+    stepBound: 5000,
+    functions: FUNCTIONS,
+    writable: ["site"],
+    words,
+    *nmiCallback(ctx, env) {
+      yield* runOps(d.handler, ctx, env);
+      return 0;
+    },
+    *program(ctx, env) {
+      yield* runOps(ctx.cpu === 0 ? d.master : d.others, ctx, env);
+    },
+  });
+  return m.spec;
+}
+
+/**
+ * The outcome of a run: final data words, the site's bytes, each CPU's hardware flags and per-CPU
+ * word, and the violated properties. With `symmetric`, CPUs 1..n-1 are sorted, so that runs that
+ * differ by swapping two of them have the same outcome.
+ */
+export function outcomeOf(
+  spec: MachineSpec,
+  mem: MachineMemory,
+  violated: readonly string[],
+  symmetric: boolean,
+): string {
+  const names = spec.words.names;
+  const n = spec.config.hardware.cpus;
+  const shared = names.map((_, w) => w).filter((w) => !names[w].startsWith("own["));
+  const site = spec.sites[0];
+  const code = Array.from(mem.code.subarray(site.address - 0x1000, site.address - 0x1000 + 5));
+  const flags = [
+    C.if,
+    C.nmiBlocked,
+    C.nmiPending,
+    C.mcePending,
+    C.mcip,
+    C.istLive,
+    C.depth,
+    C.halted,
+    C.done,
+  ];
+  const cpus: string[] = [];
+  for (let c = 0; c < n; c++) {
+    const t = flags.map((i) => mem.cpu[c * CPU_WORDS + i]);
+    t.push(mem.data[names.indexOf(`own[${c}]`)]);
+    cpus.push(t.join(","));
+  }
+  const rest = cpus.slice(1);
+  if (symmetric) rest.sort();
+  return JSON.stringify([shared.map((w) => mem.data[w]), code, cpus[0], rest, [...violated].sort()]);
+}
