@@ -289,9 +289,12 @@ function buildProgram(
         .default("inline"),
     )
     .addOption(
-      new Option("--strategy <name>", "how tapes are drawn: uniform random, preemption-bounded, or PCT")
+      new Option(
+        "--strategy <name>",
+        "how tapes are drawn: portfolio (uniform random and PCT, seed by seed), uniform random, preemption-bounded, or PCT",
+      )
         .choices(STRATEGIES)
-        .default("random"),
+        .default("portfolio"),
     )
     .option(
       "--bound <k>",
@@ -552,7 +555,7 @@ async function explore(
   pools: CheckPool[],
 ): Promise<number> {
   if (opts.bound !== undefined) {
-    if (opts.strategy === "random")
+    if (opts.strategy === "random" || opts.strategy === "portfolio")
       throw new UsageError(
         "--bound applies to '--strategy bounded' or '--strategy pct'; add one of them or drop --bound.",
       );

@@ -5,8 +5,8 @@
 import fc from "fast-check";
 import type { PctParams } from "./tape.js";
 
-export type StrategyName = "random" | "bounded" | "pct";
-export const STRATEGIES: StrategyName[] = ["random", "bounded", "pct"];
+export type StrategyName = "portfolio" | "random" | "bounded" | "pct";
+export const STRATEGIES: StrategyName[] = ["portfolio", "random", "bounded", "pct"];
 
 /** One non-zero choice of a sparse tape: (position, value). */
 export type Choice = [number, number];

@@ -21,6 +21,11 @@ import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invar
 import type { PctParams } from "./tape.js";
 import { decodeTape, encodeToken } from "./token.js";
 
+/** The default search: uniform random tapes and PCT, seed by seed (see check()). */
+export const DEFAULT_STRATEGY: StrategyName = "portfolio";
+/** PCT's bug depth d when the portfolio runs it (a bug of depth d needs d-1 priority changes). */
+export const PCT_DEPTH = 3;
+
 /** The default exploration budget: runs per property and seed, and seeds tried per property. */
 export const DEFAULT_RUNS = 1000;
 export const DEFAULT_SEEDS = 3;
@@ -124,7 +129,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
   const spec = machineFor(config);
   if (spec.refusal) return { kind: "refused", config, reason: spec.refusal.reason };
   const engine = opts.engine ?? inlineEngine;
-  const strategyName = opts.strategy ?? "random";
+  const strategyName = opts.strategy ?? DEFAULT_STRATEGY;
   const runs = opts.runs ?? DEFAULT_RUNS;
   const seed = opts.seed ?? 1;
   const span = tapeSpan(config);
@@ -135,20 +140,29 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     opts.examples !== false && declared && "violated" in declared
       ? (declared.examples ?? []).map(decodeTape)
       : [];
-  const space: SearchSpace<unknown> =
-    strategyName === "pct"
-      ? {
-          arb: pctParams(n, opts.bound ?? 3, span, config.hardware.nmis + config.hardware.mces, eventKinds),
-          strategy: (pct) => ({ pct: pct as PctParams }),
-          examples: [],
-        }
-      : {
-          // Choices stay (position, value) pairs until a run needs the tape, so that fast-check can
-          // shrink declared examples too (it shrinks plain arrays without their generation context).
-          arb: sparseChoices(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24),
-          strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
-          examples: exampleTapes.map(tapeToChoices),
-        };
+  const pctSpace: SearchSpace<unknown> = {
+    arb: pctParams(
+      n,
+      strategyName === "pct" ? (opts.bound ?? PCT_DEPTH) : PCT_DEPTH,
+      span,
+      config.hardware.nmis + config.hardware.mces,
+      eventKinds,
+    ),
+    strategy: (pct) => ({ pct: pct as PctParams }),
+    examples: [],
+  };
+  const tapeSpace: SearchSpace<unknown> = {
+    // Choices stay (position, value) pairs until a run needs the tape, so that fast-check can
+    // shrink declared examples too (it shrinks plain arrays without their generation context).
+    arb: sparseChoices(span, strategyName === "bounded" ? (opts.bound ?? 3) : 24),
+    strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
+    examples: exampleTapes.map(tapeToChoices),
+  };
+  // The portfolio alternates uniform random tapes and PCT seed by seed: random finds the short
+  // counterexamples and shrinks them best, PCT the ones that need a few precise preemptions.
+  const spaces =
+    strategyName === "pct" ? [pctSpace] : strategyName === "portfolio" ? [tapeSpace, pctSpace] : [tapeSpace];
+  let space = spaces[0];
   const logs = new Set<number>();
   let total = 0;
   const results: PropertyResult[] = [];
@@ -185,23 +199,28 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     // A violation caused only by a hazard (a second #MC, ...) is not the protocol's: the search goes
     // on for one that is, and falls back to the first hazard it saw (shrunk on its own) if none is.
     let firstHazard: unknown;
+    let hazardSpace = space;
     let hazardOnly = false;
     let details: fc.RunDetails<[unknown]> | undefined;
-    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) && !details?.failed && !runError; k++) {
+    for (let k = 0; k < (opts.seeds ?? DEFAULT_SEEDS) * spaces.length && !details?.failed && !runError; k++) {
+      space = spaces[k % spaces.length];
       details = await fc.check(
         fc.asyncProperty(space.arb, async (value) => {
           if (runError !== undefined) return true; // the check is over: let fast-check finish at once
           explored++;
           const strategy = space.strategy(value);
           const failing = (await outcome(strategy)).filter((f) => f.property === property);
-          if (failing.some((f) => f.hazard) && firstHazard === undefined) firstHazard = value;
+          if (failing.some((f) => f.hazard) && firstHazard === undefined) {
+            firstHazard = value;
+            hazardSpace = space;
+          }
           const ok = !failing.some((f) => !f.hazard);
           if (!ok) firstFailing ??= strategy;
           return ok;
         }),
         {
           numRuns: runs,
-          seed: seed + k,
+          seed: seed + Math.floor(k / spaces.length),
           endOnFailure: false,
           examples: k === 0 ? space.examples.map((e) => [e] as [unknown]) : [],
         },
@@ -211,6 +230,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
       return { kind: "error", config, message: `${config.protocol}/${config.scenario}: ${runError}` };
     if (details && !details.failed && !details.errorInstance && firstHazard !== undefined) {
       hazardOnly = true;
+      space = hazardSpace;
       firstFailing = space.strategy(firstHazard);
       details = await fc.check(
         fc.asyncProperty(space.arb, async (value) => {
