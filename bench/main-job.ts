@@ -3,7 +3,7 @@
 // share of the wall time spent confirming counterexamples on the threaded engine. Run in this
 // process through main(), with the same defaults as the command. Nothing here asserts on time.
 import { availableParallelism } from "node:os";
-import { main } from "../cli/main.js";
+import { runCaptured } from "../cli/capture.js";
 
 interface MainJob {
   wallMs: number;
@@ -16,20 +16,8 @@ interface MainJob {
 }
 
 async function mainJob(args: string[]): Promise<MainJob> {
-  let stdout = "";
-  let stderr = "";
   const started = performance.now();
-  const code = await main([...args, "--json"], {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdoutIsTTY: false,
-    stderrIsTTY: false,
-    env: {},
-  });
+  const { code, stdout, stderr } = await runCaptured([...args, "--json"]);
   const wallMs = performance.now() - started;
   if (code === 2) throw new Error(`the main job failed: ${stderr.trim()}`);
   const json = JSON.parse(stdout) as {

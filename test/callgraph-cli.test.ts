@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../cli/main.js";
+import { runCaptured } from "../cli/capture.js";
 import { R_X86_64 } from "../model/elf.js";
 import { writeElf } from "../scripts/elf-writer.js";
 import { FIXTURE_PATH } from "../scripts/make-elf-fixture.js";
@@ -11,22 +11,7 @@ import { FIXTURE_PATH } from "../scripts/make-elf-fixture.js";
 /** AMD64 psABI §4.4.1: a GOT-relative relocation, which needs a GOT the loader does not build. */
 const R_X86_64_GOTPCREL = 9;
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdoutIsTTY: false,
-    stderrIsTTY: false,
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 describe("livepatch-check callgraph", () => {
   it("prints the functions, the indirect sites by symbol+offset, and says the answer is a lower bound", async () => {

@@ -89,6 +89,7 @@ describe("the memory of run outcomes", () => {
       const verdict = await check({
         protocol: "no-mask",
         scenario: "normal",
+        // The random space alone, so that every outcome is keyed by its tape (the portfolio adds PCT).
         strategy: "random",
         runs,
         seeds: 3,

@@ -3,32 +3,13 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { main } from "../cli/main.js";
+import { type CapturedRun, runCaptured } from "../cli/capture.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Outcome = CapturedRun;
 
-async function run(...argv: string[]): Promise<Outcome> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdoutIsTTY: false,
-    stderrIsTTY: false,
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]): Promise<Outcome> => runCaptured(argv);
 
 const BUILT_IN = PROTOCOLS.map((p) => p.name);
 const TOKEN_LINE = /^replay: npx livepatch-check replay (\S+)$/m;

@@ -20,11 +20,8 @@ export const int3DebuggerApplies: Protocol = {
     // inside an NMI handler that the #MC interrupted lets a nested NMI in.
     "mce-path": { violated: ["P3"], hazards: ["P4"] },
     normal: { violated: [] },
-    // P1 is found by PCT (--strategy pct --bound 2), not by uniform random tapes: declared.
-    "entry-pad": {
-      violated: ["P1", "P3"],
-      examples: ["2._2.2._2.1._2.2._3.2._3.1.1.0.1._8.1._2.1._2.2.0.3._113.1._19.2._2.1.2.0.1._4.1._6"],
-    },
+    // P1 needs a few precise preemptions: the portfolio's PCT seeds find it, uniform random tapes do not.
+    "entry-pad": { violated: ["P1", "P3"] },
   },
   setup(spec, table) {
     handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
