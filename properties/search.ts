@@ -91,13 +91,6 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
   );
   const mem = memoryFor(spec);
   let reductions: Reductions = { ...(opts.reductions ?? ALL_REDUCTIONS) };
-  const hw = spec.config.hardware;
-  if (hw.mces > 0 && (hw.mceDelivery ?? "broadcast") === "broadcast") {
-    // A broadcast #MC reaches every CPU (model/cpu mceArrives), but the dependency relation of
-    // workers/strategies/footprint treats an event as touching one CPU: sleep sets, DPOR and event
-    // placement would be unsound for it, so they are off (symmetry stays: the broadcast is symmetric).
-    reductions = { ...reductions, sleepSets: false, dpor: false, eventPlacement: false };
-  }
   let symmetryGivenUp: string | undefined;
   let executions = 0;
   for (;;) {

@@ -74,6 +74,7 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
       fetch: "bytewise",
       nmis: 1,
       mces: 0,
+      mceDelivery: "local",
       master: [{ k: "write", offset: 1 }, { k: "store", word: 0, value: 1 }, { k: "call" }],
       others: [{ k: "call" }, { k: "add", word: 1 }],
       handler: [{ k: "call" }],

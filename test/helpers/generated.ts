@@ -21,7 +21,7 @@ import {
   waitUntil,
   writeCode,
 } from "../../model/routine.js";
-import type { FetchModel, MachineSpec, RoutineContext } from "../../model/types.js";
+import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../model/types.js";
 import { type LitmusEnv, litmus } from "./litmus.js";
 
 export type Op =
@@ -42,6 +42,8 @@ export interface MachineDesc {
   fetch: FetchModel;
   nmis: number;
   mces: number;
+  /** How a machine check reaches the CPUs: every CPU (broadcast) or one (local). */
+  mceDelivery: MceDelivery;
   master: Op[];
   others: Op[];
   handler: Op[];
@@ -82,6 +84,7 @@ export const machineArb: fc.Arbitrary<MachineDesc> = fc.record({
   fetch: fc.constantFrom<FetchModel>("bytewise", "bytewise", "stale"),
   nmis: fc.integer({ min: 0, max: 1 }),
   mces: fc.integer({ min: 0, max: 1 }),
+  mceDelivery: fc.constantFrom<MceDelivery>("broadcast", "local"),
   master: fc.array(opArb(false), { minLength: 1, maxLength: 4 }),
   others: fc.array(opArb(false), { minLength: 1, maxLength: 3 }),
   handler: fc.array(opArb(true), { maxLength: 2 }),
@@ -146,6 +149,7 @@ export function buildGenerated(d: MachineDesc): MachineSpec {
     fetch: d.fetch,
     nmis: d.nmis,
     mces: d.mces,
+    mceDelivery: d.mceDelivery,
     stepBound: 5000,
     functions: FUNCTIONS,
     writable: ["site"],

@@ -61,7 +61,7 @@
 import { type AccessObserver, Shared } from "../../model/cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
-import { eventDependent, Footprint, location, stepsDependent } from "./footprint.js";
+import { ALL_CPUS, eventDependent, eventTarget, Footprint, location, stepsDependent } from "./footprint.js";
 import type { Scheduler } from "./scheduler.js";
 import { Symmetry } from "./symmetry.js";
 import { record } from "./tape.js";
@@ -168,7 +168,7 @@ class ActionNode {
     /** Per action index: the action index of its symmetric representative (itself if none). */
     readonly rep: Int16Array,
     readonly sleep: SleepEntry[],
-    /** The event target whose arrival this node's first transition must depend on (-1: none). */
+    /** The event target whose arrival this node's first transition must depend on (-1: none; ALL_CPUS). */
     readonly mustFollow: number,
     readonly used: Cost,
   ) {
@@ -224,6 +224,8 @@ const EVENTS_KEY = location(Shared.RunEnd, 1);
 export class ExhaustiveSearch implements Scheduler {
   readonly observer: AccessObserver;
   readonly cpus: number;
+  /** A machine check reaches every CPU: its one action's target is ALL_CPUS. */
+  private readonly mceBroadcast: boolean;
   private readonly stack: Node[] = [];
   private mem: MachineMemory | null = null;
   private depth = 0;
@@ -267,6 +269,7 @@ export class ExhaustiveSearch implements Scheduler {
     total = Number.POSITIVE_INFINITY,
   ) {
     this.cpus = spec.config.hardware.cpus;
+    this.mceBroadcast = (spec.config.hardware.mceDelivery ?? "broadcast") === "broadcast";
     this.total = total;
     this.symmetry = reductions.symmetry && this.cpus > 2 ? new Symmetry(spec) : null;
     this.lastOfSlot = new Int32Array(this.cpus + 1);
@@ -385,9 +388,11 @@ export class ExhaustiveSearch implements Scheduler {
       this.openAtBoundary = mem.cpu[action * CPU_WORDS + C.atBoundary] === 1;
     } else {
       this.used.events++;
-      const target = (action - this.cpus) % this.cpus;
+      const target = this.targetOf(action);
       this.open = { node, entry, actor: -1, target };
-      this.symmetry?.mix(target, action < 2 * this.cpus ? 0x4e4d49 : 0x4d4345);
+      const tag = action < 2 * this.cpus ? 0x4e4d49 : 0x4d4345;
+      if (target === ALL_CPUS) for (let c = 0; c < this.cpus; c++) this.symmetry?.mix(c, tag);
+      else this.symmetry?.mix(target, tag);
     }
     this.depth++;
     return record(mem, index);
@@ -414,6 +419,11 @@ export class ExhaustiveSearch implements Scheduler {
   }
 
   // ---- internals ----
+
+  /** The CPU an event action reaches, or ALL_CPUS (a broadcast #MC). */
+  private targetOf(action: number): number {
+    return eventTarget(action, this.cpus, this.mceBroadcast);
+  }
 
   private spent(): number {
     return this.used.preemptions + this.used.events + this.used.branches;
@@ -528,7 +538,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.transitions++;
     // The event-placement rule: the first transition after an event must depend on it.
     const k = t.node.mustFollow;
-    if (k >= 0 && this.reductions.eventPlacement && t.actor >= 0) {
+    if (k !== -1 && this.reductions.eventPlacement && t.actor >= 0) {
       let othersCanRun = false;
       if (actions)
         for (let i = 0; i < count; i++) if (actions[i] < n && actions[i] !== k) othersCanRun = true;
@@ -562,7 +572,10 @@ export class ExhaustiveSearch implements Scheduler {
     const writes = fp.writes.slice();
     const slot = actor >= 0 ? actor : n;
     if (actor >= 0) writes.push(location(Shared.Cpu, actor));
-    else writes.push(location(Shared.Cpu, target), EVENTS_KEY);
+    else if (target === ALL_CPUS) {
+      for (let c = 0; c < n; c++) writes.push(location(Shared.Cpu, c));
+      writes.push(EVENTS_KEY);
+    } else writes.push(location(Shared.Cpu, target), EVENTS_KEY);
     // The transitions this one depends on: the last writer of what it touches, and for a write, the
     // readers since; a crash depends on everything.
     const deps: number[] = [];
@@ -593,8 +606,7 @@ export class ExhaustiveSearch implements Scheduler {
     for (let i = 0; i < node.actions.length; i++) {
       const a = node.actions[i];
       if (a < n) continue;
-      const k = (a - n) % n;
-      const dependent = actor < 0 || eventDependent(k, actor, fp, runEnded);
+      const dependent = actor < 0 || eventDependent(this.targetOf(a), actor, fp, runEnded);
       if (dependent) this.addEntry(node, i, actor, false);
     }
     if (actor < 0) return;
@@ -726,7 +738,7 @@ export class ExhaustiveSearch implements Scheduler {
         else
           dependent =
             stepsDependent(z.cpu, z.fp, prev.actor, prev.fp) ||
-            (z.event >= 0 && eventDependent((z.event - n) % n, prev.actor, prev.fp, false));
+            (z.event >= 0 && eventDependent(this.targetOf(z.event), prev.actor, prev.fp, false));
         if (!dependent && !sleep.some((s) => s.cpu === z.cpu && s.event === z.event)) sleep.push(z);
       }
       // Wake what could change whether the current CPU can run (a preemption's cost depends on it).
@@ -767,7 +779,7 @@ export class ExhaustiveSearch implements Scheduler {
         if (!sleep.some((z) => z.cpu === a && z.event < 0)) allowed[i] = 1;
       } else {
         if (used.events + 1 > this.bounds.events || spent + 1 > this.total) continue;
-        const k = (a - n) % n;
+        const k = this.targetOf(a);
         if (sym && k > 1 && k !== cur) {
           const twin = this.symmetricBelow(actions, count, a, cur, sleep, mustFollow, true);
           if (twin >= 0) {
@@ -827,7 +839,8 @@ export class ExhaustiveSearch implements Scheduler {
     const sym = this.symmetry as Symmetry;
     const n = this.cpus;
     for (const z of sleep) {
-      if (z.cpu === c || z.fp.targets(c) || (z.event >= 0 && (z.event - n) % n === c)) return true;
+      if (z.cpu === c || z.fp.targets(c)) return true;
+      if (z.event >= 0 && [c, ALL_CPUS].includes(this.targetOf(z.event))) return true;
       for (const l of z.fp.reads) if (l >> 24 === Shared.Data && sym.ownsWord(c, l & 0xffffff)) return true;
       for (const l of z.fp.writes) if (l >> 24 === Shared.Data && sym.ownsWord(c, l & 0xffffff)) return true;
     }
@@ -843,7 +856,9 @@ export class ExhaustiveSearch implements Scheduler {
     const index = indexOf(entry);
     const a = node.actions[index];
     if (a < n || !this.reductions.eventPlacement) return true;
-    const k = (a - n) % n;
+    const k = this.targetOf(a);
+    // A broadcast event depends on every CPU's next step at a boundary: assume it may be followed.
+    if (k === ALL_CPUS) return true;
     const { preemptions, events } = node.used;
     const spent = preemptions + events + node.used.branches + 1; // this event included
     const follow = followOf(entry);

@@ -13,6 +13,18 @@
 // that is one byte fetch in the middle of an instruction does not look at k's pending events.
 import { Shared } from "../../model/cpu.js";
 
+/** The target of an event that reaches every CPU: a broadcast machine check (model/cpu mceArrives). */
+export const ALL_CPUS = -2;
+
+/**
+ * The CPU an event action reaches (model/schedule enabledActions: n+k an NMI for k, 2n+k an #MC for
+ * k), or ALL_CPUS for the one broadcast #MC action.
+ */
+export function eventTarget(action: number, cpus: number, mceBroadcast: boolean): number {
+  if (action >= 2 * cpus && mceBroadcast) return ALL_CPUS;
+  return (action - cpus) % cpus;
+}
+
 /** A location: region in the top byte, index below. */
 export function location(region: Shared, index: number): number {
   return (region << 24) | index;
@@ -82,10 +94,19 @@ export function stepsDependent(a: number, fa: Footprint, b: number, fb: Footprin
   return false;
 }
 
+/** The transition writes some CPU's hardware block (an IPI or NMI to it). */
+function targetsAnyCpu(fb: Footprint): boolean {
+  for (const l of fb.writes) if (l >>> 24 === Shared.Cpu) return true;
+  return false;
+}
+
 /**
- * Dependency of an event for CPU k with a CPU transition (CPU b, footprint fb); `endsRun`: no CPU
- * could run after that transition, had the event not come.
+ * Dependency of an event for CPU k (or ALL_CPUS) with a CPU transition (CPU b, footprint fb);
+ * `endsRun`: no CPU could run after that transition, had the event not come. A broadcast event
+ * reaches b too, so it depends on b's steps at a boundary and on an IPI or NMI to any CPU.
  */
 export function eventDependent(k: number, b: number, fb: Footprint, endsRun: boolean): boolean {
-  return (b === k && fb.boundary) || fb.crashed || fb.targets(k) || endsRun;
+  if (fb.crashed || endsRun) return true;
+  if (k === ALL_CPUS) return fb.boundary || targetsAnyCpu(fb);
+  return (b === k && fb.boundary) || fb.targets(k);
 }

@@ -12,7 +12,7 @@
 // sends an IPI or NMI to some but not all of them, shows that the program does tell them apart (Linux
 // text_poke's master walks the refcounts CPU by CPU); the search then starts again without symmetry.
 import { Shared } from "../../model/cpu.js";
-import { C, CPU_WORDS, type MachineMemory } from "../../model/memory.js";
+import { C, CPU_WORDS, type MachineMemory, STACK_BASE, STACK_SPAN } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 
 const SELF = 0x7fff; // a CPU's own slot of a per-CPU array, in fingerprints and comparisons
@@ -104,32 +104,31 @@ export class Symmetry {
       this.broken = `CPU ${cpu} sends an IPI or NMI to some of CPUs 1..${this.cpus - 1}`;
   }
 
+  /**
+   * Word i of CPU `cpu`'s block as every CPU would hold it: a wait on its own per-CPU word names
+   * "own", and RSP and RBP into its own stacks are relative to them (each CPU has its stacks at its
+   * own addresses, model/memory stackTop, so the same history leaves them at different values).
+   */
+  private blockWord(cpu: number, i: number): number {
+    const v = (this.mem as MachineMemory).cpu[cpu * CPU_WORDS + i];
+    if ((i === C.waitWord0 || i === C.waitWord1) && v >= 0) return this.word(cpu, v);
+    if (i === C.rsp || i === C.rbp) {
+      const base = STACK_BASE + cpu * STACK_SPAN;
+      if (v >= base && v < base + STACK_SPAN) return v - cpu * STACK_SPAN;
+    }
+    return v;
+  }
+
   /** After a transition of `cpu`: its hardware block joins its fingerprint. */
   block(cpu: number): void {
-    const mem = this.mem as MachineMemory;
-    const o = cpu * CPU_WORDS;
-    for (const i of BLOCK_WORDS) {
-      let v = mem.cpu[o + i];
-      if ((i === C.waitWord0 || i === C.waitWord1) && v >= 0) v = this.word(cpu, v);
-      this.mix(cpu, v);
-    }
+    for (const i of BLOCK_WORDS) this.mix(cpu, this.blockWord(cpu, i));
   }
 
   /** CPUs p and q (both ≥ 1) are in identical states now. */
   identical(p: number, q: number): boolean {
     if (this.hashA[p] !== this.hashA[q] || this.hashB[p] !== this.hashB[q]) return false;
     const mem = this.mem as MachineMemory;
-    const op = p * CPU_WORDS;
-    const oq = q * CPU_WORDS;
-    for (const i of BLOCK_WORDS) {
-      let a = mem.cpu[op + i];
-      let b = mem.cpu[oq + i];
-      if ((i === C.waitWord0 || i === C.waitWord1) && a >= 0 && b >= 0) {
-        a = this.word(p, a);
-        b = this.word(q, b);
-      }
-      if (a !== b) return false;
-    }
+    for (const i of BLOCK_WORDS) if (this.blockWord(p, i) !== this.blockWord(q, i)) return false;
     for (const list of this.arrays) if (mem.data[list[p]] !== mem.data[list[q]]) return false;
     return true;
   }
