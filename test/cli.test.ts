@@ -457,6 +457,10 @@ export default {
         "nmi-path",
         "--engine",
         engine,
+        // Random tapes, so that the threaded engine runs the machine (the portfolio's exhaustive
+        // phase runs in the check's own worker thread whatever the engine).
+        "--strategy",
+        "random",
         "--watchdog",
         "2",
       );
