@@ -3,4 +3,4 @@
 // protocol's or scenario's code or data words), the same tape can give another trace. Bump this number
 // with every such change, so that a token from an older model is refused with a clear message instead
 // of replaying a different trace. Every token starts with `v<MODEL_VERSION>/`.
-export const MODEL_VERSION = 1;
+export const MODEL_VERSION = 2;

@@ -112,7 +112,7 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
     expect(r.stderr).toMatch(/malformed replay token 'xen-4.8\/nmi-path'/);
     const bad = await run(
       "replay",
-      "v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/1.x",
+      "v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/1.x",
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("'x' is not a tape value");
@@ -122,7 +122,7 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
     const zeros = Array.from({ length: 1000 }, () => "_1000000").join(".");
     const huge = await run(
       "replay",
-      `v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/${zeros}`,
+      `v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/${zeros}`,
     );
     expect(huge.code).toBe(2);
     expect(huge.stdout).toBe("");
@@ -133,7 +133,7 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
   });
 
   it("rejects a token that names an unknown protocol", async () => {
-    const r = await run("replay", "v1/nope/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-");
+    const r = await run("replay", "v2/nope/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown protocol 'nope'");
   });
@@ -178,7 +178,7 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
     expect(list.code).toBe(2);
     expect(list.stdout).toBe("");
     expect(list.stderr).toContain("'list' takes no arguments, but was given 'extra'");
-    const token = "v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-";
+    const token = "v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-";
     const replay = await run("replay", token, "again");
     expect(replay.code).toBe(2);
     expect(replay.stdout).toBe("");
@@ -204,7 +204,7 @@ describe("bad input: exit 2, a message on stderr, nothing on stdout", () => {
       "--module",
       good,
       "replay",
-      "v1/cli-test-before/normal/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-",
+      "v2/cli-test-before/normal/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/-",
     );
     expect(replay.stderr).toBe("");
     expect(replay.code).toBe(1);
@@ -269,7 +269,7 @@ describe("a single check (--protocol and --scenario)", () => {
     expect(r.stdout).toMatch(/TORN: neither an old nor a new instruction \(P1\)/);
     expect(r.stdout).not.toMatch(ANSI);
     const token = TOKEN_LINE.exec(r.stdout)?.[1] as string;
-    expect(token).toMatch(/^v1\/no-mask\/nmi-path\/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000\//);
+    expect(token).toMatch(/^v2\/no-mask\/nmi-path\/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000\//);
 
     const again = await run("replay", token);
     expect(again.code).toBe(1);
@@ -312,7 +312,7 @@ describe("a single check (--protocol and --scenario)", () => {
     const p1 = v.properties.find((p) => p.id === "P1");
     expect(p1?.holds).toBe(false);
     expect(p1?.violation?.kind).toBe("torn-fetch");
-    expect(p1?.token).toMatch(/^v1\/no-mask\/nmi-path\//);
+    expect(p1?.token).toMatch(/^v2\/no-mask\/nmi-path\//);
     expect(v.properties.filter((p) => p.holds).map((p) => p.id)).toEqual(["P2", "P3", "P4", "P5", "P6"]);
   });
 });
@@ -602,6 +602,6 @@ describe("the command as a process", () => {
     expect(r.error).toBeUndefined();
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/P2 nmi-replayed \(nmi-lost\)/);
-    expect(r.stdout).toMatch(/replay: npx livepatch-check replay v1\/xen-4\.8\/nmi-path\//);
+    expect(r.stdout).toMatch(/replay: npx livepatch-check replay v2\/xen-4\.8\/nmi-path\//);
   });
 });

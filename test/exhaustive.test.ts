@@ -157,7 +157,7 @@ describe("livepatch-check --strategy exhaustive", () => {
   });
 
   it("runs a user's --example token first, and refuses one recorded for other hardware", async () => {
-    const token = "v1/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1";
+    const token = "v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_25.7._6.7._23.1";
     const r = await run(
       "-p",
       "no-mask",
