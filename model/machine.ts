@@ -87,6 +87,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     newBytes,
     target: scenario.patch.target,
     payload: scenario.patch.payload,
+    function: image.functionAt(siteAddress)?.name ?? scenario.patch.target,
   };
   const os = OS_MODELS[hw.os ?? protocol.os];
   const spec: MachineSpec = {
@@ -177,7 +178,9 @@ function* baseRoutine(ctx: RoutineContext): Routine {
     }
     yield store(common.patchDone, 1);
     yield mark(Mark.ProbeBegin);
-    yield call(image.symbol(spec.sites[0].target).address);
+    // The probe calls the function that contains the site, from its entry (a site at `fn+4` runs
+    // after fn's first instructions, as every caller's call does).
+    yield call(image.symbol(spec.sites[0].function).address);
     yield mark(Mark.ProbeEnd);
     if (softirqs) yield* runMceSoftirq(ctx);
     return;

@@ -94,9 +94,14 @@ export interface Site {
   address: number;
   oldBytes: number[];
   newBytes: number[];
-  /** Symbol being patched (`patched` of the scenario) and payload symbol (jump target). */
+  /** Where the patch goes as the scenario spells it (`symbol` or `symbol+offset`), and the payload symbol (jump target). */
   target: string;
   payload: string;
+  /**
+   * The function that contains the site: what a call runs (the P6 probe) and what the blacklists judge
+   * (a site at `fn+4` is in `fn`, seed item c).
+   */
+  function: string;
 }
 
 export interface Refusal {

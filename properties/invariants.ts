@@ -239,7 +239,7 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
           kind: "old-body",
           cpu: 0,
           step: mem.header[H.step],
-          message: `a call of ${site.target} after the patch did not run ${site.payload}`,
+          message: `a call of ${site.function}${site.target === site.function ? "" : ` (patched at ${site.target})`} after the patch did not run ${site.payload}`,
         });
       }
     }

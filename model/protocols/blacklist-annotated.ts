@@ -1,9 +1,14 @@
 // Seed option 1, by hand: a list of NMI/#MC functions that must never be patched, written by the
 // developer. Patches outside the list go ahead unmasked. The list misses what the handlers reach
 // indirectly (the #MC handler's event-channel send).
-import type { Protocol } from "../types.js";
+import type { Protocol, Site } from "../types.js";
 import { unmaskedPatch } from "./no-mask.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
+
+/** A site as a refusal names it: `'fn'`, or `'fn+4' (in 'fn')` for a site at an offset. */
+export function siteInFunction(site: Site): string {
+  return site.target === site.function ? `'${site.target}'` : `'${site.target}' (in '${site.function}')`;
+}
 
 const words = new WeakMap<object, RendezvousWords>();
 
@@ -23,9 +28,10 @@ export const blacklistAnnotated: Protocol = {
   },
   setup(spec, table) {
     words.set(spec, allocRendezvous(table));
-    const target = spec.sites[0].target;
-    if (spec.scenario.annotatedBlacklist.includes(target)) {
-      return { reason: `'${target}' is on the hand-written NMI/#MC blacklist` };
+    // The list names functions: a site at `fn+4` is judged by the function that contains it.
+    const site = spec.sites[0];
+    if (spec.scenario.annotatedBlacklist.includes(site.function)) {
+      return { reason: `${siteInFunction(site)} is on the hand-written NMI/#MC blacklist` };
     }
     return undefined;
   },

@@ -1,6 +1,7 @@
 // Seed option 1, computed: refuse any function reachable through direct calls and jumps from the NMI
 // and #MC entry points, found by decoding the image with iced-x86; the refusal names the call path.
 import type { Protocol } from "../types.js";
+import { siteInFunction } from "./blacklist-annotated.js";
 import { unmaskedPatch } from "./no-mask.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
 
@@ -19,9 +20,11 @@ export const blacklistCallgraph: Protocol = {
   },
   setup(spec, table) {
     words.set(spec, allocRendezvous(table));
-    const target = spec.sites[0].target;
-    const path = spec.image.callGraph(spec.scenario.eventRoots).get(target);
-    if (path) return { reason: `'${target}' is reachable from an event handler: ${path.join(" -> ")}` };
+    // The call graph reaches functions: a site at `fn+4` is judged by the function that contains it.
+    const site = spec.sites[0];
+    const path = spec.image.callGraph(spec.scenario.eventRoots).get(site.function);
+    if (path)
+      return { reason: `${siteInFunction(site)} is reachable from an event handler: ${path.join(" -> ")}` };
     return undefined;
   },
   *master(ctx) {
