@@ -220,6 +220,11 @@ export interface MachineSpec {
   protocol: Protocol;
   scenario: Scenario;
   refusal?: Refusal;
+  /**
+   * The data words the protocol's setup allocated, by name (int3-restartable's `{ armed, ... }`), kept
+   * with keepWords (model/protocols/words): a variant derived from a built-in protocol reads them here.
+   */
+  protocolWords?: object;
   /** Valid instruction bytes (as cache keys) per address overlapping a site: the P1 oracle. */
   siteOracle: SiteOracle;
   baseRoutine(ctx: RoutineContext): Routine;

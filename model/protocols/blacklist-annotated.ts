@@ -3,14 +3,13 @@
 // indirectly (the #MC handler's event-channel send).
 import type { Protocol, Site } from "../types.js";
 import { unmaskedPatch } from "./no-mask.js";
+import { keepWords, protocolWords } from "./words.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
 
 /** A site as a refusal names it: `'fn'`, or `'fn+4' (in 'fn')` for a site at an offset. */
 export function siteInFunction(site: Site): string {
   return site.target === site.function ? `'${site.target}'` : `'${site.target}' (in '${site.function}')`;
 }
-
-const words = new WeakMap<object, RendezvousWords>();
 
 export const blacklistAnnotated: Protocol = {
   name: "blacklist-annotated",
@@ -27,7 +26,7 @@ export const blacklistAnnotated: Protocol = {
     "entry-pad": { refused: true },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
+    keepWords(spec, allocRendezvous(table));
     // The list names functions: a site at `fn+4` is judged by the function that contains it.
     const site = spec.sites[0];
     if (spec.scenario.annotatedBlacklist.includes(site.function)) {
@@ -36,9 +35,9 @@ export const blacklistAnnotated: Protocol = {
     return undefined;
   },
   *master(ctx) {
-    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* unmaskedPatch(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *poll(ctx) {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
 };

@@ -3,9 +3,8 @@
 import type { Protocol } from "../types.js";
 import { siteInFunction } from "./blacklist-annotated.js";
 import { unmaskedPatch } from "./no-mask.js";
+import { keepWords, protocolWords } from "./words.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
-
-const words = new WeakMap<object, RendezvousWords>();
 
 export const blacklistCallgraph: Protocol = {
   name: "blacklist-callgraph",
@@ -19,7 +18,7 @@ export const blacklistCallgraph: Protocol = {
     "entry-pad": { refused: true },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
+    keepWords(spec, allocRendezvous(table));
     // The call graph reaches functions: a site at `fn+4` is judged by the function that contains it.
     const site = spec.sites[0];
     const path = spec.image.callGraph(spec.scenario.eventRoots).get(site.function);
@@ -28,9 +27,9 @@ export const blacklistCallgraph: Protocol = {
     return undefined;
   },
   *master(ctx) {
-    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* unmaskedPatch(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *poll(ctx) {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
 };

@@ -6,6 +6,7 @@
 // the 0xCC meanwhile, so it backs up to the site and runs the jump (as Linux kprobes does).
 import { load, Mark, mark, memcpyCode, type Routine, readCode, store, writeCode } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
   masterAfterPatch,
@@ -52,8 +53,6 @@ export function* claimSite(ctx: RoutineContext, w: HandoverWords, recheck: boole
   return 1;
 }
 
-export const handover = new WeakMap<object, HandoverWords>();
-
 /** Seed option 2's patcher and #BP handler; `recheck` says whether the handler re-checks the byte. */
 export function restartableProtocol(
   p: Pick<Protocol, "name" | "summary" | "origin" | "expected">,
@@ -63,11 +62,11 @@ export function restartableProtocol(
     ...p,
     os: "xen",
     setup(spec, table) {
-      handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
+      keepWords(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
       return undefined;
     },
     *master(ctx) {
-      const w = handover.get(ctx.spec) as HandoverWords;
+      const w = protocolWords<HandoverWords>(ctx.spec);
       const site = ctx.spec.sites[0];
       yield* masterEnter(ctx, w);
       yield store(w.armed, 1);
@@ -78,10 +77,10 @@ export function restartableProtocol(
       yield* release(ctx, w);
     },
     *poll(ctx) {
-      yield* slave(ctx, handover.get(ctx.spec) as HandoverWords);
+      yield* slave(ctx, protocolWords<HandoverWords>(ctx.spec));
     },
     *bpHandler(ctx) {
-      return yield* claimSite(ctx, handover.get(ctx.spec) as HandoverWords, recheck);
+      return yield* claimSite(ctx, protocolWords<HandoverWords>(ctx.spec), recheck);
     },
   };
 }

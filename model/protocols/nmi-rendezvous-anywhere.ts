@@ -19,6 +19,7 @@ import {
   waitUntil,
 } from "../routine.js";
 import type { Protocol } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 
 /** The value of nmi_callback while the rendezvous callback is installed. */
 const RENDEZVOUS_CALLBACK = 2;
@@ -30,7 +31,6 @@ interface Words {
   left: number;
   joined: number[];
 }
-const words = new WeakMap<object, Words>();
 
 export const nmiRendezvousAnywhere: Protocol = {
   name: "nmi-rendezvous-anywhere",
@@ -48,7 +48,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, {
+    keepWords(spec, {
       active: table.alloc("nmi_rendezvous.active"),
       arrived: table.alloc("nmi_rendezvous.arrived"),
       patched: table.alloc("nmi_rendezvous.patched"),
@@ -58,7 +58,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     return undefined;
   },
   *master(ctx) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield store(w.active, 1);
     yield store(ctx.spec.common.nmiCallback, RENDEZVOUS_CALLBACK);
     yield sendNmi("self"); // self_nmi(): the master's callback brings the others in
@@ -67,7 +67,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     yield store(w.active, 0);
   },
   *nmiCallback(ctx): Routine<number> {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     // Not (or no longer) a rendezvous NMI for this CPU: let do_nmi do its real work.
     if ((yield load(w.active)) === 0) return 0;
     if ((yield load(w.joined[ctx.cpu])) !== 0) return 0;

@@ -21,6 +21,7 @@ import {
   waitUntil,
 } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
   masterAfterPatch,
@@ -43,7 +44,6 @@ interface Words extends RendezvousWords {
   /** cpu_callin_map, as a count */
   callin: number;
 }
-const words = new WeakMap<object, Words>();
 
 /** primary_thread_fn() on a CPU at the stop-machine safe point: wait for CALLIN, self-NMI, wait for EXIT. */
 function* callIn(w: Words): Routine {
@@ -72,7 +72,7 @@ export const nmiRendezvous: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, {
+    keepWords(spec, {
       ...allocRendezvous(table),
       state: table.alloc("loading_state"),
       callin: table.alloc("cpu_callin_map"),
@@ -80,7 +80,7 @@ export const nmiRendezvous: Protocol = {
     return undefined;
   },
   *master(ctx: RoutineContext) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield* masterEnter(ctx, w); // stop_machine_run(): every CPU at its safe point, IRQs off
     // control_thread_fn(): set_nmi_callback(microcode_nmi_callback); set_state(LOADING_CALLIN)
     yield store(ctx.spec.common.nmiCallback, RENDEZVOUS_CALLBACK);
@@ -92,11 +92,11 @@ export const nmiRendezvous: Protocol = {
     yield* release(ctx, w);
   },
   *poll(ctx: RoutineContext) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield* slave(ctx, w, { atSafePoint: () => callIn(w) });
   },
   *nmiCallback(ctx: RoutineContext): Routine<number> {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     // microcode_nmi_callback(): "System-generated NMI, leave to main handler"
     if ((yield load(w.state)) !== LOADING_CALLIN) return 0;
     yield add(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)

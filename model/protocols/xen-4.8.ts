@@ -4,6 +4,7 @@
 // masked. (xen/common/livepatch.c check_for_livepatch_work, xen/arch/x86/livepatch.c arch_livepatch_apply)
 import { Mark, mark, memcpyCode, type Routine, store } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
   masterAfterPatch,
@@ -15,8 +16,6 @@ import {
 
 /** The value of nmi_callback while mask_nmi_callback is installed. */
 export const MASK_CALLBACK = 1;
-
-const words = new WeakMap<object, RendezvousWords>();
 
 export const xen48: Protocol = {
   name: "xen-4.8",
@@ -32,11 +31,11 @@ export const xen48: Protocol = {
     "entry-pad": { violated: ["P2"] },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
+    keepWords(spec, allocRendezvous(table));
     return undefined;
   },
   *master(ctx: RoutineContext): Routine {
-    const w = words.get(ctx.spec) as RendezvousWords;
+    const w = protocolWords<RendezvousWords>(ctx.spec);
     const site = ctx.spec.sites[0];
     yield store(ctx.spec.common.nmiCallback, MASK_CALLBACK); // arch_livepatch_mask()
     yield* masterEnter(ctx, w);
@@ -46,7 +45,7 @@ export const xen48: Protocol = {
     yield* release(ctx, w);
   },
   *poll(ctx: RoutineContext): Routine {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *nmiCallback(): Routine<number> {
     yield mark(Mark.NmiSwallowed); // mask_nmi_callback(): return 1
