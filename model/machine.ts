@@ -113,6 +113,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
  * once with placeholders of the same size, then built with the real bytes at the addresses found.
  */
 function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
+  if (scenario.image) return withProtocolCode(scenario.image, scenario, protocol);
   const data = scenario.data ?? [];
   const image = CodeImage.build(scenario.functions, data);
   if (!protocol.code) return image;
@@ -135,6 +136,24 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
       throw new Error(`protocol '${protocol.name}': code '${c.name}' moved between layouts`);
   }
   return final;
+}
+
+/** A prebuilt image with the protocol's out-of-line code loaded after its end (see buildImage). */
+function withProtocolCode(image: CodeImage, scenario: Scenario, protocol: Protocol): CodeImage {
+  const extra = protocol.code?.(image, image.resolve(scenario.patch.target)) ?? [];
+  if (extra.length === 0) return image;
+  const draft = image.withFunctions(
+    extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) })),
+  );
+  const loaded = extra.map((c) => {
+    const bytes = c.bytes(draft.symbol(c.name).address);
+    if (bytes.length !== c.size)
+      throw new Error(
+        `protocol '${protocol.name}': code '${c.name}' is ${bytes.length} bytes, not ${c.size}`,
+      );
+    return { name: c.name, bytes };
+  });
+  return image.withFunctions(loaded);
 }
 
 /**

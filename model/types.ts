@@ -156,7 +156,10 @@ export type Expected = { violated: string[]; hazards?: string[]; examples?: stri
 export interface Scenario {
   name: string;
   summary: string;
+  /** The image as assembly descriptions (or raw bytes), laid out from CODE_BASE; ignored with `image`. */
   functions: FunctionDesc[];
+  /** A prebuilt image (from an ELF file: defineScenario in api/), used instead of `functions`. */
+  image?: CodeImage;
   /** Function pointers and other data symbols real code reads (`call [name]`). */
   data?: DataDesc[];
   /** The patch: `symbol` or `symbol+offset` to patch, and the payload function it jumps to. */
