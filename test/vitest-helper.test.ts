@@ -81,7 +81,7 @@ describe("a failing check", () => {
       ["helper-no-mask on helper-scenario", 300_000],
     ]);
     await expect(registered[0].fn()).rejects.toThrow(
-      /━━ P1 atomic-patch violated \(torn-fetch\)[^]*replay: npx livepatch-check replay v\d+\/helper-no-mask\/helper-scenario\/\S+ --module \/home\/me\/patch\/checks\.mjs/,
+      /━━ P1 atomic-patch violated \(torn-fetch\)[\s\S]*replay: npx livepatch-check replay v\d+\/helper-no-mask\/helper-scenario\/\S+ --module \/home\/me\/patch\/checks\.mjs/,
     );
   });
 });
