@@ -1,6 +1,7 @@
 // defineProtocol and defineScenario: a user's protocol and scenario, checked when they are defined,
 // so that a mistake is reported with the name of what is wrong rather than as a failed run later.
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { readElf } from "../model/elf.js";
 import { ElfProgram } from "../model/elf-image.js";
 import { CodeImage, type DataDesc, type FunctionDesc } from "../model/image.js";
@@ -69,8 +70,11 @@ export type ScenarioImage =
       data?: DataDesc[];
     }
   | {
-      /** An ELF64 x86-64 executable (a path, or its bytes): a hypervisor's xen-syms, a vmlinux. */
-      elf: string | Uint8Array;
+      /**
+       * An ELF64 x86-64 executable (a path, a file URL such as `new URL("./xen-syms", import.meta.url)`,
+       * or its bytes): a hypervisor's xen-syms, a vmlinux.
+       */
+      elf: string | URL | Uint8Array;
       /** More functions to place besides those the scenario names (and what they reach). */
       roots?: string[];
       /** Targets of indirect call sites or pointers (`symbol+offset` or pointer name -> functions). */
@@ -215,10 +219,11 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
 /** The machine image of an ELF scenario: the functions it names and what they reach, then the payload. */
 function elfImage(d: ScenarioDefinition, mceService: string[]): CodeImage {
   const spec = d.image as Extract<ScenarioImage, { elf: unknown }>;
-  const file = typeof spec.elf === "string" ? spec.elf : "the ELF bytes";
+  const path = spec.elf instanceof URL ? fileURLToPath(spec.elf) : spec.elf;
+  const file = typeof path === "string" ? path : "the ELF bytes";
   let bytes: Uint8Array;
   try {
-    bytes = typeof spec.elf === "string" ? new Uint8Array(readFileSync(spec.elf)) : spec.elf;
+    bytes = typeof path === "string" ? new Uint8Array(readFileSync(path)) : path;
   } catch (e) {
     throw new Error(
       `cannot read the ELF file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
