@@ -86,13 +86,24 @@ export type ScenarioImage =
       payload?: FunctionDesc[];
     };
 
+/** One site of a payload: where the jump goes, and the new body it jumps to. */
+export interface Patch {
+  target: string;
+  payload: string;
+}
+
 /** What defineScenario takes. */
 export interface ScenarioDefinition {
   name: string;
   summary?: string;
   image: ScenarioImage;
   /** `symbol` or `symbol+offset` (an instruction boundary) to patch, and the function it jumps to. */
-  patch: { target: string; payload: string };
+  patch?: Patch;
+  /**
+   * Instead of `patch`: a payload that replaces several functions, one site each, in the order the
+   * protocol applies them (Xen's livepatch_func array). P1 and P6 are judged per site.
+   */
+  patches?: Patch[];
   /** What every CPU runs between checks for livepatch work: a real function, with its callees. */
   workload: string;
   /** What the OS's NMI handler calls (Xen do_nmi's real work). */
@@ -131,13 +142,19 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
         `${what} has no '${field}': name the function ${field === "workload" ? "every CPU runs" : "the NMI handler calls"}`,
       );
   }
-  if (
-    typeof d.patch !== "object" ||
-    d.patch === null ||
-    typeof d.patch.target !== "string" ||
-    typeof d.patch.payload !== "string"
-  )
-    throw new Error(`${what} has no 'patch': give { target: "fn" or "fn+offset", payload: "new_fn" }`);
+  if ((d.patch === undefined) === (d.patches === undefined))
+    throw new Error(
+      `${what} needs ${d.patch === undefined ? "a 'patch'" : "a 'patch' or 'patches', not both"}: give patch: { target: "fn" or "fn+offset", payload: "new_fn" }, or patches: [...] for several functions`,
+    );
+  const patches = d.patches ?? [d.patch as Patch];
+  if (!Array.isArray(patches) || patches.length === 0)
+    throw new Error(`${what}: 'patches' must be a non-empty array of { target, payload }`);
+  patches.forEach((p, i) => {
+    if (typeof p !== "object" || p === null || typeof p.target !== "string" || typeof p.payload !== "string")
+      throw new Error(
+        `${what}: ${d.patches ? `patches[${i}]` : "patch"} must be { target: "fn" or "fn+offset", payload: "new_fn" }`,
+      );
+  });
   const nmis = count(what, "nmis", d.nmis ?? 3);
   const mces = count(what, "mces", d.mces ?? 0);
   const iterations = count(what, "iterations", d.iterations ?? 2, 1000);
@@ -157,7 +174,7 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
       data = d.image.data;
       image = CodeImage.build(functions, data ?? []);
     } else if ("elf" in d.image) {
-      image = elfImage(d, mceService);
+      image = elfImage(d, mceService, patches);
     } else {
       throw new Error("its image must have 'functions' (assembly) or 'elf' (a file)");
     }
@@ -179,31 +196,42 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
   fn("nmiService", d.nmiService);
   for (const m of mceService) fn("mceService", m);
   fn("mceSoftirq", d.mceSoftirq);
-  fn("patch.payload", d.patch.payload, false);
   const eventRoots = d.eventRoots ?? [d.nmiService, ...mceService];
   for (const r of eventRoots) fn("eventRoots", r);
   const annotatedBlacklist = d.annotatedBlacklist ?? [];
   for (const b of annotatedBlacklist) fn("annotatedBlacklist", b, false);
-  let site: number;
-  try {
-    site = image.resolve(d.patch.target);
-  } catch (e) {
-    throw new Error(`${what}: patch.target: ${(e as Error).message}`);
-  }
-  const holder = image.functionAt(site);
-  const jump = jmpRel32(site, image.symbol(d.patch.payload).address).length;
-  if (!holder || site + jump > holder.address + holder.size)
-    throw new Error(
-      `${what}: patch.target '${d.patch.target}' leaves no room for the ${jump}-byte jump: '${holder?.name}' is ${holder?.size} bytes and the site is at +${site - (holder?.address ?? site)}`,
-    );
-  if (holder.payload) throw new Error(`${what}: patch.target '${d.patch.target}' is in a payload function`);
+  const patched = new Map<string, string>();
+  patches.forEach((p, i) => {
+    const field = d.patches ? `patches[${i}]` : "patch";
+    fn(`${field}.payload`, p.payload, false);
+    let site: number;
+    try {
+      site = image.resolve(p.target);
+    } catch (e) {
+      throw new Error(`${what}: ${field}.target: ${(e as Error).message}`);
+    }
+    const holder = image.functionAt(site);
+    const jump = jmpRel32(site, image.symbol(p.payload).address).length;
+    if (!holder || site + jump > holder.address + holder.size)
+      throw new Error(
+        `${what}: ${field}.target '${p.target}' leaves no room for the ${jump}-byte jump: '${holder?.name}' is ${holder?.size} bytes and the site is at +${site - (holder?.address ?? site)}`,
+      );
+    if (holder.payload) throw new Error(`${what}: ${field}.target '${p.target}' is in a payload function`);
+    const twice = patched.get(holder.name);
+    if (twice)
+      throw new Error(
+        `${what}: ${field}.target '${p.target}' is in '${holder.name}', which ${twice} patches already: a payload replaces each function once`,
+      );
+    patched.set(holder.name, field);
+  });
   return {
     name,
-    summary: d.summary ?? `${d.patch.target} patched to ${d.patch.payload}`,
+    summary: d.summary ?? patches.map((p) => `${p.target} patched to ${p.payload}`).join(", "),
     functions,
     ...(data ? { data } : {}),
     ...("elf" in d.image ? { image } : {}),
-    patch: { target: d.patch.target, payload: d.patch.payload },
+    patch: { target: patches[0].target, payload: patches[0].payload },
+    ...(d.patches ? { patches: patches.map((p) => ({ target: p.target, payload: p.payload })) } : {}),
     nmiService: d.nmiService,
     mceService,
     ...(d.mceSoftirq ? { mceSoftirq: d.mceSoftirq } : {}),
@@ -217,7 +245,7 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
 }
 
 /** The machine image of an ELF scenario: the functions it names and what they reach, then the payload. */
-function elfImage(d: ScenarioDefinition, mceService: string[]): CodeImage {
+function elfImage(d: ScenarioDefinition, mceService: string[], patches: Patch[]): CodeImage {
   const spec = d.image as Extract<ScenarioImage, { elf: unknown }>;
   const path = spec.elf instanceof URL ? fileURLToPath(spec.elf) : spec.elf;
   const file = typeof path === "string" ? path : "the ELF bytes";
@@ -233,12 +261,17 @@ function elfImage(d: ScenarioDefinition, mceService: string[]): CodeImage {
   const payload = spec.payload ?? [];
   const added = new Set(payload.map((f) => f.name));
   const inFile = (s: string | undefined): s is string => s !== undefined && !added.has(s);
-  const target = /^[^+\s]+/.exec(d.patch.target)?.[0];
-  const roots = [d.workload, d.nmiService, ...mceService, d.mceSoftirq, target, ...(spec.roots ?? [])].filter(
-    inFile,
-  );
+  const targets = patches.map((p) => /^[^+\s]+/.exec(p.target)?.[0]);
+  const roots = [
+    d.workload,
+    d.nmiService,
+    ...mceService,
+    d.mceSoftirq,
+    ...targets,
+    ...(spec.roots ?? []),
+  ].filter(inFile);
   for (const r of roots) program.function(r); // an unknown name is reported with similar ones
-  const filePayload = inFile(d.patch.payload) ? [d.patch.payload] : [];
+  const filePayload = patches.map((p) => p.payload).filter(inFile);
   const image = program.machineImage({
     roots: [...new Set(roots)],
     payload: filePayload,

@@ -62,6 +62,7 @@ export { type CheckInput, check, report } from "./check.js";
 export {
   defineProtocol,
   defineScenario,
+  type Patch,
   type ProtocolDefinition,
   type ScenarioDefinition,
   type ScenarioImage,

@@ -76,31 +76,38 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     },
     mceSoftirqPending: words.allocPerCpu("softirq_pending.MACHINE_CHECK", hw.cpus),
   };
-  const siteAddress = image.resolve(scenario.patch.target);
-  const payload = image.symbol(scenario.patch.payload);
-  const newBytes = jmpRel32(siteAddress, payload.address);
-  const site: Site = {
-    address: siteAddress,
-    oldBytes: Array.from(
-      image.bytes.subarray(siteAddress - CODE_BASE, siteAddress - CODE_BASE + newBytes.length),
-    ),
-    newBytes,
-    target: scenario.patch.target,
-    payload: scenario.patch.payload,
-    function: image.functionAt(siteAddress)?.name ?? scenario.patch.target,
-  };
+  const sites = (scenario.patches ?? [scenario.patch]).map((patch): Site => {
+    const address = image.resolve(patch.target);
+    const newBytes = jmpRel32(address, image.symbol(patch.payload).address);
+    return {
+      address,
+      oldBytes: Array.from(image.bytes.subarray(address - CODE_BASE, address - CODE_BASE + newBytes.length)),
+      newBytes,
+      target: patch.target,
+      payload: patch.payload,
+      function: image.functionAt(address)?.name ?? patch.target,
+    };
+  });
+  // Xen's livepatch_func: one entry per function (check_patching: a function is patched once).
+  sites.forEach((site, i) => {
+    const other = sites.findIndex((s, k) => k !== i && s.function === site.function);
+    if (other >= 0 && other < i)
+      throw new Error(
+        `scenario '${scenario.name}': the patches at ${sites[other].target} and ${site.target} are in the same function '${site.function}'; a payload replaces each function once`,
+      );
+  });
   const os = OS_MODELS[hw.os ?? protocol.os];
   const spec: MachineSpec = {
     config,
     image,
     words,
     common,
-    sites: [site],
+    sites,
     dataWords,
     os,
     protocol,
     scenario,
-    siteOracle: siteOracle(image, [site], scenario.writable ?? []),
+    siteOracle: siteOracle(image, sites, scenario.writable ?? []),
     baseRoutine: scenario.program ?? baseRoutine,
   };
   spec.refusal = protocol.setup?.(spec, words);
@@ -196,11 +203,13 @@ function* baseRoutine(ctx: RoutineContext): Routine {
       yield mark(Mark.PatchEnd);
     }
     yield store(common.patchDone, 1);
-    yield mark(Mark.ProbeBegin);
-    // The probe calls the function that contains the site, from its entry (a site at `fn+4` runs
-    // after fn's first instructions, as every caller's call does).
-    yield call(image.symbol(spec.sites[0].function).address);
-    yield mark(Mark.ProbeEnd);
+    // The probe calls each function that contains a site, from its entry (a site at `fn+4` runs
+    // after fn's first instructions, as every caller's call does); its marks carry the site's index.
+    for (let i = 0; i < spec.sites.length; i++) {
+      yield mark(Mark.ProbeBegin, i);
+      yield call(image.symbol(spec.sites[i].function).address);
+      yield mark(Mark.ProbeEnd, i);
+    }
     if (softirqs) yield* runMceSoftirq(ctx);
     return;
   }
@@ -269,12 +278,18 @@ export function siteOracle(image: CodeImage, sites: Site[], writable: string[] =
       }
     }
   }
+  // Several sites (a payload of several functions) leave code between them that is no site: past the
+  // one-range test (all a single site needs, on every fetch), each site's own range decides.
+  const spans = sites.map((site) => [site.address, site.address + site.newBytes.length] as const);
+  const inSite = (address: number, length: number) =>
+    spans.length === 1 || spans.some(([a, b]) => address < b && address + length > a);
   return {
     low,
     high,
-    overlaps: (address, length) => address < high && address + length > low,
+    overlaps: (address, length) => address < high && address + length > low && inSite(address, length),
     writable: (address) =>
-      (address >= low && address < high) || ranges.some(([a, b]) => address >= a && address < b),
+      (address >= low && address < high && inSite(address, 1)) ||
+      ranges.some(([a, b]) => address >= a && address < b),
     valid: (address, bytes, length) => valid.get(address)?.includes(keyOf(bytes, length)) ?? false,
     expectation: (address) => ({ old: expectOld.get(address) ?? null, new: expectNew.get(address) ?? null }),
   };

@@ -164,6 +164,11 @@ export interface Scenario {
   data?: DataDesc[];
   /** The patch: `symbol` or `symbol+offset` to patch, and the payload function it jumps to. */
   patch: { target: string; payload: string };
+  /**
+   * A payload that replaces several functions (Xen's livepatch_func array): every site, in the order
+   * the protocol applies them; `patch` is the first. Absent: `patch` is the only site.
+   */
+  patches?: Array<{ target: string; payload: string }>;
   /** Real code the OS calls from its NMI / #MC handlers and each CPU's workload. */
   nmiService: string;
   /** What the #MC handler calls synchronously, in order (Xen mcheck_cmn_handler: logout, commit). */

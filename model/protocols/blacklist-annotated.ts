@@ -27,11 +27,10 @@ export const blacklistAnnotated: Protocol = {
   },
   setup(spec, table) {
     keepWords(spec, allocRendezvous(table));
-    // The list names functions: a site at `fn+4` is judged by the function that contains it.
-    const site = spec.sites[0];
-    if (spec.scenario.annotatedBlacklist.includes(site.function)) {
-      return { reason: `${siteInFunction(site)} is on the hand-written NMI/#MC blacklist` };
-    }
+    // The list names functions: a site at `fn+4` is judged by the function that contains it. A
+    // payload is refused when any of its sites is listed.
+    const site = spec.sites.find((s) => spec.scenario.annotatedBlacklist.includes(s.function));
+    if (site) return { reason: `${siteInFunction(site)} is on the hand-written NMI/#MC blacklist` };
     return undefined;
   },
   *master(ctx) {

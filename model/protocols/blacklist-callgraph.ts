@@ -20,10 +20,13 @@ export const blacklistCallgraph: Protocol = {
   setup(spec, table) {
     keepWords(spec, allocRendezvous(table));
     // The call graph reaches functions: a site at `fn+4` is judged by the function that contains it.
-    const site = spec.sites[0];
-    const path = spec.image.callGraph(spec.scenario.eventRoots).get(site.function);
-    if (path)
-      return { reason: `${siteInFunction(site)} is reachable from an event handler: ${path.join(" -> ")}` };
+    // A payload is refused when any of its sites is reachable.
+    const graph = spec.image.callGraph(spec.scenario.eventRoots);
+    for (const site of spec.sites) {
+      const path = graph.get(site.function);
+      if (path)
+        return { reason: `${siteInFunction(site)} is reachable from an event handler: ${path.join(" -> ")}` };
+    }
     return undefined;
   },
   *master(ctx) {

@@ -29,9 +29,12 @@ export const int3DebuggerApplies: Protocol = {
   *master(ctx) {
     const w = protocolWords<HandoverWords>(ctx.spec);
     yield* masterEnter(ctx, w);
-    yield store(w.armed, 1);
-    yield writeCode(ctx.spec.sites[0].address, [0xcc]);
-    yield int3(); // arch_livepatch_apply "just calls 'int 3'"
+    // Each site of the payload in its order: seed it, then hand it to the #BP handler.
+    for (const [index, site] of ctx.spec.sites.entries()) {
+      yield store(w.armed, index + 1);
+      yield writeCode(site.address, [0xcc]);
+      yield int3(); // arch_livepatch_apply "just calls 'int 3'"
+    }
     yield store(w.armed, 0);
     yield* masterAfterPatch();
     yield* release(ctx, w);
@@ -42,9 +45,10 @@ export const int3DebuggerApplies: Protocol = {
   *bpHandler(ctx): Routine<number> {
     const w = protocolWords<HandoverWords>(ctx.spec);
     if (ctx.frame.fromRealCode) return yield* claimSite(ctx, w, true);
-    // The patcher's own int3: apply the jump if the handover is still armed.
-    if ((yield load(w.armed)) === 0) return 0;
-    yield* finishSite(ctx);
+    // The patcher's own int3: apply the jump of the site the handover names, if it is still armed.
+    const armed = yield load(w.armed);
+    if (armed === 0) return 0;
+    yield* finishSite(ctx, ctx.spec.sites[armed - 1]);
     return 1;
   },
 };

@@ -46,6 +46,7 @@ import {
   textPokeInt3Handler,
   textPokeIpiHandler,
 } from "./linux-text-poke.js";
+import { oneSite } from "./sites.js";
 import { keepWords, protocolWords } from "./words.js";
 
 /** The kprobe's instruction slot (get_insn_slot), loaded beside the image by arch_prepare_kprobe. */
@@ -119,6 +120,7 @@ export function optprobeProtocol(
       "Linux kernel/kprobes.c optimize_kprobe, kprobe_optimizer; arch/x86/kernel/kprobes/opt.c arch_optimize_kprobes; kprobes/core.c kprobe_int3_handler",
     os: "linux",
     setup(spec: MachineSpec, table: WordTable): Refusal | undefined {
+      oneSite(spec); // one probe per site; several sites are several probes, not modelled together
       const cpus = spec.config.hardware.cpus;
       keepWords(spec, {
         ...allocTextPoke(spec, table),

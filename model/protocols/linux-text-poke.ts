@@ -22,6 +22,7 @@ import {
 } from "../routine.js";
 import type { MachineSpec, Protocol, Refusal, RoutineContext } from "../types.js";
 import { disassemble } from "../x86.js";
+import { oneSite } from "./sites.js";
 import { keepWords, protocolWords } from "./words.js";
 
 /** The fixed vector of the call-function IPI that runs do_sync_core on each CPU. */
@@ -140,6 +141,7 @@ export const linuxTextPoke: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
+    oneSite(spec); // text_poke_bp_batch, which takes several sites at once, is not modelled
     keepWords(spec, allocTextPoke(spec, table));
     return singleInstructionSite(
       spec,

@@ -10,7 +10,6 @@ import {
   cpuid,
   ge,
   load,
-  memcpyCode,
   ne,
   type Routine,
   sendNmi,
@@ -20,6 +19,7 @@ import {
 } from "../routine.js";
 import type { Protocol } from "../types.js";
 import { keepWords, protocolWords } from "./words.js";
+import { applyPayload } from "./xen-rendezvous.js";
 
 /** The value of nmi_callback while the rendezvous callback is installed. */
 const RENDEZVOUS_CALLBACK = 2;
@@ -78,8 +78,7 @@ export const nmiRendezvousAnywhere: Protocol = {
       // that arrived first): NMI IPIs bring every other CPU into the rendezvous.
       yield sendNmi("others");
       yield waitUntil(ge(w.arrived, ctx.cpus));
-      const site = ctx.spec.sites[0];
-      yield* memcpyCode(site.address, site.newBytes);
+      yield* applyPayload(ctx);
       yield cpuid();
       yield store(w.patched, 1);
     } else {

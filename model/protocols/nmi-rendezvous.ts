@@ -13,7 +13,6 @@ import {
   eq,
   ge,
   load,
-  memcpyCode,
   type Routine,
   sendNmi,
   store,
@@ -24,6 +23,7 @@ import type { Protocol, RoutineContext } from "../types.js";
 import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -102,8 +102,7 @@ export const nmiRendezvous: Protocol = {
     yield add(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)
     if (ctx.cpu === 0) {
       yield waitUntil(ge(w.callin, ctx.cpus)); // wait_for_condition(wait_cpu_callin, num_online_cpus())
-      const site = ctx.spec.sites[0];
-      yield* memcpyCode(site.address, site.newBytes); // arch_livepatch_apply(): memcpy
+      yield* applyPayload(ctx); // arch_livepatch_apply() per function: memcpy
       yield cpuid(); // arch_livepatch_post_action()
       yield store(w.state, LOADING_EXIT); // set_state(LOADING_EXIT)
     } else {

@@ -1,11 +1,12 @@
 // xen-4.8 whose mask callback records a missed NMI per CPU instead of dropping it; after unmasking,
 // each CPU that missed one sends itself an NMI (APIC self-NMI), so the real handler runs.
-import { Mark, mark, memcpyCode, type Routine, sendNmi, store, type WordTable, xchg } from "../routine.js";
+import { Mark, mark, type Routine, sendNmi, store, type WordTable, xchg } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
 import { keepWords, protocolWords } from "./words.js";
 import { MASK_CALLBACK } from "./xen-4.8.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -41,10 +42,9 @@ export const nmiReplay: Protocol = {
   },
   *master(ctx) {
     const w = protocolWords<Words>(ctx.spec);
-    const site = ctx.spec.sites[0];
     yield store(ctx.spec.common.nmiCallback, MASK_CALLBACK);
     yield* masterEnter(ctx, w);
-    yield* memcpyCode(site.address, site.newBytes);
+    yield* applyPayload(ctx);
     yield* masterAfterPatch();
     yield store(ctx.spec.common.nmiCallback, 0);
     yield* release(ctx, w);

@@ -1,9 +1,10 @@
 // Baseline: Xen's rendezvous and byte-by-byte memcpy of the jump, with no NMI mask at all.
-import { memcpyCode, type Routine } from "../routine.js";
+import type { Routine } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
 import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -13,9 +14,8 @@ import {
 
 /** Patches like xen-4.8 without the mask; reused by the blacklist protocols once they allow a patch. */
 export function* unmaskedPatch(ctx: RoutineContext, w: RendezvousWords): Routine {
-  const site = ctx.spec.sites[0];
   yield* masterEnter(ctx, w);
-  yield* memcpyCode(site.address, site.newBytes);
+  yield* applyPayload(ctx);
   yield* masterAfterPatch();
   yield* release(ctx, w);
 }
