@@ -7,10 +7,19 @@
 //   checkProtocol(test, { protocol: mine, scenario: myScenario });
 //
 // vitest is not imported here: the caller passes its own `test` (or `it`, `test.concurrent`).
-import type { Expected, Protocol, Scenario } from "../model/types.js";
-import type { Verdict } from "../properties/check.js";
-import { PROPERTIES } from "../properties/invariants.js";
+//
+// With `module` (the file that exports the protocol and scenario), the check runs as the command's
+// do: in a worker thread that loads that module, under the watchdog, which stops a routine that
+// never yields and names its CPU, routine and step. Without it, the check runs in the test's thread.
+import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Expected, Protocol, RunConfig, Scenario } from "../model/types.js";
+import type { PropertyResult, Verdict } from "../properties/check.js";
+import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
 import { expectedCell, matchesExpected, verdictCell } from "../properties/report.js";
+import { CheckPool, StuckError } from "../workers/check-pool.js";
+import type { UnitResult } from "../workers/check-worker.js";
+import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { type CheckInput, check, report } from "./check.js";
 
 /** What checkProtocol and assertProtocol take: check()'s input, and the verdict wanted. */
@@ -21,10 +30,13 @@ export interface ProtocolCheck extends CheckInput {
    */
   expected?: Expected;
   /**
-   * The module that exports the protocol and scenario (a path), named in the replay command of a
-   * failure so that `npx livepatch-check replay TOKEN --module FILE` finds them.
+   * The module that exports the protocol and scenario (a path, or a file URL such as
+   * `new URL("./patch.js", import.meta.url)`). The check then runs in a worker thread that loads it,
+   * under the watchdog, and a failure's replay command names it (`--module FILE`).
    */
-  module?: string;
+  module?: string | URL;
+  /** With `module`: seconds a check may make no progress before the watchdog stops it (default 5). */
+  watchdogSeconds?: number;
 }
 
 /** The `test` (or `it`) of vitest, as far as checkProtocol uses it. */
@@ -60,11 +72,71 @@ export function checkProtocol(
  * test, as fc.assert is). Resolves to the verdict otherwise.
  */
 export async function assertProtocol(options: ProtocolCheck): Promise<Verdict> {
-  const { expected = { violated: [] }, module, ...input } = options;
-  const verdict = await check(input);
-  if (verdict.kind === "error") throw new CheckFailure(`livepatch-check: ${verdict.message}`, verdict);
-  if (matchesExpected(verdict, expected)) return verdict;
-  throw new CheckFailure(failureMessage(verdict, expected, module, input), verdict);
+  const { expected = { violated: [] }, module, watchdogSeconds, ...input } = options;
+  if (module === undefined) {
+    const verdict = await check(input);
+    if (verdict.kind === "error") throw new CheckFailure(`livepatch-check: ${verdict.message}`, verdict);
+    if (matchesExpected(verdict, expected)) return verdict;
+    const reportOf = async (p: PropertyResult) => report(verdict.config, p.tape ?? [], p.property);
+    throw new CheckFailure(await failureMessage(verdict, expected, undefined, input, reportOf), verdict);
+  }
+  const path = modulePath(module);
+  const pool = new CheckPool({
+    workers: 1,
+    modules: [path],
+    watchdogMs: (watchdogSeconds ?? DEFAULT_WATCHDOG_MS / 1000) * 1000,
+  });
+  try {
+    const { protocol, scenario, ...options } = input;
+    const names = { protocol: nameOf(protocol), scenario: nameOf(scenario) };
+    const r = await inWorker(pool, names, {
+      kind: "check",
+      engine: "inline",
+      options: { ...options, ...names, hardware: options.hardware ?? {} },
+    });
+    if (r.kind !== "check") throw new Error(`livepatch-check: a check task answered ${r.kind}`);
+    const verdict = r.verdict;
+    if (verdict.kind === "error") throw new CheckFailure(`livepatch-check: ${verdict.message}`, verdict);
+    if (matchesExpected(verdict, expected)) return verdict;
+    const reportOf = async (p: PropertyResult) => {
+      const rep = await inWorker(pool, names, reportTask(verdict.config, p.tape ?? [], p.property));
+      return rep.kind === "report" ? rep.text : `(no report: the worker answered ${rep.kind})`;
+    };
+    throw new CheckFailure(await failureMessage(verdict, expected, path, input, reportOf), verdict);
+  } finally {
+    await pool.close();
+  }
+}
+
+function reportTask(config: RunConfig, tape: number[], property: PropertyId) {
+  return { kind: "report" as const, config, tape, property, color: false };
+}
+
+/** One unit on the pool; the watchdog, a module that fails to load and a bad configuration are errors. */
+async function inWorker(
+  pool: CheckPool,
+  label: { protocol: string; scenario: string },
+  request: Parameters<CheckPool["run"]>[0],
+): Promise<UnitResult> {
+  let r: UnitResult;
+  try {
+    r = await pool.run(request, label);
+  } catch (e) {
+    if (e instanceof StuckError)
+      throw new Error(
+        `livepatch-check: the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol (or, if the machine is only very slow, raise watchdogSeconds).`,
+      );
+    throw e;
+  }
+  if (r.kind === "module-error") throw new Error(`livepatch-check: ${r.message}`);
+  if (r.kind === "build-error")
+    throw new Error(`livepatch-check: cannot build ${label.protocol} on ${label.scenario}: ${r.message}`);
+  return r;
+}
+
+function modulePath(module: string | URL): string {
+  const path = module instanceof URL ? fileURLToPath(module) : module;
+  return isAbsolute(path) ? path : resolve(path);
 }
 
 /** A check whose verdict is not the one expected; the message carries every counterexample. */
@@ -77,12 +149,13 @@ export class CheckFailure extends Error {
   }
 }
 
-function failureMessage(
+async function failureMessage(
   verdict: Exclude<Verdict, { kind: "error" }>,
   expected: Expected,
   module: string | undefined,
   input: CheckInput,
-): string {
+  reportOf: (p: PropertyResult) => Promise<string>,
+): Promise<string> {
   const { protocol, scenario } = verdict.config;
   const head = `livepatch-check: ${protocol} on ${scenario}: ${verdictCell(verdict)}, expected ${expectedCell(expected)}`;
   if (verdict.kind === "refused") return `${head}\nrefused: ${verdict.reason}`;
@@ -95,7 +168,7 @@ function failureMessage(
     lines.push(
       "",
       `━━ ${p.property} ${name} violated (${v.kind})${v.cpu >= 0 ? ` on CPU ${v.cpu}` : ""} at step ${v.step}${v.hazard ? `, only through a hazard: ${v.hazard}` : ""}`,
-      report(verdict.config, p.tape ?? [], p.property).trimEnd(),
+      (await reportOf(p)).trimEnd(),
     );
     if (module) lines.push(`replay: npx livepatch-check replay ${p.token} --module ${module}`);
     else if (own)

@@ -1,12 +1,13 @@
 // The patch's checks, run in CI with `npm test`. Each is a vitest test that fails with the shrunk
 // counterexample (a per-CPU timeline and the instructions fetched at the patch site) and its replay
-// token: `npx livepatch-check replay TOKEN --module patch.js`.
+// token: `npx livepatch-check replay TOKEN --module patch.js`. Given the module, a check runs in a
+// worker thread that loads it, under the watchdog (a routine that never yields is stopped and named).
 import type { Verdict } from "livepatch-check";
 import { assertProtocol, checkProtocol } from "livepatch-check/vitest";
 import { expect, test } from "vitest";
 import { mceHandlerCall, nmiHookCall, serialized } from "./patch.js";
 
-const module = "patch.js";
+const module = new URL("./patch.js", import.meta.url);
 const runs = 300;
 
 // Our protocol holds on our patch.
