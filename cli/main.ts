@@ -63,7 +63,7 @@ import {
   type UnitLabel,
   type UnitRequest,
 } from "../workers/check-pool.js";
-import type { Confirmation, ProtocolInfo, UnitResult } from "../workers/check-worker.js";
+import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../workers/check-worker.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
 import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
@@ -395,7 +395,7 @@ function buildProgram(
     )
     .option(
       "--module <path>",
-      "ES module exporting protocols (default export or `protocols`); repeatable",
+      "ES module exporting protocols and scenarios (`protocols`, `scenarios` or a default export); repeatable",
       collect,
     )
     .option(
@@ -432,7 +432,7 @@ function buildProgram(
         .choices(ENGINES)
         .default("inline"),
     )
-    .option("--module <path>", "ES module exporting protocols; repeatable", collect)
+    .option("--module <path>", "ES module exporting protocols and scenarios; repeatable", collect)
     .option(...WATCHDOG_OPTION)
     .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
     .option("--color", "colour the output")
@@ -450,7 +450,7 @@ function buildProgram(
   program
     .command("list")
     .description("list the protocols and scenarios, one line each")
-    .option("--module <path>", "also list the protocols of this ES module; repeatable", collect)
+    .option("--module <path>", "also list the protocols and scenarios of this ES module; repeatable", collect)
     .option(...WATCHDOG_OPTION)
     .action(async (own: ListOptions, cmd: Command) => {
       if (cmd.args.length > 0) {
@@ -461,15 +461,20 @@ function buildProgram(
       const opts = withOptionsBefore(cmd, own, ["module", "watchdog"]);
       const modules = modulePaths(opts.module);
       // A module's code runs only in a worker thread, where the watchdog can stop it.
-      const protocols =
-        modules.length === 0
-          ? builtInProtocols()
-          : await protocolsOf(openPool(modules, 1, opts.watchdog, pools));
-      const width = Math.max(...protocols.map((p) => p.name.length), ...SCENARIOS.map((s) => s.name.length));
-      print("protocols:\n");
-      for (const p of protocols) print(`  ${p.name.padEnd(width)}  ${p.summary}\n`);
-      print("scenarios:\n");
-      for (const s of SCENARIOS) print(`  ${s.name.padEnd(width)}  ${s.summary}\n`);
+      const { protocols, scenarios } =
+        modules.length === 0 ? builtIns() : await catalogOf(openPool(modules, 1, opts.watchdog, pools));
+      const width = Math.max(...protocols.map((p) => p.name.length), ...scenarios.map((s) => s.name.length));
+      // Grouped by where each came from: the built-in ones, then each module's.
+      for (const [kind, list] of [
+        ["protocols", protocols],
+        ["scenarios", scenarios],
+      ] as const) {
+        for (const origin of [...new Set(list.map((x) => x.origin))]) {
+          print(origin === "built-in" ? `${kind}:\n` : `${kind} from ${origin}:\n`);
+          for (const x of list.filter((y) => y.origin === origin))
+            print(`  ${x.name.padEnd(width)}  ${x.summary}\n`);
+        }
+      }
       setCode(EXIT_OK);
     });
 
@@ -569,21 +574,35 @@ async function unit(pool: CheckPool, request: UnitRequest, label: UnitLabel = {}
   }
   if (r.kind === "module-error") {
     throw new UsageError(
-      `${r.message}. A protocol module must be an ES module whose default export (or export 'protocols') is a protocol or an array of them.`,
+      `${r.message}. A module given with --module must be an ES module that exports 'protocols' and/or 'scenarios' (arrays), or a default export: a protocol, a scenario, an array of them, or { protocols, scenarios }.`,
     );
   }
   return r;
 }
 
-function builtInProtocols(): ProtocolInfo[] {
-  return PROTOCOLS.map((p) => ({ name: p.name, summary: p.summary, expected: p.expected }));
+/** The protocols and scenarios a command can name. */
+interface Catalog {
+  protocols: ProtocolInfo[];
+  scenarios: ScenarioInfo[];
 }
 
-/** The protocols, built-in and from the modules, as a worker thread loaded them. */
-async function protocolsOf(pool: CheckPool): Promise<ProtocolInfo[]> {
+function builtIns(): Catalog {
+  return {
+    protocols: PROTOCOLS.map((p) => ({
+      name: p.name,
+      summary: p.summary,
+      expected: p.expected,
+      origin: "built-in",
+    })),
+    scenarios: SCENARIOS.map((s) => ({ name: s.name, summary: s.summary, origin: "built-in" })),
+  };
+}
+
+/** The protocols and scenarios, built-in and from the modules, as a worker thread loaded them. */
+async function catalogOf(pool: CheckPool): Promise<Catalog> {
   const r = await unit(pool, { kind: "describe" });
   if (r.kind !== "describe") throw new Error(`a describe task answered ${r.kind}`);
-  return r.protocols;
+  return { protocols: r.protocols, scenarios: r.scenarios };
 }
 
 function checkName(
@@ -597,7 +616,7 @@ function checkName(
     `${where}unknown ${kind} '${name}'. The known ${kind}s are: ${known.map((x) => x.name).join(", ")}. ` +
       (kind === "protocol"
         ? "Run 'livepatch-check list' to see them with a summary, or load your own with --module PATH."
-        : "Run 'livepatch-check list' to see them with a summary."),
+        : "Run 'livepatch-check list' to see them with a summary, or load your own with --module PATH."),
   );
 }
 
@@ -672,9 +691,9 @@ async function explore(
     );
   }
   const pool = openPool(modules, opts.parallel ?? defaultWorkers(opts.engine, cpus), opts.watchdog, pools);
-  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  const { protocols, scenarios } = modules.length === 0 ? builtIns() : await catalogOf(pool);
   if (opts.protocol !== undefined) checkName("protocol", opts.protocol, protocols);
-  if (opts.scenario !== undefined) checkName("scenario", opts.scenario, SCENARIOS);
+  if (opts.scenario !== undefined) checkName("scenario", opts.scenario, scenarios);
   const hardware: Partial<Hardware> = {
     cpus: opts.cpus,
     fetch: opts.fetch,
@@ -688,7 +707,7 @@ async function explore(
   const pairs: Array<{ protocol: string; scenario: string }> = [];
   for (const p of protocols) {
     if (opts.protocol !== undefined && p.name !== opts.protocol) continue;
-    for (const s of SCENARIOS) {
+    for (const s of scenarios) {
       if (opts.scenario !== undefined && s.name !== opts.scenario) continue;
       pairs.push({ protocol: p.name, scenario: s.name });
     }
@@ -1050,9 +1069,9 @@ async function replay(
   }
   const { config, tape } = decoded;
   const pool = openPool(modules, 1, opts.watchdog, pools);
-  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  const { protocols, scenarios } = modules.length === 0 ? builtIns() : await catalogOf(pool);
   checkName("protocol", config.protocol, protocols, "the replay token names an ");
-  checkName("scenario", config.scenario, SCENARIOS, "the replay token names an ");
+  checkName("scenario", config.scenario, scenarios, "the replay token names an ");
   const color = useColor(opts.color, opts.json, io);
   const r = await unit(
     pool,

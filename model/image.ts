@@ -285,6 +285,60 @@ export class CodeImage {
     return new CodeImage(bytes, symbols, dataSymbols);
   }
 
+  /**
+   * This image with `functions` laid out after its end, 16-byte aligned and padded with int3, as a
+   * livepatch payload or a protocol's out-of-line code is loaded beside running code. Their operands
+   * may name the image's symbols (functions and data) as well as each other. Layout repeats until
+   * addresses settle, as in build.
+   */
+  withFunctions(functions: FunctionDesc[], limit = 1 << 21): CodeImage {
+    if (functions.length === 0) return this;
+    const names = new Set<string>();
+    for (const f of functions) {
+      if (this.symbols.has(f.name) || this.data.some((d) => d.name === f.name) || names.has(f.name))
+        throw new Error(`function '${f.name}' is defined twice in the image`);
+      names.add(f.name);
+      if (!f.code && !f.bytes) throw new Error(`function '${f.name}' has neither code nor bytes`);
+    }
+    const start = align(CODE_BASE + this.bytes.length);
+    let addresses = new Map<string, number>();
+    let encoded: Uint8Array[] = [];
+    let end = start;
+    for (let pass = 0; pass < 8; pass++) {
+      const sym = (s: string): bigint => {
+        const known = this.symbols.get(s)?.address ?? this.data.find((d) => d.name === s)?.address;
+        if (known !== undefined) return BigInt(known);
+        if (!names.has(s))
+          throw new Error(`unknown symbol '${s}' (not in the image, nor among the added functions)`);
+        return BigInt(addresses.get(s) ?? start);
+      };
+      const next = new Map<string, number>();
+      encoded = [];
+      let at = start;
+      for (const f of functions) {
+        next.set(f.name, at);
+        const code = assemble(f, at, sym);
+        encoded.push(code);
+        at = align(at + code.length);
+      }
+      end = at;
+      const stable = functions.every((f) => addresses.get(f.name) === next.get(f.name));
+      addresses = next;
+      if (stable && pass > 0) break;
+    }
+    if (end - CODE_BASE > limit)
+      throw new Error(`the image needs ${end - CODE_BASE} bytes, more than the buffer's ${limit}`);
+    const bytes = new Uint8Array(end - CODE_BASE).fill(0xcc);
+    bytes.set(this.bytes);
+    const symbols = [...this.symbols.values()];
+    functions.forEach((f, i) => {
+      const address = addresses.get(f.name) as number;
+      bytes.set(encoded[i], address - CODE_BASE);
+      symbols.push({ name: f.name, address, size: encoded[i].length, payload: f.payload === true });
+    });
+    return CodeImage.fromBytes(bytes, symbols, [...this.data]);
+  }
+
   /** The ordinal of the data symbol at `address`, if one is there. */
   dataSymbolAt(address: number): number | undefined {
     return this.dataOrdinal.get(address);

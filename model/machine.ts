@@ -76,30 +76,38 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     },
     mceSoftirqPending: words.allocPerCpu("softirq_pending.MACHINE_CHECK", hw.cpus),
   };
-  const siteAddress = image.resolve(scenario.patch.target);
-  const payload = image.symbol(scenario.patch.payload);
-  const newBytes = jmpRel32(siteAddress, payload.address);
-  const site: Site = {
-    address: siteAddress,
-    oldBytes: Array.from(
-      image.bytes.subarray(siteAddress - CODE_BASE, siteAddress - CODE_BASE + newBytes.length),
-    ),
-    newBytes,
-    target: scenario.patch.target,
-    payload: scenario.patch.payload,
-  };
+  const sites = (scenario.patches ?? [scenario.patch]).map((patch): Site => {
+    const address = image.resolve(patch.target);
+    const newBytes = jmpRel32(address, image.symbol(patch.payload).address);
+    return {
+      address,
+      oldBytes: Array.from(image.bytes.subarray(address - CODE_BASE, address - CODE_BASE + newBytes.length)),
+      newBytes,
+      target: patch.target,
+      payload: patch.payload,
+      function: image.functionAt(address)?.name ?? patch.target,
+    };
+  });
+  // Xen's livepatch_func: one entry per function (check_patching: a function is patched once).
+  sites.forEach((site, i) => {
+    const other = sites.findIndex((s, k) => k !== i && s.function === site.function);
+    if (other >= 0 && other < i)
+      throw new Error(
+        `scenario '${scenario.name}': the patches at ${sites[other].target} and ${site.target} are in the same function '${site.function}'; a payload replaces each function once`,
+      );
+  });
   const os = OS_MODELS[hw.os ?? protocol.os];
   const spec: MachineSpec = {
     config,
     image,
     words,
     common,
-    sites: [site],
+    sites,
     dataWords,
     os,
     protocol,
     scenario,
-    siteOracle: siteOracle(image, [site], scenario.writable ?? []),
+    siteOracle: siteOracle(image, sites, scenario.writable ?? []),
     baseRoutine: scenario.program ?? baseRoutine,
   };
   spec.refusal = protocol.setup?.(spec, words);
@@ -112,6 +120,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
  * once with placeholders of the same size, then built with the real bytes at the addresses found.
  */
 function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
+  if (scenario.image) return withProtocolCode(scenario.image, scenario, protocol);
   const data = scenario.data ?? [];
   const image = CodeImage.build(scenario.functions, data);
   if (!protocol.code) return image;
@@ -134,6 +143,24 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
       throw new Error(`protocol '${protocol.name}': code '${c.name}' moved between layouts`);
   }
   return final;
+}
+
+/** A prebuilt image with the protocol's out-of-line code loaded after its end (see buildImage). */
+function withProtocolCode(image: CodeImage, scenario: Scenario, protocol: Protocol): CodeImage {
+  const extra = protocol.code?.(image, image.resolve(scenario.patch.target)) ?? [];
+  if (extra.length === 0) return image;
+  const draft = image.withFunctions(
+    extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) })),
+  );
+  const loaded = extra.map((c) => {
+    const bytes = c.bytes(draft.symbol(c.name).address);
+    if (bytes.length !== c.size)
+      throw new Error(
+        `protocol '${protocol.name}': code '${c.name}' is ${bytes.length} bytes, not ${c.size}`,
+      );
+    return { name: c.name, bytes };
+  });
+  return image.withFunctions(loaded);
 }
 
 /**
@@ -176,9 +203,13 @@ function* baseRoutine(ctx: RoutineContext): Routine {
       yield mark(Mark.PatchEnd);
     }
     yield store(common.patchDone, 1);
-    yield mark(Mark.ProbeBegin);
-    yield call(image.symbol(spec.sites[0].target).address);
-    yield mark(Mark.ProbeEnd);
+    // The probe calls each function that contains a site, from its entry (a site at `fn+4` runs
+    // after fn's first instructions, as every caller's call does); its marks carry the site's index.
+    for (let i = 0; i < spec.sites.length; i++) {
+      yield mark(Mark.ProbeBegin, i);
+      yield call(image.symbol(spec.sites[i].function).address);
+      yield mark(Mark.ProbeEnd, i);
+    }
     if (softirqs) yield* runMceSoftirq(ctx);
     return;
   }
@@ -247,12 +278,18 @@ export function siteOracle(image: CodeImage, sites: Site[], writable: string[] =
       }
     }
   }
+  // Several sites (a payload of several functions) leave code between them that is no site: past the
+  // one-range test (all a single site needs, on every fetch), each site's own range decides.
+  const spans = sites.map((site) => [site.address, site.address + site.newBytes.length] as const);
+  const inSite = (address: number, length: number) =>
+    spans.length === 1 || spans.some(([a, b]) => address < b && address + length > a);
   return {
     low,
     high,
-    overlaps: (address, length) => address < high && address + length > low,
+    overlaps: (address, length) => address < high && address + length > low && inSite(address, length),
     writable: (address) =>
-      (address >= low && address < high) || ranges.some(([a, b]) => address >= a && address < b),
+      (address >= low && address < high && inSite(address, 1)) ||
+      ranges.some(([a, b]) => address >= a && address < b),
     valid: (address, bytes, length) => valid.get(address)?.includes(keyOf(bytes, length)) ?? false,
     expectation: (address) => ({ old: expectOld.get(address) ?? null, new: expectNew.get(address) ?? null }),
   };

@@ -187,6 +187,13 @@ export class WordTable {
   allocPerCpu(name: string, cpus: number, initial = 0): number[] {
     return Array.from({ length: cpus }, (_, i) => this.alloc(`${name}[${i}]`, initial));
   }
+  /** The word allocated as `name` (`livepatch_handover.armed`, `nmi_callback`, ...). */
+  word(name: string): number {
+    const word = this.index.get(name);
+    if (word === undefined)
+      throw new Error(`no data word '${name}' on this machine; its words are: ${this.names.join(", ")}`);
+    return word;
+  }
   name(word: number): string {
     return this.names[word] ?? `word#${word}`;
   }

@@ -94,9 +94,14 @@ export interface Site {
   address: number;
   oldBytes: number[];
   newBytes: number[];
-  /** Symbol being patched (`patched` of the scenario) and payload symbol (jump target). */
+  /** Where the patch goes as the scenario spells it (`symbol` or `symbol+offset`), and the payload symbol (jump target). */
   target: string;
   payload: string;
+  /**
+   * The function that contains the site: what a call runs (the P6 probe) and what the blacklists judge
+   * (a site at `fn+4` is in `fn`, seed item c).
+   */
+  function: string;
 }
 
 export interface Refusal {
@@ -151,11 +156,19 @@ export type Expected = { violated: string[]; hazards?: string[]; examples?: stri
 export interface Scenario {
   name: string;
   summary: string;
+  /** The image as assembly descriptions (or raw bytes), laid out from CODE_BASE; ignored with `image`. */
   functions: FunctionDesc[];
+  /** A prebuilt image (from an ELF file: defineScenario in api/), used instead of `functions`. */
+  image?: CodeImage;
   /** Function pointers and other data symbols real code reads (`call [name]`). */
   data?: DataDesc[];
   /** The patch: `symbol` or `symbol+offset` to patch, and the payload function it jumps to. */
   patch: { target: string; payload: string };
+  /**
+   * A payload that replaces several functions (Xen's livepatch_func array): every site, in the order
+   * the protocol applies them; `patch` is the first. Absent: `patch` is the only site.
+   */
+  patches?: Array<{ target: string; payload: string }>;
   /** Real code the OS calls from its NMI / #MC handlers and each CPU's workload. */
   nmiService: string;
   /** What the #MC handler calls synchronously, in order (Xen mcheck_cmn_handler: logout, commit). */
@@ -215,6 +228,11 @@ export interface MachineSpec {
   protocol: Protocol;
   scenario: Scenario;
   refusal?: Refusal;
+  /**
+   * The data words the protocol's setup allocated, by name (int3-restartable's `{ armed, ... }`), kept
+   * with keepWords (model/protocols/words): a variant derived from a built-in protocol reads them here.
+   */
+  protocolWords?: object;
   /** Valid instruction bytes (as cache keys) per address overlapping a site: the P1 oracle. */
   siteOracle: SiteOracle;
   baseRoutine(ctx: RoutineContext): Routine;

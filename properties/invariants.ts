@@ -204,7 +204,7 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
     });
   }
   if (want("P6") && status === RunStatus.Finished && !spec.refusal) {
-    for (const site of spec.sites) {
+    for (const [index, site] of spec.sites.entries()) {
       const now = Array.from(
         mem.code.subarray(site.address - CODE_BASE, site.address - CODE_BASE + site.newBytes.length),
       );
@@ -223,7 +223,8 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
       let reached = false;
       for (const r of log) {
         if (r.cpu !== 0) continue;
-        if (r.kind === Ev.Mark && r.a === Mark.ProbeBegin) probing = true;
+        // Only this site's probe (its marks carry the site's index): each site is judged on its own.
+        if (r.kind === Ev.Mark && r.a === Mark.ProbeBegin) probing = r.b === index;
         if (r.kind === Ev.Mark && r.a === Mark.ProbeEnd) probing = false;
         if (
           probing &&
@@ -239,7 +240,7 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
           kind: "old-body",
           cpu: 0,
           step: mem.header[H.step],
-          message: `a call of ${site.target} after the patch did not run ${site.payload}`,
+          message: `a call of ${site.function}${site.target === site.function ? "" : ` (patched at ${site.target})`} after the patch did not run ${site.payload}`,
         });
       }
     }

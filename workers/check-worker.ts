@@ -7,13 +7,14 @@
 import { H, RunStatus } from "../model/memory.js";
 import { notePhase, Phase, progressBlock, reportProgressTo } from "../model/progress.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
+import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Expected, Hardware, RunConfig } from "../model/types.js";
 import { type CheckOptions, check, resolveConfig, type Verdict } from "../properties/check.js";
 import type { PropertyId, Violation } from "../properties/invariants.js";
 import { renderReplay, replayTape, statusName } from "../properties/report.js";
 import { type Engine, type EngineName, inlineEngine } from "./engine.js";
 import { runInline } from "./inline.js";
-import { loadProtocolModules } from "./modules.js";
+import { loadProtocolModules, originOf } from "./modules.js";
 import { machineFor } from "./setup.js";
 import { createThreadedEngine, type ThreadedEngine } from "./threaded.js";
 
@@ -22,6 +23,16 @@ export interface ProtocolInfo {
   name: string;
   summary: string;
   expected: Record<string, Expected>;
+  /** "built-in", or the path of the module that exported it. */
+  origin: string;
+}
+
+/** What the main thread needs to know of a scenario. */
+export interface ScenarioInfo {
+  name: string;
+  summary: string;
+  /** "built-in", or the path of the module that exported it. */
+  origin: string;
 }
 
 interface TaskBase {
@@ -61,7 +72,7 @@ export interface Confirmation {
 }
 
 export type UnitResult =
-  | { kind: "describe"; protocols: ProtocolInfo[] }
+  | { kind: "describe"; protocols: ProtocolInfo[]; scenarios: ScenarioInfo[] }
   | { kind: "check"; verdict: Verdict }
   /** The machine could not be built (a setup that throws, hardware it refuses): nothing was run. */
   | { kind: "build-error"; message: string }
@@ -128,7 +139,17 @@ export default async function runUnit(task: UnitTask): Promise<UnitResult> {
     if (task.kind === "describe") {
       return {
         kind: "describe",
-        protocols: PROTOCOLS.map((p) => ({ name: p.name, summary: p.summary, expected: p.expected })),
+        protocols: PROTOCOLS.map((p) => ({
+          name: p.name,
+          summary: p.summary,
+          expected: p.expected,
+          origin: originOf("protocol", p.name),
+        })),
+        scenarios: SCENARIOS.map((x) => ({
+          name: x.name,
+          summary: x.summary,
+          origin: originOf("scenario", x.name),
+        })),
       };
     }
     if (task.kind === "check") return await checkUnit(task);

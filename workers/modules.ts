@@ -1,31 +1,109 @@
-// User protocol modules: an ES module whose default export (or export `protocols`) is a Protocol or an
-// array of them. Loaded in the main thread and in every worker, so both build the same machines.
+// User modules given with --module: an ES module that exports protocols and scenarios, as
+// `export const protocols = [...]`, `export const scenarios = [...]`, or a default export (a protocol,
+// a scenario, an array of them, or `{ protocols, scenarios }`); any other named export that is a
+// protocol or a scenario counts too. Loaded in the main thread and in every worker, so all of them
+// build the same machines. Where each came from is kept for `list`.
 import { pathToFileURL } from "node:url";
 import { registerProtocol } from "../model/protocols/index.js";
-import type { Protocol } from "../model/types.js";
+import { registerScenario } from "../model/scenarios/index.js";
+import type { Protocol, Scenario } from "../model/types.js";
 
 const loaded = new Set<string>();
+
+/** The module each protocol and scenario came from, by `protocol:name` / `scenario:name`. */
+const origins = new Map<string, string>();
+
+/** Where a protocol or scenario came from: "built-in", or the path of the module that exported it. */
+export function originOf(kind: "protocol" | "scenario", name: string): string {
+  return origins.get(`${kind}:${name}`) ?? "built-in";
+}
+
+/** What is exported under one name, as a list of candidates with where each sits (`protocols[1]`). */
+function candidates(key: string, value: unknown): Array<{ where: string; value: unknown }> {
+  if (Array.isArray(value)) return value.map((v, i) => ({ where: `${key}[${i}]`, value: v }));
+  if (
+    key === "default" &&
+    typeof value === "object" &&
+    value !== null &&
+    ("protocols" in value || "scenarios" in value) &&
+    !isProtocol(value) &&
+    !isScenario(value)
+  ) {
+    const { protocols, scenarios } = value as { protocols?: unknown; scenarios?: unknown };
+    return [
+      ...(protocols === undefined ? [] : candidates("default.protocols", protocols)),
+      ...(scenarios === undefined ? [] : candidates("default.scenarios", scenarios)),
+    ];
+  }
+  return [{ where: key, value }];
+}
+
+function isProtocol(x: unknown): x is Protocol {
+  return typeof x === "object" && x !== null && typeof (x as Protocol).master === "function";
+}
+
+function isScenario(x: unknown): x is Scenario {
+  return typeof x === "object" && x !== null && "patch" in x && "workload" in x;
+}
+
+/** What a scenario object must have for a machine to be built from it (defineScenario checks more). */
+function checkScenario(s: Scenario): void {
+  const missing = (["name", "summary", "patch", "workload", "nmiService", "mceService"] as const).find(
+    (f) => s[f] === undefined,
+  );
+  if (missing) throw new Error(`a scenario must have '${missing}' (define it with defineScenario)`);
+  if (!Array.isArray(s.functions) && s.image === undefined)
+    throw new Error(
+      `scenario '${s.name}' has neither 'functions' nor an image (define it with defineScenario)`,
+    );
+}
 
 export async function loadProtocolModules(paths: readonly string[]): Promise<void> {
   for (const path of paths) {
     if (loaded.has(path)) continue;
-    let mod: { default?: unknown; protocols?: unknown };
+    let mod: Record<string, unknown>;
     try {
       mod = await import(pathToFileURL(path).href);
     } catch (e) {
       throw new Error(`protocol module '${path}' failed to load: ${(e as Error).message}`);
     }
-    const exported = mod.protocols ?? mod.default;
-    const list = Array.isArray(exported) ? exported : [exported];
-    if (exported === undefined || list.length === 0) {
+    // `protocols` and `scenarios` (or the default export) when given, where anything else is an error;
+    // otherwise every named export that is a protocol or a scenario.
+    const named = ["protocols", "scenarios"].filter((k) => mod[k] !== undefined);
+    const explicit = named.length > 0 || mod.default !== undefined;
+    const keys = named.length > 0 ? named : explicit ? ["default"] : Object.keys(mod);
+    const found = keys.flatMap((k) => candidates(k, mod[k]));
+    const protocols: Array<{ where: string; value: Protocol }> = [];
+    const scenarios: Array<{ where: string; value: Scenario }> = [];
+    for (const c of found) {
+      if (isProtocol(c.value)) protocols.push({ where: c.where, value: c.value });
+      else if (isScenario(c.value)) scenarios.push({ where: c.where, value: c.value });
+      else if (explicit)
+        throw new Error(
+          `protocol module '${path}': export '${c.where}' is neither a protocol (it has no 'master' routine) nor a scenario (it has no 'patch' and 'workload')`,
+        );
+    }
+    if (protocols.length + scenarios.length === 0) {
       throw new Error(
-        `protocol module '${path}' exports no protocol (export default a Protocol or an array)`,
+        `protocol module '${path}' exports no protocol and no scenario (export 'protocols' and/or 'scenarios', or a default export)`,
       );
     }
-    try {
-      for (const p of list) registerProtocol(p as Protocol);
-    } catch (e) {
-      throw new Error(`protocol module '${path}': ${(e as Error).message}`);
+    for (const { where, value } of protocols) {
+      try {
+        registerProtocol(value);
+      } catch (e) {
+        throw new Error(`protocol module '${path}': export '${where}': ${(e as Error).message}`);
+      }
+      origins.set(`protocol:${value.name}`, path);
+    }
+    for (const { where, value } of scenarios) {
+      try {
+        checkScenario(value);
+        registerScenario(value);
+      } catch (e) {
+        throw new Error(`protocol module '${path}': export '${where}': ${(e as Error).message}`);
+      }
+      origins.set(`scenario:${value.name}`, path);
     }
     loaded.add(path);
   }

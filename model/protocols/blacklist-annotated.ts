@@ -1,11 +1,15 @@
 // Seed option 1, by hand: a list of NMI/#MC functions that must never be patched, written by the
 // developer. Patches outside the list go ahead unmasked. The list misses what the handlers reach
 // indirectly (the #MC handler's event-channel send).
-import type { Protocol } from "../types.js";
+import type { Protocol, Site } from "../types.js";
 import { unmaskedPatch } from "./no-mask.js";
+import { keepWords, protocolWords } from "./words.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
 
-const words = new WeakMap<object, RendezvousWords>();
+/** A site as a refusal names it: `'fn'`, or `'fn+4' (in 'fn')` for a site at an offset. */
+export function siteInFunction(site: Site): string {
+  return site.target === site.function ? `'${site.target}'` : `'${site.target}' (in '${site.function}')`;
+}
 
 export const blacklistAnnotated: Protocol = {
   name: "blacklist-annotated",
@@ -22,17 +26,17 @@ export const blacklistAnnotated: Protocol = {
     "entry-pad": { refused: true },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
-    const target = spec.sites[0].target;
-    if (spec.scenario.annotatedBlacklist.includes(target)) {
-      return { reason: `'${target}' is on the hand-written NMI/#MC blacklist` };
-    }
+    keepWords(spec, allocRendezvous(table));
+    // The list names functions: a site at `fn+4` is judged by the function that contains it. A
+    // payload is refused when any of its sites is listed.
+    const site = spec.sites.find((s) => spec.scenario.annotatedBlacklist.includes(s.function));
+    if (site) return { reason: `${siteInFunction(site)} is on the hand-written NMI/#MC blacklist` };
     return undefined;
   },
   *master(ctx) {
-    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* unmaskedPatch(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *poll(ctx) {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
 };

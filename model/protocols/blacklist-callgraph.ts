@@ -1,10 +1,10 @@
 // Seed option 1, computed: refuse any function reachable through direct calls and jumps from the NMI
 // and #MC entry points, found by decoding the image with iced-x86; the refusal names the call path.
 import type { Protocol } from "../types.js";
+import { siteInFunction } from "./blacklist-annotated.js";
 import { unmaskedPatch } from "./no-mask.js";
+import { keepWords, protocolWords } from "./words.js";
 import { allocRendezvous, type RendezvousWords, slave } from "./xen-rendezvous.js";
-
-const words = new WeakMap<object, RendezvousWords>();
 
 export const blacklistCallgraph: Protocol = {
   name: "blacklist-callgraph",
@@ -18,16 +18,21 @@ export const blacklistCallgraph: Protocol = {
     "entry-pad": { refused: true },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
-    const target = spec.sites[0].target;
-    const path = spec.image.callGraph(spec.scenario.eventRoots).get(target);
-    if (path) return { reason: `'${target}' is reachable from an event handler: ${path.join(" -> ")}` };
+    keepWords(spec, allocRendezvous(table));
+    // The call graph reaches functions: a site at `fn+4` is judged by the function that contains it.
+    // A payload is refused when any of its sites is reachable.
+    const graph = spec.image.callGraph(spec.scenario.eventRoots);
+    for (const site of spec.sites) {
+      const path = graph.get(site.function);
+      if (path)
+        return { reason: `${siteInFunction(site)} is reachable from an event handler: ${path.join(" -> ")}` };
+    }
     return undefined;
   },
   *master(ctx) {
-    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* unmaskedPatch(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *poll(ctx) {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
 };

@@ -5,9 +5,8 @@
 import { int3, load, type Routine, store, writeCode } from "../routine.js";
 import type { Protocol } from "../types.js";
 import { claimSite, finishSite, type HandoverWords } from "./int3-restartable.js";
+import { keepWords, protocolWords } from "./words.js";
 import { allocRendezvous, masterAfterPatch, masterEnter, release, slave } from "./xen-rendezvous.js";
-
-const handover = new WeakMap<object, HandoverWords>();
 
 export const int3DebuggerApplies: Protocol = {
   name: "int3-debugger-applies",
@@ -24,28 +23,32 @@ export const int3DebuggerApplies: Protocol = {
     "entry-pad": { violated: ["P1", "P3"] },
   },
   setup(spec, table) {
-    handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
+    keepWords(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
     return undefined;
   },
   *master(ctx) {
-    const w = handover.get(ctx.spec) as HandoverWords;
+    const w = protocolWords<HandoverWords>(ctx.spec);
     yield* masterEnter(ctx, w);
-    yield store(w.armed, 1);
-    yield writeCode(ctx.spec.sites[0].address, [0xcc]);
-    yield int3(); // arch_livepatch_apply "just calls 'int 3'"
+    // Each site of the payload in its order: seed it, then hand it to the #BP handler.
+    for (const [index, site] of ctx.spec.sites.entries()) {
+      yield store(w.armed, index + 1);
+      yield writeCode(site.address, [0xcc]);
+      yield int3(); // arch_livepatch_apply "just calls 'int 3'"
+    }
     yield store(w.armed, 0);
     yield* masterAfterPatch();
     yield* release(ctx, w);
   },
   *poll(ctx) {
-    yield* slave(ctx, handover.get(ctx.spec) as HandoverWords);
+    yield* slave(ctx, protocolWords<HandoverWords>(ctx.spec));
   },
   *bpHandler(ctx): Routine<number> {
-    const w = handover.get(ctx.spec) as HandoverWords;
+    const w = protocolWords<HandoverWords>(ctx.spec);
     if (ctx.frame.fromRealCode) return yield* claimSite(ctx, w, true);
-    // The patcher's own int3: apply the jump if the handover is still armed.
-    if ((yield load(w.armed)) === 0) return 0;
-    yield* finishSite(ctx);
+    // The patcher's own int3: apply the jump of the site the handover names, if it is still armed.
+    const armed = yield load(w.armed);
+    if (armed === 0) return 0;
+    yield* finishSite(ctx, ctx.spec.sites[armed - 1]);
     return 1;
   },
 };

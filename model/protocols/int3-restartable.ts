@@ -5,7 +5,8 @@
 // that finds the handover already disarmed re-checks the byte it trapped on: the patcher has replaced
 // the 0xCC meanwhile, so it backs up to the site and runs the jump (as Linux kprobes does).
 import { load, Mark, mark, memcpyCode, type Routine, readCode, store, writeCode } from "../routine.js";
-import type { Protocol, RoutineContext } from "../types.js";
+import type { Protocol, RoutineContext, Site } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
   masterAfterPatch,
@@ -16,13 +17,15 @@ import {
 } from "./xen-rendezvous.js";
 
 export interface HandoverWords extends RendezvousWords {
-  /** The livepatch -> debugger handover structure of the seed: 1 while the site is seeded. */
+  /**
+   * The livepatch -> debugger handover structure of the seed: the number of the site being seeded
+   * (its index in the payload + 1, so 1 for a single site), 0 when none is.
+   */
   armed: number;
 }
 
 /** Displacement first, then the opcode over the 0xCC ("CC 00 23 00 10 - then a single write"). */
-export function* finishSite(ctx: RoutineContext): Routine {
-  const site = ctx.spec.sites[0];
+export function* finishSite(ctx: RoutineContext, site: Site = ctx.spec.sites[0]): Routine {
   yield* memcpyCode(site.address + 1, site.newBytes.slice(1));
   yield writeCode(site.address, [site.newBytes[0]]);
 }
@@ -35,12 +38,13 @@ export function* finishSite(ctx: RoutineContext): Routine {
  * it ... Back up over the (now missing) int3 and run the original instruction").
  */
 export function* claimSite(ctx: RoutineContext, w: HandoverWords, recheck: boolean): Routine<number> {
-  const site = ctx.spec.sites[0];
   if (!ctx.frame.fromRealCode) return 0;
   const at = ctx.frame.rip - 1;
-  if (at === site.address && (yield load(w.armed)) !== 0) {
+  const index = ctx.spec.sites.findIndex((s) => s.address === at);
+  if (index >= 0 && (yield load(w.armed)) === index + 1) {
+    const site = ctx.spec.sites[index];
     yield mark(Mark.BpSite, site.address);
-    yield* finishSite(ctx);
+    yield* finishSite(ctx, site);
     ctx.frame.rip = site.address; // return to the site, which now holds the jump
     return 1;
   }
@@ -52,8 +56,6 @@ export function* claimSite(ctx: RoutineContext, w: HandoverWords, recheck: boole
   return 1;
 }
 
-export const handover = new WeakMap<object, HandoverWords>();
-
 /** Seed option 2's patcher and #BP handler; `recheck` says whether the handler re-checks the byte. */
 export function restartableProtocol(
   p: Pick<Protocol, "name" | "summary" | "origin" | "expected">,
@@ -63,25 +65,27 @@ export function restartableProtocol(
     ...p,
     os: "xen",
     setup(spec, table) {
-      handover.set(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
+      keepWords(spec, { ...allocRendezvous(table), armed: table.alloc("livepatch_handover.armed") });
       return undefined;
     },
     *master(ctx) {
-      const w = handover.get(ctx.spec) as HandoverWords;
-      const site = ctx.spec.sites[0];
+      const w = protocolWords<HandoverWords>(ctx.spec);
       yield* masterEnter(ctx, w);
-      yield store(w.armed, 1);
-      yield writeCode(site.address, [0xcc]);
-      yield* finishSite(ctx);
+      // Each site of the payload in its order: seed it, hand it over, finish it.
+      for (const [index, site] of ctx.spec.sites.entries()) {
+        yield store(w.armed, index + 1);
+        yield writeCode(site.address, [0xcc]);
+        yield* finishSite(ctx, site);
+      }
       yield store(w.armed, 0);
       yield* masterAfterPatch();
       yield* release(ctx, w);
     },
     *poll(ctx) {
-      yield* slave(ctx, handover.get(ctx.spec) as HandoverWords);
+      yield* slave(ctx, protocolWords<HandoverWords>(ctx.spec));
     },
     *bpHandler(ctx) {
-      return yield* claimSite(ctx, handover.get(ctx.spec) as HandoverWords, recheck);
+      return yield* claimSite(ctx, protocolWords<HandoverWords>(ctx.spec), recheck);
     },
   };
 }

@@ -46,6 +46,8 @@ import {
   textPokeInt3Handler,
   textPokeIpiHandler,
 } from "./linux-text-poke.js";
+import { oneSite } from "./sites.js";
+import { keepWords, protocolWords } from "./words.js";
 
 /** The kprobe's instruction slot (get_insn_slot), loaded beside the image by arch_prepare_kprobe. */
 export const INSN_SLOT = "kprobe_insn_slot";
@@ -60,7 +62,6 @@ interface Words extends TextPokeWords {
   /** Per CPU: 1 once the CPU runs its idle loop (idle tasks are RCU Tasks quiescent states). */
   idle: number[];
 }
-const words = new WeakMap<object, Words>();
 
 /** The old instruction at the site: its address and length. */
 function firstInstruction(spec: MachineSpec): [number, number] {
@@ -119,8 +120,9 @@ export function optprobeProtocol(
       "Linux kernel/kprobes.c optimize_kprobe, kprobe_optimizer; arch/x86/kernel/kprobes/opt.c arch_optimize_kprobes; kprobes/core.c kprobe_int3_handler",
     os: "linux",
     setup(spec: MachineSpec, table: WordTable): Refusal | undefined {
+      oneSite(spec); // one probe per site; several sites are several probes, not modelled together
       const cpus = spec.config.hardware.cpus;
-      words.set(spec, {
+      keepWords(spec, {
         ...allocTextPoke(spec, table),
         registered: table.alloc("kprobe_table.registered"),
         optimized: table.alloc("kprobe.flags.OPTIMIZED"),
@@ -155,7 +157,7 @@ export function optprobeProtocol(
       ];
     },
     *master(ctx: RoutineContext) {
-      const w = words.get(ctx.spec) as Words;
+      const w = protocolWords<Words>(ctx.spec);
       const site = ctx.spec.sites[0];
       // register_kprobe(): the prepared probe goes into kprobe_table, then arm_kprobe()
       yield store(w.registered, 1);
@@ -170,20 +172,20 @@ export function optprobeProtocol(
     },
     *poll(ctx: RoutineContext) {
       // Back in the scheduler between work items: a voluntary context switch, an RCU Tasks quiescent state
-      yield add((words.get(ctx.spec) as Words).quiescent[ctx.cpu], 1);
+      yield add(protocolWords<Words>(ctx.spec).quiescent[ctx.cpu], 1);
     },
     *enterIdle(ctx: RoutineContext) {
-      yield store((words.get(ctx.spec) as Words).idle[ctx.cpu], 1);
+      yield store(protocolWords<Words>(ctx.spec).idle[ctx.cpu], 1);
     },
     *bpHandler(ctx: RoutineContext): Routine<number> {
-      const w = words.get(ctx.spec) as Words;
+      const w = protocolWords<Words>(ctx.spec);
       if (!ctx.frame.fromRealCode) return 0;
       // exc_int3 -> do_int3(): smp_text_poke_int3_handler() first, then kprobe_int3_handler()
       if (yield* textPokeInt3Handler(ctx, w)) return 1;
       return yield* kprobeInt3Handler(ctx, w, ctx.frame.rip - 1);
     },
     *ipiHandler(ctx: RoutineContext, vector: number) {
-      yield* textPokeIpiHandler(words.get(ctx.spec) as Words, vector);
+      yield* textPokeIpiHandler(protocolWords<Words>(ctx.spec), vector);
     },
   };
 }

@@ -22,6 +22,8 @@ import {
 } from "../routine.js";
 import type { MachineSpec, Protocol, Refusal, RoutineContext } from "../types.js";
 import { disassemble } from "../x86.js";
+import { oneSite } from "./sites.js";
+import { keepWords, protocolWords } from "./words.js";
 
 /** The fixed vector of the call-function IPI that runs do_sync_core on each CPU. */
 const VECTOR_SYNC = 2;
@@ -127,8 +129,6 @@ export function* textPokeIpiHandler(w: TextPokeWords, vector: number): Routine {
   yield add(w.syncAcks, 1);
 }
 
-const words = new WeakMap<object, TextPokeWords>();
-
 export const linuxTextPoke: Protocol = {
   name: "linux-text-poke",
   summary: "Linux text_poke_bp: int3, sync, tail, sync, first byte, sync; #BP emulates the new instruction",
@@ -141,19 +141,20 @@ export const linuxTextPoke: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, allocTextPoke(spec, table));
+    oneSite(spec); // text_poke_bp_batch, which takes several sites at once, is not modelled
+    keepWords(spec, allocTextPoke(spec, table));
     return singleInstructionSite(
       spec,
       "text_poke_bp replaces exactly one instruction with one of the same length (its callers patch jump labels, static calls, alternatives, ftrace pads)",
     );
   },
   *master(ctx) {
-    yield* textPokeBp(ctx, words.get(ctx.spec) as TextPokeWords, ctx.spec.sites[0].newBytes);
+    yield* textPokeBp(ctx, protocolWords<TextPokeWords>(ctx.spec), ctx.spec.sites[0].newBytes);
   },
   *bpHandler(ctx): Routine<number> {
-    return yield* textPokeInt3Handler(ctx, words.get(ctx.spec) as TextPokeWords);
+    return yield* textPokeInt3Handler(ctx, protocolWords<TextPokeWords>(ctx.spec));
   },
   *ipiHandler(ctx, vector) {
-    yield* textPokeIpiHandler(words.get(ctx.spec) as TextPokeWords, vector);
+    yield* textPokeIpiHandler(protocolWords<TextPokeWords>(ctx.spec), vector);
   },
 };

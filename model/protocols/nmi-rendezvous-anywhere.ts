@@ -10,7 +10,6 @@ import {
   cpuid,
   ge,
   load,
-  memcpyCode,
   ne,
   type Routine,
   sendNmi,
@@ -19,6 +18,8 @@ import {
   waitUntil,
 } from "../routine.js";
 import type { Protocol } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
+import { applyPayload } from "./xen-rendezvous.js";
 
 /** The value of nmi_callback while the rendezvous callback is installed. */
 const RENDEZVOUS_CALLBACK = 2;
@@ -30,7 +31,6 @@ interface Words {
   left: number;
   joined: number[];
 }
-const words = new WeakMap<object, Words>();
 
 export const nmiRendezvousAnywhere: Protocol = {
   name: "nmi-rendezvous-anywhere",
@@ -48,7 +48,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, {
+    keepWords(spec, {
       active: table.alloc("nmi_rendezvous.active"),
       arrived: table.alloc("nmi_rendezvous.arrived"),
       patched: table.alloc("nmi_rendezvous.patched"),
@@ -58,7 +58,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     return undefined;
   },
   *master(ctx) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield store(w.active, 1);
     yield store(ctx.spec.common.nmiCallback, RENDEZVOUS_CALLBACK);
     yield sendNmi("self"); // self_nmi(): the master's callback brings the others in
@@ -67,7 +67,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     yield store(w.active, 0);
   },
   *nmiCallback(ctx): Routine<number> {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     // Not (or no longer) a rendezvous NMI for this CPU: let do_nmi do its real work.
     if ((yield load(w.active)) === 0) return 0;
     if ((yield load(w.joined[ctx.cpu])) !== 0) return 0;
@@ -78,8 +78,7 @@ export const nmiRendezvousAnywhere: Protocol = {
       // that arrived first): NMI IPIs bring every other CPU into the rendezvous.
       yield sendNmi("others");
       yield waitUntil(ge(w.arrived, ctx.cpus));
-      const site = ctx.spec.sites[0];
-      yield* memcpyCode(site.address, site.newBytes);
+      yield* applyPayload(ctx);
       yield cpuid();
       yield store(w.patched, 1);
     } else {

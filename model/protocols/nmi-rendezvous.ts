@@ -13,7 +13,6 @@ import {
   eq,
   ge,
   load,
-  memcpyCode,
   type Routine,
   sendNmi,
   store,
@@ -21,8 +20,10 @@ import {
   waitUntil,
 } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -43,7 +44,6 @@ interface Words extends RendezvousWords {
   /** cpu_callin_map, as a count */
   callin: number;
 }
-const words = new WeakMap<object, Words>();
 
 /** primary_thread_fn() on a CPU at the stop-machine safe point: wait for CALLIN, self-NMI, wait for EXIT. */
 function* callIn(w: Words): Routine {
@@ -72,7 +72,7 @@ export const nmiRendezvous: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, {
+    keepWords(spec, {
       ...allocRendezvous(table),
       state: table.alloc("loading_state"),
       callin: table.alloc("cpu_callin_map"),
@@ -80,7 +80,7 @@ export const nmiRendezvous: Protocol = {
     return undefined;
   },
   *master(ctx: RoutineContext) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield* masterEnter(ctx, w); // stop_machine_run(): every CPU at its safe point, IRQs off
     // control_thread_fn(): set_nmi_callback(microcode_nmi_callback); set_state(LOADING_CALLIN)
     yield store(ctx.spec.common.nmiCallback, RENDEZVOUS_CALLBACK);
@@ -92,18 +92,17 @@ export const nmiRendezvous: Protocol = {
     yield* release(ctx, w);
   },
   *poll(ctx: RoutineContext) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield* slave(ctx, w, { atSafePoint: () => callIn(w) });
   },
   *nmiCallback(ctx: RoutineContext): Routine<number> {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     // microcode_nmi_callback(): "System-generated NMI, leave to main handler"
     if ((yield load(w.state)) !== LOADING_CALLIN) return 0;
     yield add(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)
     if (ctx.cpu === 0) {
       yield waitUntil(ge(w.callin, ctx.cpus)); // wait_for_condition(wait_cpu_callin, num_online_cpus())
-      const site = ctx.spec.sites[0];
-      yield* memcpyCode(site.address, site.newBytes); // arch_livepatch_apply(): memcpy
+      yield* applyPayload(ctx); // arch_livepatch_apply() per function: memcpy
       yield cpuid(); // arch_livepatch_post_action()
       yield store(w.state, LOADING_EXIT); // set_state(LOADING_EXIT)
     } else {

@@ -1,10 +1,12 @@
 // xen-4.8 whose mask callback records a missed NMI per CPU instead of dropping it; after unmasking,
 // each CPU that missed one sends itself an NMI (APIC self-NMI), so the real handler runs.
-import { Mark, mark, memcpyCode, type Routine, sendNmi, store, type WordTable, xchg } from "../routine.js";
+import { Mark, mark, type Routine, sendNmi, store, type WordTable, xchg } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import { MASK_CALLBACK } from "./xen-4.8.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -15,7 +17,6 @@ import {
 interface Words extends RendezvousWords {
   missed: number[];
 }
-const words = new WeakMap<object, Words>();
 
 function* replayMine(ctx: RoutineContext, w: Words): Routine {
   if ((yield xchg(w.missed[ctx.cpu], 0)) !== 0) yield sendNmi("self");
@@ -33,29 +34,28 @@ export const nmiReplay: Protocol = {
     "entry-pad": { violated: [] },
   },
   setup(spec, table: WordTable) {
-    words.set(spec, {
+    keepWords(spec, {
       ...allocRendezvous(table),
       missed: table.allocPerCpu("nmi_missed", spec.config.hardware.cpus),
     });
     return undefined;
   },
   *master(ctx) {
-    const w = words.get(ctx.spec) as Words;
-    const site = ctx.spec.sites[0];
+    const w = protocolWords<Words>(ctx.spec);
     yield store(ctx.spec.common.nmiCallback, MASK_CALLBACK);
     yield* masterEnter(ctx, w);
-    yield* memcpyCode(site.address, site.newBytes);
+    yield* applyPayload(ctx);
     yield* masterAfterPatch();
     yield store(ctx.spec.common.nmiCallback, 0);
     yield* release(ctx, w);
     yield* replayMine(ctx, w);
   },
   *poll(ctx) {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield* slave(ctx, w, { afterRelease: () => replayMine(ctx, w) });
   },
   *nmiCallback(ctx): Routine<number> {
-    const w = words.get(ctx.spec) as Words;
+    const w = protocolWords<Words>(ctx.spec);
     yield store(w.missed[ctx.cpu], 1);
     yield mark(Mark.NmiRecorded);
     return 1;

@@ -1,8 +1,10 @@
 // Baseline: Xen's rendezvous and byte-by-byte memcpy of the jump, with no NMI mask at all.
-import { memcpyCode, type Routine } from "../routine.js";
+import type { Routine } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -10,13 +12,10 @@ import {
   slave,
 } from "./xen-rendezvous.js";
 
-const words = new WeakMap<object, RendezvousWords>();
-
 /** Patches like xen-4.8 without the mask; reused by the blacklist protocols once they allow a patch. */
 export function* unmaskedPatch(ctx: RoutineContext, w: RendezvousWords): Routine {
-  const site = ctx.spec.sites[0];
   yield* masterEnter(ctx, w);
-  yield* memcpyCode(site.address, site.newBytes);
+  yield* applyPayload(ctx);
   yield* masterAfterPatch();
   yield* release(ctx, w);
 }
@@ -33,13 +32,13 @@ export const noMask: Protocol = {
     "entry-pad": { violated: ["P1"] },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
+    keepWords(spec, allocRendezvous(table));
     return undefined;
   },
   *master(ctx) {
-    yield* unmaskedPatch(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* unmaskedPatch(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *poll(ctx) {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
 };

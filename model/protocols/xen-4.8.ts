@@ -2,10 +2,12 @@
 // returns 1 so do_nmi() returns at once: the NMI is swallowed and nothing replays it ("TODO: Handle
 // missing NMI/MCE", xen/arch/x86/livepatch.c). The 5-byte jump is memcpy'd byte by byte; #MC is not
 // masked. (xen/common/livepatch.c check_for_livepatch_work, xen/arch/x86/livepatch.c arch_livepatch_apply)
-import { Mark, mark, memcpyCode, type Routine, store } from "../routine.js";
+import { Mark, mark, type Routine, store } from "../routine.js";
 import type { Protocol, RoutineContext } from "../types.js";
+import { keepWords, protocolWords } from "./words.js";
 import {
   allocRendezvous,
+  applyPayload,
   masterAfterPatch,
   masterEnter,
   type RendezvousWords,
@@ -15,8 +17,6 @@ import {
 
 /** The value of nmi_callback while mask_nmi_callback is installed. */
 export const MASK_CALLBACK = 1;
-
-const words = new WeakMap<object, RendezvousWords>();
 
 export const xen48: Protocol = {
   name: "xen-4.8",
@@ -32,21 +32,20 @@ export const xen48: Protocol = {
     "entry-pad": { violated: ["P2"] },
   },
   setup(spec, table) {
-    words.set(spec, allocRendezvous(table));
+    keepWords(spec, allocRendezvous(table));
     return undefined;
   },
   *master(ctx: RoutineContext): Routine {
-    const w = words.get(ctx.spec) as RendezvousWords;
-    const site = ctx.spec.sites[0];
+    const w = protocolWords<RendezvousWords>(ctx.spec);
     yield store(ctx.spec.common.nmiCallback, MASK_CALLBACK); // arch_livepatch_mask()
     yield* masterEnter(ctx, w);
-    yield* memcpyCode(site.address, site.newBytes); // arch_livepatch_apply(): memcpy(old_ptr, insn, len)
+    yield* applyPayload(ctx); // arch_livepatch_apply() per function: memcpy(old_ptr, insn, len)
     yield* masterAfterPatch();
     yield store(ctx.spec.common.nmiCallback, 0); // arch_livepatch_unmask()
     yield* release(ctx, w);
   },
   *poll(ctx: RoutineContext): Routine {
-    yield* slave(ctx, words.get(ctx.spec) as RendezvousWords);
+    yield* slave(ctx, protocolWords<RendezvousWords>(ctx.spec));
   },
   *nmiCallback(): Routine<number> {
     yield mark(Mark.NmiSwallowed); // mask_nmi_callback(): return 1

@@ -8,6 +8,7 @@ import {
   eq,
   ge,
   load,
+  memcpyCode,
   ne,
   type Routine,
   sendIpi,
@@ -42,6 +43,15 @@ export function* masterEnter(ctx: RoutineContext, w: RendezvousWords): Routine {
   yield store(w.ready, 1);
   yield waitUntil(ge(w.semaphore, others)); // every other CPU now has IRQs off
   yield cli(); // local_irq_save() before livepatch_do_action()
+}
+
+/**
+ * Every site of the payload in its order, each jump memcpy'd byte by byte (xen/common/livepatch.c
+ * apply_payload: arch_livepatch_apply for each of data->funcs; xen/arch/x86/livepatch.c
+ * arch_livepatch_apply: memcpy(old_ptr, insn, len)).
+ */
+export function* applyPayload(ctx: RoutineContext): Routine {
+  for (const site of ctx.spec.sites) yield* memcpyCode(site.address, site.newBytes);
 }
 
 /** Master side after the patch: arch_livepatch_post_action (cpuid), then local_irq_restore(). */

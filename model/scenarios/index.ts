@@ -49,6 +49,19 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
+/**
+ * Adds a user scenario (from a module given with --module, or the public API's check); a name may be
+ * registered once. The scenario is assumed valid: defineScenario (api/) checks it against its image.
+ */
+export function registerScenario(s: Scenario): void {
+  if (!s || typeof s.name !== "string" || s.name === "") throw new Error("a scenario must have a 'name'");
+  if (SCENARIOS.some((x) => x.name === s.name)) {
+    if (SCENARIOS.includes(s)) return;
+    throw new Error(`scenario '${s.name}' is already defined`);
+  }
+  SCENARIOS.push(s);
+}
+
 export function findScenario(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);
   if (!s) {
