@@ -837,7 +837,6 @@ export class ExhaustiveSearch implements Scheduler {
   /** A sleeping transition belongs to CPU c or touches something of c's own. */
   private involves(sleep: SleepEntry[], c: number): boolean {
     const sym = this.symmetry as Symmetry;
-    const n = this.cpus;
     for (const z of sleep) {
       if (z.cpu === c || z.fp.targets(c)) return true;
       if (z.event >= 0 && [c, ALL_CPUS].includes(this.targetOf(z.event))) return true;
