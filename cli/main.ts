@@ -72,6 +72,7 @@ import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
 import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
+import { ProgressDisplay } from "./progress.js";
 import { parseShard, planShards, type Shard, shardChecks } from "./shard.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
@@ -80,6 +81,8 @@ export interface Io {
   stderr: (text: string) => void;
   stdoutIsTTY: boolean;
   stderrIsTTY: boolean;
+  /** The terminal's width, when stderr is one (progress lines are cut to it). */
+  stderrColumns?: number;
   env: Record<string, string | undefined>;
 }
 
@@ -103,6 +106,7 @@ function processIo(): Io {
     stderr: (t) => void process.stderr.write(t),
     stdoutIsTTY: process.stdout.isTTY === true,
     stderrIsTTY: process.stderr.isTTY === true,
+    stderrColumns: process.stderr.columns,
     env: process.env,
   };
 }
@@ -900,14 +904,22 @@ async function runChecks(
     examples: Map<string, number[][]>;
   },
 ): Promise<Verdict[]> {
-  const progress = io.stderrIsTTY && pairs.length > 0;
+  // A live line per running check, on a terminal only, and never with --json (cli/progress.ts).
   let done = 0;
-  const running = new Set<string>();
-  const show = () => {
-    if (!progress) return;
-    const now = [...running].join(", ");
-    io.stderr(`\r\x1b[2K[${done}/${pairs.length}] ${now.length > 100 ? `${now.slice(0, 99)}…` : now}`);
-  };
+  const display =
+    io.stderrIsTTY && !opts.json && pairs.length > 0
+      ? new ProgressDisplay(
+          io.stderr,
+          () =>
+            pool
+              .runningUnits()
+              .filter((u) => u.kind === "check")
+              .map((u) => ({ ...u, label: `${u.label.protocol} on ${u.label.scenario}` })),
+          () => `[${done}/${pairs.length}] checks done`,
+          io.stderrColumns,
+        )
+      : undefined;
+  const show = () => display?.update();
   const one = async ({
     protocol,
     scenario,
@@ -917,9 +929,6 @@ async function runChecks(
     scenario: string;
     parts?: CheckParts;
   }): Promise<Verdict> => {
-    const label = `${protocol} on ${scenario}`;
-    running.add(label);
-    show();
     try {
       const r = await unit(
         pool,
@@ -950,15 +959,15 @@ async function runChecks(
       if (r.kind !== "check") throw new Error(`a check task answered ${r.kind}`);
       return r.verdict;
     } finally {
-      running.delete(label);
       done++;
       show();
     }
   };
+  display?.start();
   try {
     return await Promise.all(pairs.map(one));
   } finally {
-    if (progress) io.stderr("\r\x1b[2K");
+    display?.clear();
   }
 }
 

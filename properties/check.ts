@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { notePart, noteSampled, Part } from "../model/progress.js";
 import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
@@ -258,6 +259,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
         (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
       const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
       const total = opts.total ?? (strategyName === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined);
+      notePart(Part.Exhaustive);
       runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
     }
     if (strategyName !== "exhaustive" && (opts.parts === undefined || opts.parts.rounds.length > 0)) {
@@ -482,6 +484,9 @@ async function sample(
         ? [tapeSpace("random"), pctSpace]
         : [tapeSpace(strategyName === "bounded" ? "bounded" : "random")];
   state.search.sampled = { runs: 0, strategies: spaces.map((s) => s.name) };
+  const rounds = (opts.seeds ?? DEFAULT_SEEDS) * spaces.length;
+  const mine = opts.parts ? opts.parts.rounds.filter((k) => k < rounds).length : rounds;
+  notePart(Part.Sampling, properties.length * mine * runs); // at most: a violation ends a property early
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
   const outcomes = new Map<string, Failing[]>();
@@ -533,6 +538,7 @@ async function sample(
         fc.asyncProperty(current.arb, async (value) => {
           if (runError !== undefined) return true; // the check is over: let fast-check finish at once
           explored++;
+          noteSampled();
           const strategy = current.strategy(value);
           const failing = (await outcome(strategy, value)).filter((f) => f.property === property);
           if (failing.some((f) => f.hazard) && firstHazard === undefined)
