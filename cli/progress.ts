@@ -80,8 +80,8 @@ export class ProgressDisplay {
     const lines = [
       this.header(),
       ...checks.map((c) => {
-        let seen = this.seen.get(c.block);
-        if (!seen) this.seen.set(c.block, (seen = {}));
+        const seen = this.seen.get(c.block) ?? {};
+        this.seen.set(c.block, seen);
         return `  ${progressLine(c, nowMs, seen)}`;
       }),
     ].map((l) => (l.length > this.columns - 1 ? `${l.slice(0, this.columns - 2)}…` : l));

@@ -100,7 +100,7 @@ describe("progress lines", () => {
     );
     d.update(1000);
     expect(out).toBe(
-      "\r\x1b[J[0/2] checks done\n  a on s · 0 runs · 0/s · 1 s\n  b on a scenario with a long…",
+      "\r\x1b[J[0/2] checks done\n  a on s · 0 runs · 0/s · 1 s\n  b on a scenario with a lon…",
     );
     out = "";
     d.update(2000);
