@@ -2,7 +2,7 @@
 // worker thread (every check on one core, the sequential run) and with two, their ratio, and the
 // share of the wall time spent confirming counterexamples on the threaded engine. Run in this
 // process through main(), with the same defaults as the command. Nothing here asserts on time.
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { runCaptured } from "../cli/capture.js";
 
 interface MainJob {
@@ -43,13 +43,15 @@ export async function benchMainJob(): Promise<void> {
   const cores = availableParallelism();
   const jobs: MainJob[] = [];
   for (const workers of cores >= 2 ? [1, 2] : [1]) {
+    // The machine may be shared: the load before each run says how far its figure can be trusted.
+    const load = loadavg()[0];
     const job = await mainJob(["--parallel", String(workers)]);
     jobs.push(job);
     const verdicts =
       job.code === 0 ? "every verdict as declared" : "SOME VERDICTS DIFFER from the declared ones";
     console.log(
       `  ${workers} worker${workers === 1 ? " " : "s"}  ${seconds(job.wallMs).padStart(7)} wall  (${job.checks} checks, ${verdicts}); ` +
-        `confirming ${job.counterexamples} counterexamples on ${job.threads} threads took ${seconds(job.confirmationMs)}, ` +
+        `load average ${load.toFixed(1)} before; confirming ${job.counterexamples} counterexamples on ${job.threads} threads took ${seconds(job.confirmationMs)}, ` +
         `${((100 * job.confirmationMs) / job.wallMs).toFixed(1)}% of the wall time`,
     );
   }
@@ -57,7 +59,7 @@ export async function benchMainJob(): Promise<void> {
     const ratio = jobs[0].wallMs / jobs[1].wallMs;
     console.log(
       `  scaling: 1 worker / 2 workers = ${ratio.toFixed(2)} (target >= 1.6 on an idle machine); ` +
-        `the main job takes ${seconds(jobs[1].wallMs)} against ${seconds(jobs[0].wallMs)} on a single core`,
+        `the main job (inline engine, 2 workers) takes ${seconds(jobs[1].wallMs)} against ${seconds(jobs[0].wallMs)} single-core inline (--parallel 1)`,
     );
   }
   const last = jobs[jobs.length - 1];
