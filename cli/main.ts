@@ -127,7 +127,14 @@ Exit codes:
   2  nothing was checked: bad arguments, an unknown protocol or scenario, a malformed replay
      token or one from another model version, a protocol module that fails to load or throws,
      protocol code that never yields (the watchdog stops it and names the CPU, routine and
-     step), or an engine that is not available
+     step), an engine that is not available, or shard outputs that cannot be merged (one
+     given twice, from another model version or with other options)
+
+Sharding (CI):
+  livepatch-check --shard i/n --json > shard-i.json   runs the i-th of n parts of the work
+  livepatch-check merge shard-*.json                  prints the verdicts of the whole run, with
+                                                      its exit code; a missing shard leaves its
+                                                      checks incomplete (exit 1)
 
 Replay tokens:
   Every counterexample ends with a token vN/protocol/scenario/hardware/tape, e.g.
@@ -439,7 +446,7 @@ function buildProgram(
     .action(async (opts: ExploreOptions, cmd: Command) => {
       if (cmd.args.length > 0) {
         throw new UsageError(
-          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN' and 'list'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
+          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN', 'list', 'merge FILE...' and 'callgraph'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
         );
       }
       setCode(await explore(opts, io, print, pools));
