@@ -265,9 +265,9 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     if (strategyName !== "exhaustive" && (opts.parts === undefined || opts.parts.rounds.length > 0)) {
       const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
       await sample(config, spec, opts, strategyName, open, exampleTapes, state);
-    } else if (opts.parts !== undefined) {
-      // The sampling runs in other shards: a hazard the exhaustive phase found is reported here, and
-      // the merge prefers any violation the protocol is answerable for, as sample() does.
+    } else if (opts.parts !== undefined && strategyName === "portfolio") {
+      // The portfolio's sampling runs in other shards: a hazard the exhaustive phase found is reported
+      // here, and the merge prefers any violation the protocol is answerable for, as sample() does.
       for (const [p, hazard] of state.hazards) if (state.results.get(p)?.holds) state.results.set(p, hazard);
     }
   } catch (e) {
@@ -484,7 +484,7 @@ async function sample(
         ? [tapeSpace("random"), pctSpace]
         : [tapeSpace(strategyName === "bounded" ? "bounded" : "random")];
   state.search.sampled = { runs: 0, strategies: spaces.map((s) => s.name) };
-  const rounds = (opts.seeds ?? DEFAULT_SEEDS) * spaces.length;
+  const rounds = sampleRounds(strategyName, opts.seeds ?? DEFAULT_SEEDS);
   const mine = opts.parts ? opts.parts.rounds.filter((k) => k < rounds).length : rounds;
   notePart(Part.Sampling, properties.length * mine * runs); // at most: a violation ends a property early
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
