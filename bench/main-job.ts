@@ -7,6 +7,8 @@ import { runCaptured } from "../cli/capture.js";
 
 interface MainJob {
   wallMs: number;
+  /** CPU time of this process, every thread included: cpuMs / wallMs is the cores the run got. */
+  cpuMs: number;
   code: number;
   workers: number;
   confirmationMs: number;
@@ -17,8 +19,11 @@ interface MainJob {
 
 async function mainJob(args: string[]): Promise<MainJob> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const { code, stdout, stderr } = await runCaptured([...args, "--json"]);
   const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  const cpuMs = (used.user + used.system) / 1000;
   if (code === 2) throw new Error(`the main job failed: ${stderr.trim()}`);
   const json = JSON.parse(stdout) as {
     workers: number;
@@ -27,6 +32,7 @@ async function mainJob(args: string[]): Promise<MainJob> {
   };
   return {
     wallMs,
+    cpuMs,
     code,
     workers: json.workers,
     confirmationMs: json.confirmation.elapsedMs,
@@ -51,7 +57,7 @@ export async function benchMainJob(): Promise<void> {
       job.code === 0 ? "every verdict as declared" : "SOME VERDICTS DIFFER from the declared ones";
     console.log(
       `  ${workers} worker${workers === 1 ? " " : "s"}  ${seconds(job.wallMs).padStart(7)} wall  (${job.checks} checks, ${verdicts}); ` +
-        `load average ${load.toFixed(1)} before; confirming ${job.counterexamples} counterexamples on ${job.threads} threads took ${seconds(job.confirmationMs)}, ` +
+        `load average ${load.toFixed(1)} before, ${(job.cpuMs / job.wallMs).toFixed(2)} cores obtained (CPU time / wall); confirming ${job.counterexamples} counterexamples on ${job.threads} threads took ${seconds(job.confirmationMs)}, ` +
         `${((100 * job.confirmationMs) / job.wallMs).toFixed(1)}% of the wall time`,
     );
   }
