@@ -6,6 +6,7 @@
 // Exit codes: 0 as expected (or: holds / refused), 1 a violation or a verdict other than the declared
 // one, 2 the input could not be checked. Everything for stdout is collected and written at the end, so
 // a run that ends with exit 2 leaves stdout empty: scripts never parse half a report.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,7 @@ import {
 import { MODEL_VERSION } from "../model/version.js";
 import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
 import {
+  type CheckParts,
   DEFAULT_BOUNDS,
   DEFAULT_MAX_EXECUTIONS,
   DEFAULT_RUNS,
@@ -69,6 +71,9 @@ import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strate
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
+import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
+import { ProgressDisplay } from "./progress.js";
+import { parseShard, planShards, type Shard, shardChecks } from "./shard.js";
 
 /** Where the command writes; tests pass their own to capture output in-process. */
 export interface Io {
@@ -76,6 +81,8 @@ export interface Io {
   stderr: (text: string) => void;
   stdoutIsTTY: boolean;
   stderrIsTTY: boolean;
+  /** The terminal's width, when stderr is one (progress lines are cut to it). */
+  stderrColumns?: number;
   env: Record<string, string | undefined>;
 }
 
@@ -99,6 +106,7 @@ function processIo(): Io {
     stderr: (t) => void process.stderr.write(t),
     stdoutIsTTY: process.stdout.isTTY === true,
     stderrIsTTY: process.stderr.isTTY === true,
+    stderrColumns: process.stderr.columns,
     env: process.env,
   };
 }
@@ -119,7 +127,14 @@ Exit codes:
   2  nothing was checked: bad arguments, an unknown protocol or scenario, a malformed replay
      token or one from another model version, a protocol module that fails to load or throws,
      protocol code that never yields (the watchdog stops it and names the CPU, routine and
-     step), or an engine that is not available
+     step), an engine that is not available, or shard outputs that cannot be merged (one
+     given twice, from another model version or with other options)
+
+Sharding (CI):
+  livepatch-check --shard i/n --json > shard-i.json   runs the i-th of n parts of the work
+  livepatch-check merge shard-*.json                  prints the verdicts of the whole run, with
+                                                      its exit code; a missing shard leaves its
+                                                      checks incomplete (exit 1)
 
 Replay tokens:
   Every counterexample ends with a token vN/protocol/scenario/hardware/tape, e.g.
@@ -197,10 +212,18 @@ interface ExploreOptions {
   watchdog?: number;
   json?: boolean;
   color?: boolean;
+  shard?: Shard;
 }
 
 interface ReplayOptions {
   engine: EngineName;
+  module?: string[];
+  watchdog?: number;
+  json?: boolean;
+  color?: boolean;
+}
+
+interface MergeOptions {
   module?: string[];
   watchdog?: number;
   json?: boolean;
@@ -405,6 +428,17 @@ function buildProgram(
     )
     .option(...WATCHDOG_OPTION)
     .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
+    .option(
+      "--shard <i/n>",
+      "run only the i-th of n parts of the work (CI sharding, with --json); put the shards' outputs together with 'livepatch-check merge'",
+      (text: string) => {
+        try {
+          return parseShard(text);
+        } catch (e) {
+          throw new InvalidArgumentError(`${(e as Error).message}.`);
+        }
+      },
+    )
     .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
     .option("--no-color", "never colour the output")
     // Stray words are most likely a mistyped command: say so, rather than "too many arguments".
@@ -412,7 +446,7 @@ function buildProgram(
     .action(async (opts: ExploreOptions, cmd: Command) => {
       if (cmd.args.length > 0) {
         throw new UsageError(
-          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN' and 'list'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
+          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN', 'list', 'merge FILE...' and 'callgraph'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
         );
       }
       setCode(await explore(opts, io, print, pools));
@@ -476,6 +510,22 @@ function buildProgram(
         }
       }
       setCode(EXIT_OK);
+    });
+
+  program
+    .command("merge")
+    .description(
+      "put together the --json outputs of the shards of one run (--shard i/n) into its verdicts, as the unsharded run prints them; exit codes as that run's",
+    )
+    .argument("<files...>", "the shards' --json outputs, one file per shard")
+    .option("--module <path>", "the ES modules the shards were run with; repeatable", collect)
+    .option(...WATCHDOG_OPTION)
+    .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
+    .option("--color", "colour the output")
+    .option("--no-color", "never colour the output")
+    .action(async (files: string[], own: MergeOptions, cmd: Command) => {
+      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog"]);
+      setCode(await merge(files, opts, io, print, pools));
     });
 
   // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/callgraph.ts).
@@ -727,7 +777,47 @@ async function explore(
   const single = opts.protocol !== undefined && opts.scenario !== undefined;
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
+  if (opts.shard !== undefined) {
+    const settings = { bounds, reductions, examples, hardware, modules };
+    return await runShard(opts.shard, pairs, opts, settings, pool, io, print);
+  }
   const verdicts = await runChecks(pairs, opts, hardware, pool, io, { bounds, reductions, examples });
+  return await reportVerdicts(verdicts, {
+    pool,
+    protocols,
+    single,
+    json: opts.json === true,
+    color,
+    engine: opts.engine,
+    started,
+    io,
+    print,
+  });
+}
+
+/** How the verdicts of a run (or of merged shards) are reported. */
+interface ReportContext {
+  pool: CheckPool;
+  protocols: readonly ProtocolInfo[];
+  single: boolean;
+  json: boolean;
+  color: boolean;
+  engine: EngineName;
+  started: number;
+  io: Io;
+  print: (t: string) => void;
+  /** Merged shards: their number and times, said in the summary line and the JSON. */
+  shards?: { count: number; elapsedMs: Array<number | undefined>; missing: number[] };
+}
+
+/**
+ * The verdicts' report, as the main job prints it: every counterexample re-run in a worker for its
+ * report and confirmed on the threaded engine, the matrix (or the single check's summary) and the
+ * counterexamples, or JSON. Returns the exit code: the main job's, or the single check's.
+ */
+async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<number> {
+  const { pool, protocols, single, color, started, io, print } = ctx;
+  const opts = { json: ctx.json, engine: ctx.engine };
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
     throw new UsageError(
@@ -766,6 +856,15 @@ async function explore(
           engine: opts.engine,
           workers: pool.workers,
           elapsedMs: Math.round(elapsed * 1000),
+          ...(ctx.shards
+            ? {
+                shards: {
+                  count: ctx.shards.count,
+                  missing: ctx.shards.missing,
+                  elapsedMs: ctx.shards.elapsedMs.map((ms) => (ms === undefined ? null : Math.round(ms))),
+                },
+              }
+            : {}),
           confirmation: { counterexamples: failing.length, threads, elapsedMs: Math.round(confirmMs) },
           verdicts: verdicts.map((v) =>
             verdictJson(v, expectedFor(v.config.protocol, v.config.scenario), (p) => confirmed(v, p)),
@@ -776,15 +875,24 @@ async function explore(
       )}\n`,
     );
   } else {
-    if (single) print(singleSummary(verdicts[0], expectedFor));
+    if (single && ctx.shards && ctx.shards.missing.length > 0)
+      print(
+        `${verdicts[0].config.protocol} on ${verdicts[0].config.scenario}: incomplete: shard ${ctx.shards.missing.map((i) => `${i}/${ctx.shards?.count}`).join(", ")} missing, whose runs may violate any property\n`,
+      );
+    else if (single) print(singleSummary(verdicts[0], expectedFor));
     else print(renderVerdictMatrix(verdicts, expectedFor, { color }));
     const runs = verdicts.reduce((n, v) => n + (v.kind === "refused" || v.kind === "error" ? 0 : v.runs), 0);
     const confirmation =
       failing.length > 0
         ? `; ${failing.length} counterexample${failing.length === 1 ? "" : "s"} confirmed on ${threads} threads in ${(confirmMs / 1000).toFixed(1)} s`
         : "";
+    const where = ctx.shards
+      ? `merged from ${ctx.shards.count} shard${ctx.shards.count === 1 ? "" : "s"} (${ctx.shards.elapsedMs
+          .map((ms, i) => `${i + 1}: ${ms === undefined ? "missing" : `${(ms / 1000).toFixed(1)} s`}`)
+          .join(", ")}); reports`
+      : `${opts.engine} engine`;
     print(
-      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${opts.engine} engine on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
+      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${where} on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
     );
     if (failing.length > 0) print(`\nCounterexamples (${failing.length}):\n`);
     failing.forEach(({ v, p }, i) => {
@@ -811,7 +919,7 @@ async function explore(
  * back in the order of `pairs` whatever order they finish in, so the output is a sequential run's.
  */
 async function runChecks(
-  pairs: Array<{ protocol: string; scenario: string }>,
+  pairs: Array<{ protocol: string; scenario: string; parts?: CheckParts }>,
   opts: ExploreOptions,
   hardware: Partial<Hardware>,
   pool: CheckPool,
@@ -822,18 +930,31 @@ async function runChecks(
     examples: Map<string, number[][]>;
   },
 ): Promise<Verdict[]> {
-  const progress = io.stderrIsTTY && pairs.length > 0;
+  // A live line per running check, on a terminal only, and never with --json (cli/progress.ts).
   let done = 0;
-  const running = new Set<string>();
-  const show = () => {
-    if (!progress) return;
-    const now = [...running].join(", ");
-    io.stderr(`\r\x1b[2K[${done}/${pairs.length}] ${now.length > 100 ? `${now.slice(0, 99)}…` : now}`);
-  };
-  const one = async ({ protocol, scenario }: { protocol: string; scenario: string }): Promise<Verdict> => {
-    const label = `${protocol} on ${scenario}`;
-    running.add(label);
-    show();
+  const display =
+    io.stderrIsTTY && !opts.json && pairs.length > 0
+      ? new ProgressDisplay(
+          io.stderr,
+          () =>
+            pool
+              .runningUnits()
+              .filter((u) => u.kind === "check")
+              .map((u) => ({ ...u, label: `${u.label.protocol} on ${u.label.scenario}` })),
+          () => `[${done}/${pairs.length}] checks done`,
+          io.stderrColumns,
+        )
+      : undefined;
+  const show = () => display?.update();
+  const one = async ({
+    protocol,
+    scenario,
+    parts,
+  }: {
+    protocol: string;
+    scenario: string;
+    parts?: CheckParts;
+  }): Promise<Verdict> => {
     try {
       const r = await unit(
         pool,
@@ -854,6 +975,7 @@ async function runChecks(
             bounds: search.bounds,
             maxExecutions: opts.maxExecutions,
             reductions: search.reductions,
+            parts,
           },
         },
         { protocol, scenario },
@@ -863,15 +985,15 @@ async function runChecks(
       if (r.kind !== "check") throw new Error(`a check task answered ${r.kind}`);
       return r.verdict;
     } finally {
-      running.delete(label);
       done++;
       show();
     }
   };
+  display?.start();
   try {
     return await Promise.all(pairs.map(one));
   } finally {
-    if (progress) io.stderr("\r\x1b[2K");
+    display?.clear();
   }
 }
 
@@ -1156,4 +1278,139 @@ function exampleTapes(tokens: readonly string[], configs: Map<string, RunConfig>
     out.set(key, list);
   }
   return out;
+}
+
+/** What a shard needs besides the command's options: what explore() resolved from them. */
+interface ShardSettings {
+  bounds: Partial<Bounds>;
+  reductions: Partial<Reductions> | undefined;
+  examples: Map<string, number[][]>;
+  hardware: Partial<Hardware>;
+  modules: string[];
+}
+
+/** The protocol modules by content (their paths may differ between CI jobs). */
+function moduleDigests(modules: readonly string[]): string[] {
+  return modules.map((m) => `sha256:${createHash("sha256").update(readFileSync(m)).digest("hex")}`);
+}
+
+/**
+ * The options that decide the verdicts, in a fixed form, with the defaults filled in: the shards of a
+ * run must all have the same (the engine, --parallel, --watchdog and colour decide nothing).
+ */
+function shardOptions(opts: ExploreOptions, settings: ShardSettings): Record<string, unknown> {
+  const defined = (o: object) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return {
+    protocol: opts.protocol ?? null,
+    scenario: opts.scenario ?? null,
+    strategy: opts.strategy,
+    runs: opts.runs ?? DEFAULT_RUNS,
+    seeds: opts.seeds ?? DEFAULT_SEEDS,
+    seed: opts.seed ?? 1,
+    examples: opts.examples !== false,
+    bound: opts.bound ?? null,
+    bounds: defined(settings.bounds),
+    maxExecutions: opts.maxExecutions ?? null,
+    reductions: settings.reductions ?? null,
+    hardware: defined(settings.hardware),
+    exampleTokens: opts.example ?? [],
+    modules: moduleDigests(settings.modules),
+  };
+}
+
+/**
+ * `--shard i/n`: runs this shard's units of the plan (cli/shard.ts) and prints them as JSON for
+ * `merge`. No report and no confirmation here: merge does both once, for the counterexample it shows.
+ */
+async function runShard(
+  shard: Shard,
+  pairs: Array<{ protocol: string; scenario: string }>,
+  opts: ExploreOptions,
+  settings: ShardSettings,
+  pool: CheckPool,
+  io: Io,
+  print: (t: string) => void,
+): Promise<number> {
+  if (!opts.json)
+    throw new UsageError(
+      `--shard ${shard.index}/${shard.count} prints a part of the result for 'livepatch-check merge': add --json and save stdout to a file (e.g. --json > shard-${shard.index}.json), then merge the files of all ${shard.count} shards`,
+    );
+  const started = performance.now();
+  const plan = planShards(pairs, shard.count, {
+    strategy: opts.strategy,
+    seeds: opts.seeds ?? DEFAULT_SEEDS,
+  });
+  const checks = shardChecks(plan, shard.index);
+  const verdicts = await runChecks(checks, opts, settings.hardware, pool, io, settings);
+  const error = verdicts.find((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
+  if (error)
+    throw new UsageError(
+      `a run failed, so nothing was judged: ${error.message}. A protocol routine that throws or never yields is a bug in that protocol (check the module given with --module); otherwise replay with --engine inline to see whether the engine is at fault.`,
+    );
+  const output: ShardOutput = {
+    mode: "shard",
+    format: SHARD_FORMAT,
+    modelVersion: MODEL_VERSION,
+    shard: { index: shard.index, count: shard.count },
+    options: shardOptions(opts, settings),
+    plan,
+    results: checks.map((c, i) => ({
+      units: c.units,
+      protocol: c.protocol,
+      scenario: c.scenario,
+      parts: c.parts ?? null,
+      verdict: verdicts[i],
+    })),
+    workers: pool.workers,
+    elapsedMs: Math.round(performance.now() - started),
+  };
+  print(`${JSON.stringify(output, null, 1)}\n`);
+  return EXIT_OK;
+}
+
+/** `merge FILE...`: the shards' verdicts put together and reported as the unsharded run reports them. */
+async function merge(
+  files: string[],
+  opts: MergeOptions,
+  io: Io,
+  print: (t: string) => void,
+  pools: CheckPool[],
+): Promise<number> {
+  const started = performance.now();
+  let shards: ReturnType<typeof readShards>;
+  try {
+    shards = readShards(files);
+  } catch (e) {
+    if (e instanceof MergeError) throw new UsageError(`merge: ${e.message}.`);
+    throw e;
+  }
+  const options = shards[0].shard.options;
+  const modules = modulePaths(opts.module);
+  const want = (options.modules as string[] | undefined) ?? [];
+  const got = moduleDigests(modules);
+  if (JSON.stringify([...want].sort()) !== JSON.stringify([...got].sort()))
+    throw new UsageError(
+      `merge: the shards were run with ${want.length} protocol module${want.length === 1 ? "" : "s"} (--module), and merge was given ${got.length === want.length ? "other ones" : got.length}: give merge the same --module files as the shards, so that it can re-run their counterexamples`,
+    );
+  const merged = mergeShards(shards);
+  const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULT_HARDWARE.cpus;
+  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools);
+  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  const code = await reportVerdicts(merged.verdicts, {
+    pool,
+    protocols,
+    single: options.protocol !== null && options.scenario !== null,
+    json: opts.json === true,
+    color: useColor(opts.color, opts.json, io),
+    engine: "inline",
+    started,
+    io,
+    print,
+    shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
+  });
+  if (merged.missing.length === 0) return code;
+  io.stderr(
+    `livepatch-check: merge: shard${merged.missing.length === 1 ? "" : "s"} ${merged.missing.map((i) => `${i}/${merged.count}`).join(", ")} ${merged.missing.length === 1 ? "is" : "are"} missing, so ${merged.incompleteCells.length} check${merged.incompleteCells.length === 1 ? " is" : "s are"} incomplete (${merged.incompleteCells.join(", ")}): merge the output of every shard.\n`,
+  );
+  return EXIT_VIOLATION;
 }

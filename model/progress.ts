@@ -33,9 +33,29 @@ export enum Phase {
   Threaded = 4,
 }
 
-/** Header words of a progress block, then PROGRESS_CPU_WORDS per CPU. */
-export const PG = { beat: 0, phase: 1, cpu: 2 } as const;
-const PROGRESS_HEADER = 4;
+/**
+ * Header words of a progress block, then PROGRESS_CPU_WORDS per CPU. Besides what the watchdog reads,
+ * the counts a progress line shows (cli/progress.ts): the part of the check running, machine runs and
+ * exhaustive executions finished, and the sampling's judged runs out of those planned (0: unknown).
+ */
+export const PG = {
+  beat: 0,
+  phase: 1,
+  cpu: 2,
+  part: 3,
+  runs: 4,
+  executions: 5,
+  sampled: 6,
+  planned: 7,
+} as const;
+const PROGRESS_HEADER = 8;
+
+/** The part of a check a thread is in (properties/check.ts), for the progress line. */
+export enum Part {
+  None = 0,
+  Exhaustive = 1,
+  Sampling = 2,
+}
 export const PG_CPU = { step: 0, context: 1, hook: 2 } as const;
 const PROGRESS_CPU_WORDS = 3;
 /** The most CPUs a machine can have (model/machine defineMachine). */
@@ -53,6 +73,27 @@ export function progressBlock(
   buffer: SharedArrayBuffer = new SharedArrayBuffer(PROGRESS_WORDS * 4),
 ): Int32Array {
   return new Int32Array(buffer, 0, PROGRESS_WORDS);
+}
+
+/** A check enters a part; `planned`: the runs the sampling will judge at most (0: unknown). */
+export function notePart(part: Part, planned = 0): void {
+  if (sink === null) return;
+  sink[PG.part] = part;
+  sink[PG.sampled] = 0;
+  sink[PG.planned] = Math.min(planned, 2 ** 31 - 1);
+  sink[PG.beat]++;
+}
+
+/** A machine run ended: an execution of the exhaustive search, or another run. */
+export function noteRun(): void {
+  if (sink === null) return;
+  sink[sink[PG.part] === Part.Exhaustive ? PG.executions : PG.runs]++;
+  sink[PG.beat]++;
+}
+
+/** The sampling judged one more run (from its outcome memory or a new run). */
+export function noteSampled(): void {
+  if (sink !== null) sink[PG.sampled]++;
 }
 
 /** Work got done (a run ended, a routine advanced): the heartbeat moves. */

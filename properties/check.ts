@@ -7,6 +7,7 @@
 import fc from "fast-check";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { notePart, noteSampled, Part } from "../model/progress.js";
 import { findScenario } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, Protocol, RunConfig, Scenario } from "../model/types.js";
 import { type Engine, inlineEngine } from "../workers/engine.js";
@@ -89,6 +90,27 @@ export interface CheckOptions {
   maxExecutions?: number;
   /** exhaustive: reductions to switch off (all are on by default). */
   reductions?: Partial<Reductions>;
+  /**
+   * Run only these parts of the check (a shard's, cli/shard.ts): the exhaustive phase or not, and which
+   * sampling rounds (round k is seed + ⌊k / spaces⌋ with space k mod spaces, as the check numbers them).
+   * Default: every part. A part left out is run by another shard, whose results are merged with these.
+   */
+  parts?: CheckParts;
+}
+
+/** A selection of a check's parts (see CheckOptions.parts and sampleRounds). */
+export interface CheckParts {
+  exhaustive: boolean;
+  rounds: readonly number[];
+}
+
+/**
+ * The sampling rounds of a check: fast-check runs of `runs` runs each, one per seed and search space
+ * (the portfolio alternates random and PCT seed by seed). None for exhaustive search.
+ */
+export function sampleRounds(strategy: StrategyName, seeds: number): number {
+  if (strategy === "exhaustive") return 0;
+  return seeds * (strategy === "portfolio" ? 2 : 1);
 }
 
 /** How a property's result was obtained. */
@@ -227,7 +249,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     search: { strategy: strategyName, coverage: emptyCoverage(), coverageRuns: 0 },
   };
   try {
-    if (strategyName === "exhaustive" || strategyName === "portfolio") {
+    if ((strategyName === "exhaustive" || strategyName === "portfolio") && opts.parts?.exhaustive !== false) {
       // Example tapes come first, as fast-check runs examples (the portfolio hands them to its
       // sampling phase instead, which shrinks what they find).
       if (strategyName === "exhaustive")
@@ -241,11 +263,16 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
         (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
       const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
       const total = opts.total ?? (strategyName === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined);
+      notePart(Part.Exhaustive);
       runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
     }
-    if (strategyName !== "exhaustive") {
+    if (strategyName !== "exhaustive" && (opts.parts === undefined || opts.parts.rounds.length > 0)) {
       const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
       await sample(config, spec, opts, strategyName, open, exampleTapes, state);
+    } else if (opts.parts !== undefined && strategyName === "portfolio") {
+      // The portfolio's sampling runs in other shards: a hazard the exhaustive phase found is reported
+      // here, and the merge prefers any violation the protocol is answerable for, as sample() does.
+      for (const [p, hazard] of state.hazards) if (state.results.get(p)?.holds) state.results.set(p, hazard);
     }
   } catch (e) {
     if (e instanceof RunError || e instanceof SearchRunError)
@@ -481,6 +508,9 @@ async function sample(
         ? [tapeSpace("random"), pctSpace]
         : [tapeSpace(strategyName === "bounded" ? "bounded" : "random")];
   state.search.sampled = { runs: 0, strategies: spaces.map((s) => s.name) };
+  const rounds = sampleRounds(strategyName, opts.seeds ?? DEFAULT_SEEDS);
+  const mine = opts.parts ? opts.parts.rounds.filter((k) => k < rounds).length : rounds;
+  notePart(Part.Sampling, properties.length * mine * runs); // at most: a violation ends a property early
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the
   // same tapes for each: a run's outcome is computed once and judged for every property.
   const outcomes = new Map<string, Failing[]>();
@@ -525,12 +555,14 @@ async function sample(
       k < (opts.seeds ?? DEFAULT_SEEDS) * spaces.length && !details?.failed && runError === undefined;
       k++
     ) {
+      if (opts.parts !== undefined && !opts.parts.rounds.includes(k)) continue; // another shard's round
       space = spaces[k % spaces.length];
       const current = space;
       details = await fc.check(
         fc.asyncProperty(current.arb, async (value) => {
           if (runError !== undefined) return true; // the check is over: let fast-check finish at once
           explored++;
+          noteSampled();
           const strategy = current.strategy(value);
           const failing = (await outcome(strategy, value)).filter((f) => f.property === property);
           if (failing.some((f) => f.hazard) && firstHazard === undefined)

@@ -103,6 +103,8 @@ export function checkWorkerFile(): string {
 }
 
 interface Running {
+  kind: UnitRequest["kind"];
+  startedMs: number;
   block: Int32Array;
   controller: AbortController;
   label: UnitLabel;
@@ -153,6 +155,8 @@ export class CheckPool {
     await this.slot();
     const progress = new SharedArrayBuffer(PROGRESS_WORDS * 4);
     const entry: Running = {
+      kind: request.kind,
+      startedMs: performance.now(),
       block: progressBlock(progress),
       controller: new AbortController(),
       label,
@@ -175,6 +179,19 @@ export class CheckPool {
         this.timer = undefined;
       }
     }
+  }
+
+  /**
+   * The units running now, with their progress blocks, which their threads write as they go (runs,
+   * executions, the part of the check): what a progress line shows (cli/progress.ts).
+   */
+  runningUnits(): Array<{
+    kind: UnitRequest["kind"];
+    label: UnitLabel;
+    block: Int32Array;
+    startedMs: number;
+  }> {
+    return [...this.running].map(({ kind, label, block, startedMs }) => ({ kind, label, block, startedMs }));
   }
 
   /** Ends the threads (a unit still running is stopped). */

@@ -5,7 +5,7 @@
 // interrupt code that never yields; a watchdog on the main thread can still stop this thread, and
 // reads where it was from the task's progress block (model/progress), which the model writes.
 import { H, RunStatus } from "../model/memory.js";
-import { notePhase, Phase, progressBlock, reportProgressTo } from "../model/progress.js";
+import { notePhase, noteRun, Phase, progressBlock, reportProgressTo } from "../model/progress.js";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Expected, Hardware, RunConfig } from "../model/types.js";
@@ -121,6 +121,7 @@ function watchedThreaded(modules: string[], watchdogMs: number): Engine {
         return await engine.run(config, strategy);
       } finally {
         notePhase(Phase.Running);
+        noteRun(); // the run's CPUs ran in other threads: count it here, for the progress line
       }
     },
     close: async () => {},

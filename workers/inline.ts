@@ -2,6 +2,7 @@
 // threaded engine must produce the same buffer, byte for byte.
 import { Cpu } from "../model/cpu.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
+import { noteRun } from "../model/progress.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
 import { bufferScheduler } from "./strategies/tape.js";
@@ -65,5 +66,6 @@ export function runSpec(
     const where = current >= 0 ? `CPU ${current} at step ${mem.header[H.step]}` : "machine start";
     return { mem, status: RunStatus.Error, error: `${where}: ${(e as Error).message}` };
   }
+  noteRun();
   return { mem, status: mem.header[H.status] as RunStatus };
 }
