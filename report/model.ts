@@ -148,6 +148,11 @@ export interface ViolationModel extends Violation {
   name: string;
   /** The one-line sentence of the report: `P1 atomic-patch (torn-fetch) at step 262: …`. */
   line: string;
+  /**
+   * The timeline row of the violation: its CPU's row at its step, or the last row before it (of its
+   * CPU if it has one); `folded` is the index among a folded row's rows when it is one of them.
+   */
+  at: { row: number; folded?: number } | null;
 }
 
 /** Everything a report of a replayed counterexample shows. */
@@ -197,6 +202,7 @@ export function buildReportModel(rep: Replay, property?: PropertyId): ReportMode
   const insns = collectInstructions(rep.spec, rep.log);
   const writes = writeIndex(rep.log);
   const site = siteModel(rep, insns, writes);
+  const timeline = timelineOf(rep, insns, writes);
   return {
     protocol: rep.config.protocol,
     scenario: rep.config.scenario,
@@ -212,14 +218,32 @@ export function buildReportModel(rep: Replay, property?: PropertyId): ReportMode
       ...v,
       name: PROPERTY_NAME.get(v.property) ?? "",
       line: violationLine(v),
+      at: rowOf(timeline, v),
     })),
     actorsKnown: rep.actors !== null,
     tapeEndStep: rep.tapeEndStep,
-    timeline: timelineOf(rep, insns, writes),
+    timeline,
     ...site,
     token,
     replayCommand: replayCommand(token),
   };
+}
+
+/** Where a violation shows in the timeline (see ViolationModel.at). */
+function rowOf(timeline: TimelineRow[], v: Violation): ViolationModel["at"] {
+  let best: ViolationModel["at"] = null;
+  let bestOwn: ViolationModel["at"] = null;
+  const step = v.step >= 0 ? v.step : Number.POSITIVE_INFINITY;
+  timeline.forEach((row, i) => {
+    const rows = row.folded ?? [row];
+    rows.forEach((r, j) => {
+      if (r.step > step) return;
+      const at = row.folded ? { row: i, folded: j } : { row: i };
+      best = at;
+      if (r.cpu === v.cpu) bestOwn = at;
+    });
+  });
+  return bestOwn ?? best ?? (timeline.length > 0 ? { row: 0 } : null);
 }
 
 // ---------------------------------------------------------------------------------------------------
