@@ -246,7 +246,12 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
       w.copied = [];
       Object.defineProperty(navigator, "clipboard", {
         configurable: true,
-        value: { writeText: (t: string) => (w.copied.push(t), Promise.resolve()) },
+        value: {
+          writeText: (t: string) => {
+            w.copied.push(t);
+            return Promise.resolve();
+          },
+        },
       });
     });
     await page.click("button.copy");
