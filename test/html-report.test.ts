@@ -297,4 +297,53 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it("links every violation of the matrix page to its counterexample's section", async () => {
+    // One scenario, every protocol, a quick random search: a matrix of a column, with violations.
+    const path = join(OUT, "matrix.html");
+    const out: string[] = [];
+    const io = {
+      stdout: (t: string) => out.push(t),
+      stderr: () => {},
+      stdoutIsTTY: false,
+      stderrIsTTY: false,
+      env: {},
+    };
+    await main(["-s", "nmi-path", "--strategy", "random", "--runs", "100", "--html", path], io);
+    // The terminal's table: a header, a rule, then "protocol  cell" per line until a blank line.
+    const lines = out.join("").split("\n");
+    const table = lines.slice(2, lines.indexOf("", 2)).map((l) => {
+      const m = /^(\S+)\s+(.*)$/.exec(l) as RegExpExecArray;
+      return { protocol: m[1], cell: m[2] };
+    });
+    const { page, errors } = await open(path);
+    const cells = await page.$$eval("table.matrix td", (tds) =>
+      tds.map((td) => ({
+        protocol: (td as HTMLElement).dataset.protocol,
+        cell:
+          (td.querySelector(".cell-text")?.textContent ?? "") +
+          (td.classList.contains("differs") ? " *" : ""),
+        links: [...td.querySelectorAll("a.cx-link")].map((a) => ({
+          property: a.textContent,
+          title: document.getElementById((a as HTMLAnchorElement).hash.slice(1))?.querySelector("h2")
+            ?.textContent,
+        })),
+      })),
+    );
+    expect(cells.map(({ protocol, cell }) => ({ protocol, cell }))).toEqual(table);
+    const violated = cells.filter((c) => /P\d/.test(c.cell));
+    expect(violated.length).toBeGreaterThan(1);
+    for (const c of violated) {
+      expect(c.links.map((l) => l.property)).toEqual(c.cell.match(/P\d/g));
+      for (const l of c.links)
+        expect(l.title).toMatch(new RegExp(`^${c.protocol} on nmi-path: ${l.property} `));
+    }
+    // Following a link shows the counterexample's section.
+    await page.click("a.cx-link");
+    const hash = await page.evaluate(() => window.location.hash);
+    const top = await page.$eval(hash, (sec) => sec.getBoundingClientRect().top);
+    expect(Math.abs(top)).toBeLessThan(5);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });
