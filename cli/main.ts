@@ -51,6 +51,7 @@ import {
   holdsText,
   matchesExpected,
   proven,
+  type ReportModel,
   renderVerdictMatrix,
   replayCommand,
   verdictCell,
@@ -71,6 +72,7 @@ import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strate
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
+import { counterexampleId, htmlMatrix, htmlPath, writeHtml } from "./html.js";
 import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
 import { ProgressDisplay } from "./progress.js";
 import { parseShard, planShards, type Shard, shardChecks } from "./shard.js";
@@ -213,6 +215,7 @@ interface ExploreOptions {
   json?: boolean;
   color?: boolean;
   shard?: Shard;
+  html?: string;
 }
 
 interface ReplayOptions {
@@ -221,6 +224,7 @@ interface ReplayOptions {
   watchdog?: number;
   json?: boolean;
   color?: boolean;
+  html?: string;
 }
 
 interface MergeOptions {
@@ -228,6 +232,7 @@ interface MergeOptions {
   watchdog?: number;
   json?: boolean;
   color?: boolean;
+  html?: string;
 }
 
 interface ListOptions {
@@ -439,6 +444,7 @@ function buildProgram(
         }
       },
     )
+    .option("--html <file>", HTML_HELP)
     .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
     .option("--no-color", "never colour the output")
     // Stray words are most likely a mistyped command: say so, rather than "too many arguments".
@@ -469,6 +475,7 @@ function buildProgram(
     .option("--module <path>", "ES module exporting protocols and scenarios; repeatable", collect)
     .option(...WATCHDOG_OPTION)
     .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
+    .option("--html <file>", HTML_HELP)
     .option("--color", "colour the output")
     .option("--no-color", "never colour the output")
     .action(async (token: string, own: ReplayOptions, cmd: Command) => {
@@ -477,7 +484,7 @@ function buildProgram(
           `'replay' takes one token, but was given ${cmd.args.length} arguments (${cmd.args.map((a) => `'${a}'`).join(", ")}); quote the token if the shell split it.`,
         );
       }
-      const opts = withOptionsBefore(cmd, own, ["module", "engine", "json", "color", "watchdog"]);
+      const opts = withOptionsBefore(cmd, own, ["module", "engine", "json", "color", "watchdog", "html"]);
       setCode(await replay(token, opts, io, print, pools));
     });
 
@@ -521,10 +528,11 @@ function buildProgram(
     .option("--module <path>", "the ES modules the shards were run with; repeatable", collect)
     .option(...WATCHDOG_OPTION)
     .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
+    .option("--html <file>", HTML_HELP)
     .option("--color", "colour the output")
     .option("--no-color", "never colour the output")
     .action(async (files: string[], own: MergeOptions, cmd: Command) => {
-      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog"]);
+      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html"]);
       setCode(await merge(files, opts, io, print, pools));
     });
 
@@ -557,6 +565,11 @@ function withOptionsBefore<T extends object>(cmd: Command, own: T, applies: read
   }
   return merged as T;
 }
+
+const HTML_HELP =
+  "also write the report as one self-contained HTML page to this file (timeline lanes, the site's bytes and their writers, the replay token)";
+
+const usage = (message: string) => new UsageError(message);
 
 function useColor(flag: boolean | undefined, json: boolean | undefined, io: Io): boolean {
   if (json) return false;
@@ -733,6 +746,7 @@ async function explore(
       );
   }
   const modules = modulePaths(opts.module);
+  const html = opts.html === undefined ? undefined : htmlPath(opts.html, usage);
   const cpus = opts.cpus ?? DEFAULT_HARDWARE.cpus;
   const limit = maxWorkers(opts.engine, cpus);
   if (opts.parallel !== undefined && opts.parallel > limit.max) {
@@ -792,6 +806,7 @@ async function explore(
     started,
     io,
     print,
+    html,
   });
 }
 
@@ -808,6 +823,8 @@ interface ReportContext {
   print: (t: string) => void;
   /** Merged shards: their number and times, said in the summary line and the JSON. */
   shards?: { count: number; elapsedMs: Array<number | undefined>; missing: number[] };
+  /** Also write the report as one HTML page to this file. */
+  html?: string;
 }
 
 /**
@@ -816,7 +833,7 @@ interface ReportContext {
  * counterexamples, or JSON. Returns the exit code: the main job's, or the single check's.
  */
 async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<number> {
-  const { pool, protocols, single, color, started, io, print } = ctx;
+  const { pool, protocols, single, color, started, io, print, html } = ctx;
   const opts = { json: ctx.json, engine: ctx.engine };
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
@@ -833,7 +850,9 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
     failing.map(({ v, p }) => ({ config: v.config, property: p.property, tape: p.tape ?? [] })),
   );
   const reports = await Promise.all(
-    failing.map(({ v, p }) => counterexampleReport(pool, v.config, p, color && !opts.json)),
+    failing.map(({ v, p }) =>
+      counterexampleReport(pool, v.config, p, color && !opts.json, html !== undefined),
+    ),
   );
   const { confirmations, ms: confirmMs } = await confirmation;
   const elapsed = (performance.now() - started) / 1000;
@@ -896,8 +915,29 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
     );
     if (failing.length > 0) print(`\nCounterexamples (${failing.length}):\n`);
     failing.forEach(({ v, p }, i) => {
-      print(`\n${counterexampleTitle(v, p)}\n${reports[i]}${confirmationLine(confirmations[i])}`);
+      print(`\n${counterexampleTitle(v, p)}\n${reports[i].text}${confirmationLine(confirmations[i])}`);
     });
+  }
+  if (html !== undefined) {
+    const counterexamples = failing.map(({ v, p }, i) => ({
+      id: counterexampleId(i),
+      title: counterexampleTitle(v, p).replace(/^━━ /, ""),
+      model: reports[i].model as ReportModel,
+      note: confirmationLine(confirmations[i]).trim(),
+    }));
+    const sections = failing.map(({ v, p }) => ({ ...v.config, property: p.property }));
+    writeHtml(
+      html,
+      {
+        title: single
+          ? `${verdicts[0].config.protocol} on ${verdicts[0].config.scenario}`
+          : "livepatch-check: verdicts",
+        summary: single ? singleSummary(verdicts[0], expectedFor).trimEnd().split("\n") : [],
+        ...(single ? {} : { matrix: htmlMatrix(verdicts, expectedFor, counterexamples, sections) }),
+        counterexamples,
+      },
+      usage,
+    );
   }
   if (single) return violated ? EXIT_VIOLATION : EXIT_OK;
   if (mismatches.length > 0) {
@@ -1003,11 +1043,12 @@ async function counterexampleReport(
   config: RunConfig,
   p: PropertyResult,
   color: boolean,
-): Promise<string> {
+  html: boolean,
+): Promise<{ text: string; model?: ReportModel }> {
   const label = { protocol: config.protocol, scenario: config.scenario };
   const r = await unit(
     pool,
-    { kind: "report", config, tape: p.tape ?? [], property: p.property, color },
+    { kind: "report", config, tape: p.tape ?? [], property: p.property, color, html },
     label,
   );
   if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
@@ -1015,7 +1056,7 @@ async function counterexampleReport(
     throw new UsageError(
       `the counterexample of ${config.protocol} on ${config.scenario} failed when re-run: ${r.error}.`,
     );
-  return r.text;
+  return { text: r.text, model: r.model };
 }
 
 /**
@@ -1190,6 +1231,7 @@ async function replay(
     );
   }
   const { config, tape } = decoded;
+  const html = opts.html === undefined ? undefined : htmlPath(opts.html, usage);
   const pool = openPool(modules, 1, opts.watchdog, pools);
   const { protocols, scenarios } = modules.length === 0 ? builtIns() : await catalogOf(pool);
   checkName("protocol", config.protocol, protocols, "the replay token names an ");
@@ -1197,7 +1239,7 @@ async function replay(
   const color = useColor(opts.color, opts.json, io);
   const r = await unit(
     pool,
-    { kind: "report", config, tape, color },
+    { kind: "report", config, tape, color, html: html !== undefined },
     { protocol: config.protocol, scenario: config.scenario },
   );
   if (r.kind === "build-error")
@@ -1225,6 +1267,23 @@ async function replay(
     print(r.text);
     print(confirmationLine(c));
   }
+  if (html !== undefined && r.model)
+    writeHtml(
+      html,
+      {
+        title: `${config.protocol} on ${config.scenario}: replay`,
+        summary: [],
+        counterexamples: [
+          {
+            id: counterexampleId(0),
+            title: `${config.protocol} on ${config.scenario}`,
+            model: r.model,
+            note: confirmationLine(c).trim(),
+          },
+        ],
+      },
+      usage,
+    );
   return r.violations.length > 0 ? EXIT_VIOLATION : EXIT_OK;
 }
 
@@ -1395,7 +1454,7 @@ async function merge(
   const merged = mergeShards(shards);
   const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULT_HARDWARE.cpus;
   const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools);
-  const protocols = modules.length === 0 ? builtInProtocols() : await protocolsOf(pool);
+  const { protocols } = modules.length === 0 ? builtIns() : await catalogOf(pool);
   const code = await reportVerdicts(merged.verdicts, {
     pool,
     protocols,
@@ -1407,6 +1466,7 @@ async function merge(
     io,
     print,
     shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
+    html: opts.html === undefined ? undefined : htmlPath(opts.html, usage),
   });
   if (merged.missing.length === 0) return code;
   io.stderr(

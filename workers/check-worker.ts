@@ -11,7 +11,13 @@ import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Expected, Hardware, RunConfig } from "../model/types.js";
 import { type CheckOptions, check, resolveConfig, type Verdict } from "../properties/check.js";
 import type { PropertyId, Violation } from "../properties/invariants.js";
-import { renderReplay, replayTape, statusName } from "../properties/report.js";
+import {
+  buildReportModel,
+  type ReportModel,
+  renderReport,
+  replayTape,
+  statusName,
+} from "../properties/report.js";
 import { type Engine, type EngineName, inlineEngine } from "./engine.js";
 import { runInline } from "./inline.js";
 import { loadProtocolModules, originOf } from "./modules.js";
@@ -57,6 +63,8 @@ export type UnitTask =
       /** Judge only this property (a counterexample's); every property otherwise. */
       property?: PropertyId;
       color: boolean;
+      /** Also answer with the report's model, for an HTML page. */
+      html?: boolean;
     })
   /** Runs each tape on the threaded engine and compares its log with the inline engine's, in turn. */
   | (TaskBase & { kind: "confirm"; runs: Array<{ config: RunConfig; tape: number[] }> });
@@ -85,6 +93,8 @@ export type UnitResult =
       violations: Violation[];
       error?: string;
       tapeLength: number;
+      /** The report's model (asked for with `html`): the text above is printed from it. */
+      model?: ReportModel;
     }
   | { kind: "confirm"; confirmations: Confirmation[] };
 
@@ -186,9 +196,11 @@ async function reportUnit(task: Extract<UnitTask, { kind: "report" }>): Promise<
   }
   notePhase(Phase.Running);
   const rep = replayTape(config, tape, task.property);
+  const model = buildReportModel(rep, task.property);
   return {
     kind: "report",
-    text: renderReplay(rep, { color: task.color, property: task.property }),
+    text: renderReport(model, task.color),
+    ...(task.html ? { model } : {}),
     status: statusName(rep.status),
     violations: rep.violations,
     error: rep.error,
