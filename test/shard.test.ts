@@ -127,6 +127,25 @@ describe("merge", () => {
     expect(table(mergedText.stdout)).toEqual(table(wholeText.stdout));
     expect(table(mergedText.stdout)).toHaveLength(14); // a header, a rule and the 12 protocols
     expect(mergedText.stdout).toMatch(/merged from 2 shards \(1: [\d.]+ s, 2: [\d.]+ s\)/);
+    // merge --html: the page of the merged verdicts, with a section per counterexample of the run.
+    const page = join(dir, "merged.html");
+    const html = await runCaptured(["merge", a, b, "--html", page]);
+    expect(html.code).toBe(whole.code);
+    const data = /<script type="application\/json" id="report-data">([^<]*)<\/script>/.exec(
+      readFileSync(page, "utf8"),
+    );
+    if (!data) throw new Error("merge --html wrote no report data");
+    const embedded = JSON.parse(data[1]) as {
+      matrix?: { rows: Array<{ protocol: string; cells: Array<{ links: unknown[] }> }> };
+      counterexamples: unknown[];
+    };
+    const failing = (
+      JSON.parse(whole.stdout) as { verdicts: Array<{ properties?: Array<{ holds: boolean }> }> }
+    ).verdicts.flatMap((v) => (v.properties ?? []).filter((p) => !p.holds));
+    expect(embedded.counterexamples).toHaveLength(failing.length);
+    expect(embedded.matrix?.rows).toHaveLength(12);
+    const links = embedded.matrix?.rows.flatMap((r) => r.cells.flatMap((c) => c.links)) ?? [];
+    expect(links).toHaveLength(failing.length);
   });
 
   it("a check split into parts over three shards gives the unsharded verdict and its minimal counterexample", async () => {
