@@ -16,7 +16,12 @@ import { closeUnitEngines, default as runUnit } from "../workers/check-worker.js
 import type { RunResult, Strategy } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { loadProtocolModules } from "../workers/modules.js";
-import { createThreadedEngine, type ThreadedEngine, workerFile } from "../workers/threaded.js";
+import {
+  createThreadedEngine,
+  KEPT_CONFIGURATIONS,
+  type ThreadedEngine,
+  workerFile,
+} from "../workers/threaded.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BAD_PROTOCOLS = join(here, "fixtures", "bad-protocols.mjs");
@@ -146,6 +151,20 @@ describe("threaded engine gives the inline engine's answers", () => {
     });
     // The buffers are distinct: each result still holds its own run after all of them ended.
     expect(new Set(results.map((r) => r.mem.buffer)).size).toBe(results.length);
+  });
+
+  it("keeps free buffers for a bounded number of configurations, however many run through it", async () => {
+    // More configurations than are kept, one after the other (step bounds make them distinct).
+    const count = KEPT_CONFIGURATIONS + 4;
+    for (let i = 0; i < count; i++) {
+      const config: RunConfig = { ...configOf("no-mask", "normal", "bytewise", 2) };
+      config.hardware = { ...config.hardware, stepBound: 20_000 + i };
+      const r = await engine.run(config, { tape: [] });
+      expect(r.error).toBeUndefined();
+    }
+    const kept = engine.keptBuffers;
+    expect(kept.configurations).toBe(KEPT_CONFIGURATIONS);
+    expect(kept.buffers).toBeLessThanOrEqual(KEPT_CONFIGURATIONS * 3);
   });
 });
 

@@ -38,6 +38,11 @@ export interface ThreadedEngine extends Engine {
 export const DEFAULT_WATCHDOG_MS = 5000;
 const WATCHDOG_TICK_MS = 50;
 /**
+ * Configurations whose free machine buffers the engine keeps (the most recently used). A library user
+ * may run many configurations through one engine; each buffer is ~2.6 MiB, so memory stays bounded.
+ */
+export const KEPT_CONFIGURATIONS = 8;
+/**
  * Until every CPU has started, the clock allows at least this long: a fresh pool's threads first load
  * the model (iced-x86) and build the machine, which on a loaded machine with many threads takes seconds.
  */
@@ -238,13 +243,21 @@ class Threaded implements ThreadedEngine {
   }
 
   private giveBack(key: string, mem: MachineMemory): void {
-    let list = this.free.get(key);
-    if (!list) {
-      list = [];
-      this.free.set(key, list);
-    }
+    const list = this.free.get(key) ?? [];
+    // Re-inserted, so that the Map's order is the order of last use.
+    this.free.delete(key);
+    this.free.set(key, list);
     // Keep as many as can be in use at once; a burst of concurrent calls leaves the rest to the GC.
     if (list.length < this.parallel) list.push({ mem, after: this.calls });
+    // Only the most recently used configurations keep their buffers (the rest go to the GC).
+    while (this.free.size > KEPT_CONFIGURATIONS) this.free.delete(this.free.keys().next().value as string);
+  }
+
+  /** Free buffers the engine keeps for reuse, over all configurations (memory held between runs). */
+  get keptBuffers(): { configurations: number; buffers: number } {
+    let buffers = 0;
+    for (const list of this.free.values()) buffers += list.length;
+    return { configurations: this.free.size, buffers };
   }
 
   /** Runs the prepared machine: one task per CPU, the watchdog, and the failure of any of them. */
