@@ -2,7 +2,7 @@
 // counterexamples that replay, a budget that runs out says incomplete (never holds), bounds out of
 // range are refused with exit code 2, and the coverage witness names what was never reached.
 import { describe, expect, it } from "vitest";
-import { main } from "../cli/main.js";
+import { runCaptured } from "../cli/capture.js";
 import { check } from "../properties/check.js";
 import { SITUATIONS } from "../properties/coverage.js";
 import { evaluate } from "../properties/invariants.js";
@@ -10,22 +10,7 @@ import { decodeToken } from "../properties/token.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdoutIsTTY: false,
-    stderrIsTTY: false,
-    env: {},
-  });
-  return { code, stdout, stderr };
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 describe("check() with the exhaustive strategy", () => {
   it("proves a holds within its bounds, says so, and counts what the runs reached", async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../cli/main.js";
+import { runCaptured } from "../cli/capture.js";
 import { buildReportModel, type HtmlPage, renderHtmlPage, replayTape } from "../properties/report.js";
 import { decodeToken } from "../properties/token.js";
 
@@ -12,18 +12,7 @@ const TOKEN = "v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=200
 const dir = mkdtempSync(join(tmpdir(), "livepatch-check-html-page-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = {
-    stdout: (t: string) => out.push(t),
-    stderr: (t: string) => err.push(t),
-    stdoutIsTTY: false,
-    stderrIsTTY: false,
-    env: {},
-  };
-  return main(argv, io).then((code) => ({ code, stdout: out.join(""), stderr: err.join("") }));
-}
+const run = runCaptured;
 
 /** The JSON a page embeds. */
 function embedded(html: string): HtmlPage {
