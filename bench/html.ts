@@ -5,11 +5,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import puppeteer from "puppeteer-core";
 import { buildReportModel, renderHtmlPage, replayTape } from "../properties/report.js";
 import { decodeToken } from "../properties/token.js";
-
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+import { launchBrowser } from "../scripts/chromium.js";
 
 async function main(): Promise<void> {
   const readme = readFileSync(resolve("README.md"), "utf8");
@@ -34,18 +32,7 @@ async function main(): Promise<void> {
   console.log(
     `${tokens.length} counterexamples; the largest page: ${(largest.bytes / 1024).toFixed(0)} KiB (${largest.rows} timeline rows), ${largest.token}`,
   );
-  const profile = mkdtempSync(join(tmpdir(), "livepatch-check-chromium-"));
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      `--user-data-dir=${profile}`,
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-gpu",
-    ],
-  });
+  const { browser, close } = await launchBrowser();
   try {
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -67,8 +54,7 @@ async function main(): Promise<void> {
       `render in headless Chromium, navigation to first frame after drawing: median ${times[2].toFixed(0)} ms (min ${times[0].toFixed(0)}, max ${times[4].toFixed(0)})`,
     );
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,5 +1,5 @@
 // Runs the command in-process with its output captured, as the tests and benchmarks drive it.
-import { main } from "./main.js";
+import { type Io, main } from "./main.js";
 
 export interface CapturedRun {
   code: number;
@@ -7,8 +7,11 @@ export interface CapturedRun {
   stderr: string;
 }
 
-/** `livepatch-check ...argv` through main(argv, io), neither stream a terminal, no environment. */
-export async function runCaptured(argv: string[]): Promise<CapturedRun> {
+/**
+ * `livepatch-check ...argv` through main(argv, io), neither stream a terminal, no environment;
+ * `io` overrides those (a test's fake terminal).
+ */
+export async function runCaptured(argv: string[], io: Partial<Io> = {}): Promise<CapturedRun> {
   let stdout = "";
   let stderr = "";
   const code = await main(argv, {
@@ -21,6 +24,7 @@ export async function runCaptured(argv: string[]): Promise<CapturedRun> {
     stdoutIsTTY: false,
     stderrIsTTY: false,
     env: {},
+    ...io,
   });
   return { code, stdout, stderr };
 }

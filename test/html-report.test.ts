@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../cli/main.js";
 import { buildReportModel, type ReportModel, replayTape } from "../properties/report.js";
 import { decodeToken } from "../properties/token.js";
-import { browserMissing, launchBrowser } from "./helpers/browser.js";
+import { browserMissing, launchBrowser } from "../scripts/chromium.js";
 
 const missing = browserMissing();
 if (missing) console.warn(`\n!!! HTML report browser tests SKIPPED: ${missing} !!!\n`);

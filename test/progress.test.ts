@@ -2,7 +2,6 @@
 // cleared at the end; piped, or with --json, nothing of it is printed.
 import { describe, expect, it } from "vitest";
 import { runCaptured } from "../cli/capture.js";
-import { main } from "../cli/main.js";
 import { ProgressDisplay, progressLine } from "../cli/progress.js";
 import { Part, PG, progressBlock } from "../model/progress.js";
 
@@ -11,22 +10,8 @@ const ANSI = /\x1b\[/;
 const CHECK = ["-p", "no-mask", "-s", "nmi-path", "--runs", "400", "--seeds", "1"];
 
 /** The command with stderr a (fake) terminal. */
-async function onTerminal(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    stdoutIsTTY: false,
-    stderrIsTTY: true,
-    stderrColumns: 200,
-    env: {},
-  });
-  return { code, stdout, stderr };
+function onTerminal(argv: string[]) {
+  return runCaptured(argv, { stderrIsTTY: true, stderrColumns: 200 });
 }
 
 describe("progress on a terminal", () => {
