@@ -143,7 +143,7 @@ async function benchFirst(args: string[], seeds: number, maxRuns: number, budget
     const span = tapeSpan(config);
     const n = config.hardware.cpus;
     for (const property of declaredViolations(protocol, scenario)) {
-      const out: string[] = [`  ${protocol}/${scenario} ${property}:`];
+      const out: string[] = [];
       const ex = exhaustive(spec, {
         bounds: { preemptions: 2, events: 2, branches: 0 },
         properties: [property],
@@ -201,7 +201,7 @@ async function benchFirst(args: string[], seeds: number, maxRuns: number, budget
       out.push(
         `portfolio ${decided}/${seeds} seeds, median ${secs(median(times))} to a verdict with a counterexample`,
       );
-      console.log(out.join("; "));
+      console.log(`  ${protocol}/${scenario} ${property}: ${out.join("; ")}`);
     }
   }
 }
