@@ -55,7 +55,8 @@ export function queueBatches(sites: Site[]): Site[][] {
   const batches: Site[][] = [];
   for (const site of sites) {
     const batch = batches[batches.length - 1];
-    if (batch && batch[batch.length - 1].address < site.address) batch.push(site);
+    // tp_order_fail(): `if (text_poke_addr(tp) > addr) return true;`
+    if (batch && !(batch[batch.length - 1].address > site.address)) batch.push(site);
     else batches.push([site]);
   }
   return batches;
