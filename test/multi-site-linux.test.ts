@@ -1,5 +1,6 @@
-// A payload of several sites on Linux's protocols. linux-text-poke collects them as text_poke_queue()
-// does and pokes each batch as smp_text_poke_batch_finish() (text_poke_bp_batch()) does: int3 at every
+// A payload of several sites on Linux's protocols. linux-text-poke collects them as
+// smp_text_poke_batch_add() does and pokes each batch as smp_text_poke_batch_process()
+// (text_poke_bp_batch()) does: int3 at every
 // site, sync, every tail, sync, every first byte, sync; its #BP handler must find the trapping site
 // among all the batch's sites. linux-optprobe registers one probe per site and, after one RCU Tasks
 // grace period, writes each probe's jump with its own text_poke_bp() (arch_optimize_kprobes()).
@@ -60,7 +61,7 @@ describe("linux-text-poke with two sites", () => {
     ]);
   });
 
-  it("flushes the batch when a site lies below the previous one (tp_order_fail): two batches, in the payload's order", () => {
+  it("flushes the batch when a site lies below the previous one (text_poke_addr_ordered): two batches, in the payload's order", () => {
     const config = resolveConfig("linux-text-poke", "two-pads-descending");
     const spec = machineFor(config);
     const w = protocolWords<TextPokeWords>(spec);

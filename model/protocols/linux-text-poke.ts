@@ -1,12 +1,13 @@
-// Linux's int3-based text poking (arch/x86/kernel/alternative.c smp_text_poke_batch_finish, formerly
-// text_poke_bp_batch): no stop-machine. Per-CPU refcounts are set; int3 is written at byte 0 of every
+// Linux's int3-based text poking (arch/x86/kernel/alternative.c smp_text_poke_batch_finish ->
+// smp_text_poke_batch_process, formerly text_poke_finish -> text_poke_bp_batch): no stop-machine. Per-CPU refcounts are set; int3 is written at byte 0 of every
 // site of the batch; every CPU syncs (on_each_cpu(do_sync_core, wait=1)); the tail bytes of every site
 // are written; sync; byte 0 of every site is written; sync; then the refcounts are dropped and waited
 // for. The #BP handler (smp_text_poke_int3_handler) takes a reference, finds the trapping address
 // among the batch's sites (a binary search when there are several) and emulates that site's new
-// instruction (a jump to its payload). Several sites go into one batch as text_poke_queue() collects
-// them: in the payload's order, and a site below the previous one flushes the batch first
-// (tp_order_fail: the handler's binary search needs the vector sorted by address).
+// instruction (a jump to its payload). Several sites go into one batch as smp_text_poke_batch_add()
+// (formerly text_poke_queue()) collects them: in the payload's order, and a site below the previous
+// one flushes the batch first (text_poke_addr_ordered(), formerly tp_order_fail(): the handler's binary
+// search needs the vector sorted by address).
 // Its callers (jump labels, static calls, alternatives, ftrace) replace one instruction with one of
 // the same length, so a site that is not exactly one old instruction is refused.
 import { CODE_BASE } from "../memory.js";
@@ -37,7 +38,7 @@ export interface TextPokeWords {
   syncAcks: number;
   /**
    * The batches the patch is applied in, each a vector of sites sorted by address, in the order they
-   * are poked (text_poke_array's contents at each smp_text_poke_batch_finish).
+   * are poked (text_poke_array's contents each time smp_text_poke_batch_process runs).
    */
   batches: Site[][];
   /**
@@ -48,14 +49,15 @@ export interface TextPokeWords {
 }
 
 /**
- * text_poke_queue(): the payload's sites in its order, a new batch whenever a site lies below the
- * previous one (text_poke_flush on tp_order_fail), so each batch's vector is sorted by address.
+ * smp_text_poke_batch_add() (text_poke_queue()): the payload's sites in its order, a new batch
+ * whenever a site lies below the previous one (smp_text_poke_batch_flush() when
+ * text_poke_addr_ordered() fails), so each batch's vector is sorted by address.
  */
 export function queueBatches(sites: Site[]): Site[][] {
   const batches: Site[][] = [];
   for (const site of sites) {
     const batch = batches[batches.length - 1];
-    // tp_order_fail(): `if (text_poke_addr(tp) > addr) return true;`
+    // text_poke_addr_ordered() / tp_order_fail(): out of order only when the last entry lies above
     if (batch && !(batch[batch.length - 1].address > site.address)) batch.push(site);
     else batches.push([site]);
   }
@@ -119,7 +121,7 @@ export function* syncEachCpu(ctx: RoutineContext, w: TextPokeWords): Routine {
 }
 
 /**
- * What smp_text_poke_batch_finish() does; each flag leaves a step out, to show what the step is for
+ * What smp_text_poke_batch_process() does; each flag leaves a step out, to show what the step is for
  * (tests build such variants; the registered protocols have every step).
  */
 export interface TextPokeSteps {
@@ -132,7 +134,7 @@ export interface TextPokeSteps {
 export const EVERY_TEXT_POKE_STEP: TextPokeSteps = { syncAfterInt3: true, syncAfterTails: true };
 
 /**
- * smp_text_poke_batch_finish() (text_poke_bp_batch() before Linux 6.16) on batch `index` of
+ * smp_text_poke_batch_process() (text_poke_bp_batch() in earlier kernels) on batch `index` of
  * `w.batches`: every site of the batch gets its new bytes through int3 and three syncs.
  */
 export function* textPokeBatch(
@@ -225,7 +227,7 @@ export function textPokeProtocol(
   return {
     ...p,
     origin:
-      "Linux arch/x86/kernel/alternative.c text_poke_queue, smp_text_poke_batch_finish, smp_text_poke_int3_handler",
+      "Linux arch/x86/kernel/alternative.c smp_text_poke_batch_add, smp_text_poke_batch_finish, smp_text_poke_int3_handler",
     os: "linux",
     setup(spec, table: WordTable) {
       keepWords(spec, allocTextPoke(spec, table, queueBatches(spec.sites)));
@@ -236,7 +238,7 @@ export function textPokeProtocol(
     },
     *master(ctx) {
       const w = protocolWords<TextPokeWords>(ctx.spec);
-      // text_poke_queue() for each site, then text_poke_finish() flushes the last batch
+      // smp_text_poke_batch_add() for each site, then smp_text_poke_batch_finish() pokes the last batch
       for (let i = 0; i < w.batches.length; i++) yield* textPokeBatch(ctx, w, i, steps);
     },
     *bpHandler(ctx): Routine<number> {
