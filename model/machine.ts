@@ -29,6 +29,7 @@ import type {
   OsModel,
   OsName,
   Protocol,
+  ProtocolCode,
   RoutineContext,
   RunConfig,
   Scenario,
@@ -124,7 +125,7 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
   const data = scenario.data ?? [];
   const image = CodeImage.build(scenario.functions, data);
   if (!protocol.code) return image;
-  const extra = protocol.code(image, image.resolve(scenario.patch.target));
+  const extra = protocolCode(protocol, image, scenario);
   if (extra.length === 0) return image;
   const placeholders = extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) }));
   const draft = CodeImage.build([...scenario.functions, ...placeholders], data);
@@ -145,9 +146,16 @@ function buildImage(scenario: Scenario, protocol: Protocol): CodeImage {
   return final;
 }
 
+/** The protocol's out-of-line code for the scenario's sites (none when it has no `code`). */
+function protocolCode(protocol: Protocol, image: CodeImage, scenario: Scenario): ProtocolCode[] {
+  if (!protocol.code) return [];
+  const sites = (scenario.patches ?? [scenario.patch]).map((p) => image.resolve(p.target));
+  return protocol.code(image, sites[0], sites);
+}
+
 /** A prebuilt image with the protocol's out-of-line code loaded after its end (see buildImage). */
 function withProtocolCode(image: CodeImage, scenario: Scenario, protocol: Protocol): CodeImage {
-  const extra = protocol.code?.(image, image.resolve(scenario.patch.target)) ?? [];
+  const extra = protocolCode(protocol, image, scenario);
   if (extra.length === 0) return image;
   const draft = image.withFunctions(
     extra.map((c) => ({ name: c.name, bytes: new Array<number>(c.size).fill(0xcc) })),

@@ -127,8 +127,11 @@ export interface Protocol {
   expected: Record<string, Expected>;
   /** Allocates the protocol's data words; may refuse the patch (blacklists). */
   setup?(spec: MachineSpec, words: WordTable): Refusal | undefined;
-  /** Out-of-line code the protocol prepares before patching, given the image and the site address. */
-  code?(image: CodeImage, site: number): ProtocolCode[];
+  /**
+   * Out-of-line code the protocol prepares before patching, given the image, the first site's address
+   * and every site's address in the payload's order.
+   */
+  code?(image: CodeImage, site: number, sites: number[]): ProtocolCode[];
   /** Run by CPU 0 (the master) to apply the patch. */
   master(ctx: RoutineContext): Routine;
   /** Run by every other CPU when it checks for livepatch work (Xen's check_for_livepatch_work). */

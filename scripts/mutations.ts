@@ -39,6 +39,9 @@ export const REQUIRED = [
   "XEN-INT3",
   "XEN-BP-STI",
   "MCE-BARRIER",
+  // Linux's batched text poking (model/protocols/linux-text-poke.ts): the #BP handler's lookup of the
+  // trapping site among the sites of the batch being poked.
+  "TEXT-POKE-LOOKUP",
 ];
 
 const CPU = "model/cpu.ts";
@@ -51,6 +54,8 @@ const REAL = "test/litmus-real-code.test.ts";
 const XEN_OS = "model/os/xen.ts";
 const COMMON_OS = "model/os/common.ts";
 const VERDICTS_MCE = "test/verdicts-mce.test.ts";
+const TEXT_POKE = "model/protocols/linux-text-poke.ts";
+const MULTI_SITE_LINUX = "test/multi-site-linux.test.ts";
 
 export const MUTATIONS: Mutation[] = [
   // ---- H1: NMI delivered at a boundary only when not blocked; delivery blocks; ignores IF ----
@@ -682,5 +687,39 @@ export const MUTATIONS: Mutation[] = [
     replace:
       "function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {\n  if (wait || !wait) return;",
     tests: [VERDICTS_MCE],
+  },
+  // ---- Linux's batched text poking ----
+  {
+    id: "TEXT-POKE-LOOKUP-first-entry-only",
+    breaks: "TEXT-POKE-LOOKUP",
+    file: TEXT_POKE,
+    find: "if (batch.length === 1) return batch[0].address === ip ? batch[0] : undefined;",
+    replace: "if (batch.length >= 1) return batch[0].address === ip ? batch[0] : undefined;",
+    tests: [MULTI_SITE_LINUX],
+  },
+  {
+    id: "TEXT-POKE-LOOKUP-last-entry-only",
+    breaks: "TEXT-POKE-LOOKUP",
+    file: TEXT_POKE,
+    find: "if (batch.length === 1) return batch[0].address === ip ? batch[0] : undefined;",
+    replace:
+      "if (batch.length >= 1) return batch[batch.length - 1].address === ip ? batch[batch.length - 1] : undefined;",
+    tests: [MULTI_SITE_LINUX],
+  },
+  {
+    id: "TEXT-POKE-LOOKUP-search-turns-the-wrong-way",
+    breaks: "TEXT-POKE-LOOKUP",
+    file: TEXT_POKE,
+    find: "    if (ip < at) hi = mid;\n    else lo = mid + 1;",
+    replace: "    if (ip > at) hi = mid;\n    else lo = mid + 1;",
+    tests: [MULTI_SITE_LINUX],
+  },
+  {
+    id: "TEXT-POKE-LOOKUP-first-batch-only",
+    breaks: "TEXT-POKE-LOOKUP",
+    file: TEXT_POKE,
+    find: "const batch = w.vector === undefined ? w.batches[0] : w.batches[yield load(w.vector)];",
+    replace: "const batch = w.batches[0];",
+    tests: [MULTI_SITE_LINUX],
   },
 ];

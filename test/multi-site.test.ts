@@ -115,10 +115,13 @@ describe("a payload of two sites", () => {
     expect(verdict.kind).toBe("holds");
   });
 
-  it("is an input error for a protocol that patches one site", () => {
-    expect(() => resolveConfig("linux-text-poke", "two-sites")).toThrow(
-      "protocol 'linux-text-poke' patches one site, and scenario 'two-sites' has 2 (vcpu_runstate_update, watchdog_kick)",
-    );
+  it("is refused by linux-text-poke for its first site that is not one instruction", async () => {
+    const verdict = await check({ protocol: "linux-text-poke", scenario: "two-sites" });
+    expect(verdict).toMatchObject({ kind: "refused" });
+    if (verdict.kind === "refused")
+      expect(verdict.reason).toMatch(
+        /^vcpu_runstate_update: the 5 bytes of the jump would replace 3 old instructions \(push rbp, 1 byte; /,
+      );
   });
 
   it("may not patch one function twice", () => {

@@ -11,13 +11,14 @@ const root = join(import.meta.dirname, "..");
 const read = (path: string) => readFileSync(join(root, path), "utf8");
 
 describe("the mutation list", () => {
-  it("is well formed and breaks every rule H1-H11, property P1-P6 and real-code rule", () => {
+  it("is well formed and breaks every rule H1-H11, property P1-P6, real-code rule, OS entry rule and text_poke lookup", () => {
     expect(listProblems(MUTATIONS, (path) => existsSync(join(root, path)))).toEqual([]);
     expect(REQUIRED).toEqual([
       ...["H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10", "H11"],
       ...["P1", "P2", "P3", "P4", "P5", "P6"],
       ...["STACK", "FRAME", "IRETQ", "IF", "STI", "INDIRECT", "MCE-BROADCAST"],
       ...["XEN-INT3", "XEN-BP-STI", "MCE-BARRIER"],
+      "TEXT-POKE-LOOKUP",
     ]);
   });
 

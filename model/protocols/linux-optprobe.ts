@@ -20,6 +20,14 @@
 // mce-path such a handler is kept out of the range by text_poke_bp's first sync instead (the sync IPI
 // is taken only once IF=1, i.e. after every NMI and #MC handler on that CPU has returned), and a
 // handler that arrives later finds the int3 and leaves on the optimized path.
+//
+// A payload of several sites is several probes registered together (register_kprobes() registers an
+// array of them in its order: each is armed and queued by optimize_kprobe()), so one kprobe_optimizer
+// pass takes them all (the optimizer's work is delayed by OPTIMIZE_DELAY to collect them): one
+// synchronize_rcu_tasks() covers every probe, then do_optimize_kprobes() -> arch_optimize_kprobes()
+// walks optimizing_list and writes each probe's jump with its own text_poke_bp(), not one batch. As
+// optimize_kprobe() adds each probe at the list's head (list_add), the last probe registered is the
+// first whose jump is written.
 import { CODE_BASE } from "../memory.js";
 import {
   add,
@@ -35,48 +43,63 @@ import {
   waitUntil,
   writeCode,
 } from "../routine.js";
-import type { MachineSpec, Protocol, Refusal, RoutineContext } from "../types.js";
+import type { MachineSpec, Protocol, Refusal, RoutineContext, Site } from "../types.js";
 import { decode } from "../x86.js";
 import {
   allocTextPoke,
   coveredInstructions,
   syncEachCpu,
   type TextPokeWords,
-  textPokeBp,
+  textPokeBatch,
   textPokeInt3Handler,
   textPokeIpiHandler,
 } from "./linux-text-poke.js";
-import { oneSite } from "./sites.js";
 import { keepWords, protocolWords } from "./words.js";
 
 /** The kprobe's instruction slot (get_insn_slot), loaded beside the image by arch_prepare_kprobe. */
 export const INSN_SLOT = "kprobe_insn_slot";
 
+/**
+ * The instruction slot of the probe in `fn`: `kprobe_insn_slot` when the payload has one site, one
+ * slot per probe (`kprobe_insn_slot.fn`) when it has several.
+ */
+export function insnSlotName(fn: string, probes: number): string {
+  return probes === 1 ? INSN_SLOT : `${INSN_SLOT}.${fn}`;
+}
+
 interface Words extends TextPokeWords {
-  /** The kprobe is in kprobe_table (get_kprobe finds it). */
-  registered: number;
-  /** KPROBE_FLAG_OPTIMIZED */
-  optimized: number;
+  /** Per probe, in the payload's order: the kprobe is in kprobe_table (get_kprobe finds it). */
+  registered: number[];
+  /** Per probe: KPROBE_FLAG_OPTIMIZED */
+  optimized: number[];
   /** Per CPU: voluntary quiescent points passed (RCU Tasks' view of the CPU's task). */
   quiescent: number[];
   /** Per CPU: 1 once the CPU runs its idle loop (idle tasks are RCU Tasks quiescent states). */
   idle: number[];
 }
 
-/** The old instruction at the site: its address and length. */
-function firstInstruction(spec: MachineSpec): [number, number] {
-  const [address, length] = coveredInstructions(spec)[0];
+/** The old instruction at `site`: its address and length. */
+function firstInstruction(spec: MachineSpec, site: Site): [number, number] {
+  const [address, length] = coveredInstructions(spec, site)[0];
   return [address, length];
+}
+
+/** One word per probe: `name` alone for one probe, `name[fn]` for each of several. */
+function allocPerProbe(table: WordTable, name: string, sites: Site[]): number[] {
+  if (sites.length === 1) return [table.alloc(name)];
+  return sites.map((s) => table.alloc(`${name}[${s.function}]`));
 }
 
 /** kprobe_int3_handler() for an int3 at `at`; returns 1 when it claimed it. */
 function* kprobeInt3Handler(ctx: RoutineContext, w: Words, at: number): Routine<number> {
   const { spec } = ctx;
-  const site = spec.sites[0];
-  if (at === site.address && (yield load(w.registered)) !== 0) {
+  const probe = spec.sites.findIndex((s) => s.address === at); // get_kprobe(addr): the kprobe_table lookup
+  if (probe >= 0 && (yield load(w.registered[probe])) !== 0) {
     // setup_detour_execution() once KPROBE_FLAG_OPTIMIZED is set; else the boosted slot
-    const optimized = (yield load(w.optimized)) !== 0;
-    ctx.frame.rip = spec.image.symbol(optimized ? site.payload : INSN_SLOT).address;
+    const site = spec.sites[probe];
+    const optimized = (yield load(w.optimized[probe])) !== 0;
+    const slot = insnSlotName(site.function, spec.sites.length);
+    ctx.frame.rip = spec.image.symbol(optimized ? site.payload : slot).address;
     yield mark(Mark.KprobeHit, ctx.frame.rip);
     return 1;
   }
@@ -120,55 +143,59 @@ export function optprobeProtocol(
       "Linux kernel/kprobes.c optimize_kprobe, kprobe_optimizer; arch/x86/kernel/kprobes/opt.c arch_optimize_kprobes; kprobes/core.c kprobe_int3_handler",
     os: "linux",
     setup(spec: MachineSpec, table: WordTable): Refusal | undefined {
-      oneSite(spec); // one probe per site; several sites are several probes, not modelled together
       const cpus = spec.config.hardware.cpus;
+      // arch_optimize_kprobes(): one text_poke_bp() per probe, in optimizing_list's order (newest first)
+      const batches = [...spec.sites].reverse().map((site) => [site]);
       keepWords(spec, {
-        ...allocTextPoke(spec, table),
-        registered: table.alloc("kprobe_table.registered"),
-        optimized: table.alloc("kprobe.flags.OPTIMIZED"),
+        ...allocTextPoke(spec, table, batches),
+        registered: allocPerProbe(table, "kprobe_table.registered", spec.sites),
+        optimized: allocPerProbe(table, "kprobe.flags.OPTIMIZED", spec.sites),
         quiescent: table.allocPerCpu("rcu_tasks.quiescent", cpus),
         idle: table.allocPerCpu("rcu_tasks.idle", cpus),
       });
-      const [address, length] = firstInstruction(spec);
-      const d = decode(spec.image.bytes.subarray(address - CODE_BASE), length);
-      if (d.flow !== 0) {
+      for (const site of spec.sites) {
+        const [address, length] = firstInstruction(spec, site);
+        const d = decode(spec.image.bytes.subarray(address - CODE_BASE), length);
         // prepare_emulation() emulates branches instead of running a copy; not modelled here
-        return {
-          reason: `${spec.sites[0].target}: its first instruction is a branch, which kprobes emulates`,
-        };
+        if (d.flow !== 0)
+          return { reason: `${site.target}: its first instruction is a branch, which kprobes emulates` };
       }
       return undefined;
     },
-    code(image, site) {
-      // arch_prepare_kprobe -> arch_copy_kprobe: the original instruction, then `jmp` back after it
-      const fn = image.functionAt(site);
-      const starts = fn ? image.boundaries(fn.name) : [];
-      const next = starts.find((a) => a > site) ?? (fn ? fn.address + fn.size : site + 1);
-      const insn = Array.from(image.bytes.subarray(site - CODE_BASE, next - CODE_BASE));
-      return [
-        {
-          name: INSN_SLOT,
+    code(image, _first, sites) {
+      // arch_prepare_kprobe -> arch_copy_kprobe, for each probe: the original instruction, then `jmp`
+      // back after it
+      return sites.map((site) => {
+        const fn = image.functionAt(site);
+        const starts = fn ? image.boundaries(fn.name) : [];
+        const next = starts.find((a) => a > site) ?? (fn ? fn.address + fn.size : site + 1);
+        const insn = Array.from(image.bytes.subarray(site - CODE_BASE, next - CODE_BASE));
+        return {
+          name: insnSlotName(fn?.name ?? String(site), sites.length),
           size: insn.length + 5,
-          bytes(at) {
+          bytes(at: number) {
             const rel = (next - (at + insn.length + 5)) | 0;
             return [...insn, 0xe9, rel & 0xff, (rel >>> 8) & 0xff, (rel >>> 16) & 0xff, (rel >>> 24) & 0xff];
           },
-        },
-      ];
+        };
+      });
     },
     *master(ctx: RoutineContext) {
       const w = protocolWords<Words>(ctx.spec);
-      const site = ctx.spec.sites[0];
-      // register_kprobe(): the prepared probe goes into kprobe_table, then arm_kprobe()
-      yield store(w.registered, 1);
-      yield writeCode(site.address, [0xcc]); // arch_arm_kprobe(): text_poke(p->addr, &int3, 1)
-      yield* syncEachCpu(ctx, w); // text_poke_sync()
-      // try_to_optimize_kprobe() -> optimize_kprobe(): op->kp.flags |= KPROBE_FLAG_OPTIMIZED
-      yield store(w.optimized, 1);
+      // register_kprobes(): register_kprobe() for each probe of the array, in its order
+      for (const [probe, site] of ctx.spec.sites.entries()) {
+        // register_kprobe(): the prepared probe goes into kprobe_table, then arm_kprobe()
+        yield store(w.registered[probe], 1);
+        yield writeCode(site.address, [0xcc]); // arch_arm_kprobe(): text_poke(p->addr, &int3, 1)
+        yield* syncEachCpu(ctx, w); // text_poke_sync()
+        // try_to_optimize_kprobe() -> optimize_kprobe(): op->kp.flags |= KPROBE_FLAG_OPTIMIZED
+        yield store(w.optimized[probe], 1);
+      }
       // kprobe_optimizer(), Step 2: wait for a quiescence period; Step 3: do_optimize_kprobes()
       if (steps.gracePeriod) yield* synchronizeRcuTasks(ctx, w);
-      // arch_optimize_kprobes(): text_poke_bp(op->kp.addr, insn_buff, JMP32_INSN_SIZE, NULL)
-      yield* textPokeBp(ctx, w, site.newBytes, { syncAfterInt3: steps.syncAfterInt3 });
+      // arch_optimize_kprobes(): text_poke_bp(op->kp.addr, insn_buff, JMP32_INSN_SIZE, NULL) per probe
+      for (let i = 0; i < w.batches.length; i++)
+        yield* textPokeBatch(ctx, w, i, { syncAfterInt3: steps.syncAfterInt3, syncAfterTails: true });
     },
     *poll(ctx: RoutineContext) {
       // Back in the scheduler between work items: a voluntary context switch, an RCU Tasks quiescent state
@@ -189,7 +216,6 @@ export function optprobeProtocol(
     },
   };
 }
-
 export const linuxOptprobe: Protocol = optprobeProtocol(
   {
     name: "linux-optprobe",
