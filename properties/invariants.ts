@@ -5,7 +5,6 @@
 // protocol's.
 import { CONTEXT_NAMES, ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
 import {
-  CODE_BASE,
   H,
   LOG_RECORD_WORDS,
   type MachineMemory,
@@ -205,9 +204,7 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
   }
   if (want("P6") && status === RunStatus.Finished && !spec.refusal) {
     for (const [index, site] of spec.sites.entries()) {
-      const now = Array.from(
-        mem.code.subarray(site.address - CODE_BASE, site.address - CODE_BASE + site.newBytes.length),
-      );
+      const now = Array.from(mem.codeBytes(site.address, site.newBytes.length));
       if (now.some((b, i) => b !== site.newBytes[i])) {
         out.push({
           property: "P6",

@@ -20,7 +20,6 @@
 // mce-path such a handler is kept out of the range by text_poke_bp's first sync instead (the sync IPI
 // is taken only once IF=1, i.e. after every NMI and #MC handler on that CPU has returned), and a
 // handler that arrives later finds the int3 and leaves on the optimized path.
-import { CODE_BASE } from "../memory.js";
 import {
   add,
   eq,
@@ -130,7 +129,7 @@ export function optprobeProtocol(
         idle: table.allocPerCpu("rcu_tasks.idle", cpus),
       });
       const [address, length] = firstInstruction(spec);
-      const d = decode(spec.image.bytes.subarray(address - CODE_BASE), length);
+      const d = decode(spec.image.read(address, length), length);
       if (d.flow !== 0) {
         // prepare_emulation() emulates branches instead of running a copy; not modelled here
         return {
@@ -144,7 +143,7 @@ export function optprobeProtocol(
       const fn = image.functionAt(site);
       const starts = fn ? image.boundaries(fn.name) : [];
       const next = starts.find((a) => a > site) ?? (fn ? fn.address + fn.size : site + 1);
-      const insn = Array.from(image.bytes.subarray(site - CODE_BASE, next - CODE_BASE));
+      const insn = Array.from(image.read(site, next - site));
       return [
         {
           name: INSN_SLOT,

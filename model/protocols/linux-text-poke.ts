@@ -5,7 +5,6 @@
 // takes a reference, matches the site and emulates the new instruction (a jump to the payload).
 // Its callers (jump labels, static calls, alternatives, ftrace) replace one instruction with one of
 // the same length, so a site that is not exactly one old instruction is refused.
-import { CODE_BASE } from "../memory.js";
 import {
   add,
   eq,
@@ -54,8 +53,7 @@ export function coveredInstructions(spec: MachineSpec): Array<[number, number, s
   const out: Array<[number, number, string]> = [];
   starts.forEach((a, i) => {
     const next = starts[i + 1] ?? fn.address + fn.size;
-    if (a >= site.address && a < end)
-      out.push([a, next - a, disassemble(image.bytes.subarray(a - CODE_BASE, next - CODE_BASE), a)]);
+    if (a >= site.address && a < end) out.push([a, next - a, disassemble(image.read(a, next - a), a)]);
   });
   return out;
 }
