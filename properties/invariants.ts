@@ -119,7 +119,10 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
           "unhandled-int3",
           `hit an int3 at ${sym(crash.addr)} that no handler claimed`,
         ],
-        [CrashKind.OutOfCode]: ["out-of-code", `fetched at 0x${crash.addr.toString(16)}, outside the image`],
+        [CrashKind.OutOfCode]: [
+          "out-of-code",
+          `fetched at 0x${crash.addr.toString(16)}, where no code is placed (outside the image, or in a function the scenario does not reach)`,
+        ],
         [CrashKind.BadReturn]: [
           "bad-return",
           `executed the return at ${sym(crash.addr)}, which popped 0x${(crash.b >>> 0).toString(16)} (${describeValue(crash.b)}) from the stack slot at 0x${(crash.c >>> 0).toString(16)}: not a return address`,
