@@ -158,8 +158,8 @@ export class Cpu {
   private fetchBuf = new Uint8Array(MAX_INSN);
   private fetchLen = 0;
   private fetchStart = 0;
-  /** Original image bytes: what a byte held before any write (H10's oldest candidate). */
-  private readonly image: Uint8Array;
+  /** Per writable byte (by historyIndex), what the image holds there before any write (H10's oldest candidate). */
+  private readonly original: Uint8Array;
   private readonly stale: boolean;
   private readonly atomicFetch: boolean;
   private readonly observer: AccessObserver | undefined;
@@ -177,7 +177,9 @@ export class Cpu {
     this.chooser = chooser;
     this.observer = observer;
     this.base = id * CPU_WORDS;
-    this.image = spec.image.bytes;
+    this.original = new Uint8Array(mem.historyCount.length);
+    for (const w of mem.layout.writable)
+      this.original.set(spec.image.read(w.address, w.length), mem.historyIndex(w.address));
     this.stale = spec.config.hardware.fetch === "stale";
     this.atomicFetch = spec.config.hardware.fetch === "atomic";
   }
@@ -522,12 +524,16 @@ export class Cpu {
 
   // ---- instruction fetch (H9, H10, H11) ----
 
-  /** The value this CPU's fetch reads at `address` (H9 bytewise; H10 may return an older value). */
-  private fetchByte(address: number): number {
-    const i = address - CODE_BASE;
+  /**
+   * The value this CPU's fetch reads at `address`, placed at `i` in the buffer's code and, if it is
+   * writable, at `h` in its history (H9 bytewise; H10 may return an older value).
+   */
+  private fetchByte(address: number, i: number, h: number): number {
     const mem = this.mem;
-    this.observer?.access(this.id, Shared.Code, i, false);
-    const count = mem.historyCount[i];
+    this.observer?.access(this.id, Shared.Code, address - CODE_BASE, false);
+    // Only writable bytes have a history: any other byte holds the image's value.
+    if (h < 0) return mem.code[i];
+    const count = mem.historyCount[h];
     if (!this.stale || count === 0) return mem.code[i];
     // SDM Vol. 3A §9.1.3: unsynchronized cross-modifying code may see any value the byte held since
     // this CPU last serialized (H10); but a CPU always sees its own stores.
@@ -536,48 +542,52 @@ export class Cpu {
     const candidates: number[] = [mem.code[i]];
     for (let k = kept - 1; k >= 0; k--) {
       const slot = ((count - kept + k) % HISTORY_DEPTH) * 2;
-      const entry = mem.history[i * HISTORY_DEPTH * 2 + slot];
-      const seq = mem.history[i * HISTORY_DEPTH * 2 + slot + 1];
+      const entry = mem.history[h * HISTORY_DEPTH * 2 + slot];
+      const seq = mem.history[h * HISTORY_DEPTH * 2 + slot + 1];
       const writer = (entry >> 8) - 1;
       if (writer === this.id) break;
       if (seq <= since) break;
       // The value before this write: the previous entry's, or the image's (unknown once the ring dropped it).
       if (k > 0)
         candidates.push(
-          mem.history[i * HISTORY_DEPTH * 2 + ((count - kept + k - 1) % HISTORY_DEPTH) * 2] & 0xff,
+          mem.history[h * HISTORY_DEPTH * 2 + ((count - kept + k - 1) % HISTORY_DEPTH) * 2] & 0xff,
         );
-      else if (count === kept) candidates.push(this.image[i]);
+      else if (count === kept) candidates.push(this.original[h]);
     }
     if (candidates.length === 1) return candidates[0];
     return candidates[this.chooser.choose(candidates.length)];
   }
 
-  /** Who wrote the current value of a code byte, and at which write sequence (for the trace). */
-  private lastWrite(i: number): [number, number] {
-    const count = this.mem.historyCount[i];
+  /** Who wrote the current value of a code byte (history index `h`, -1: not writable), and at which write sequence (for the trace). */
+  private lastWrite(h: number): [number, number] {
+    if (h < 0) return [-1, 0];
+    const count = this.mem.historyCount[h];
     if (count === 0) return [-1, 0];
     const slot = ((count - 1) % HISTORY_DEPTH) * 2;
-    const base = i * HISTORY_DEPTH * 2;
+    const base = h * HISTORY_DEPTH * 2;
     return [(this.mem.history[base + slot] >> 8) - 1, this.mem.history[base + slot + 1]];
   }
 
   private fetchStep(ctx: Context, real: RealCode): void {
     const w = this.mem.cpu;
     const o = this.base;
-    const codeEnd = CODE_BASE + this.mem.layout.codeSize;
+    const mem = this.mem;
     if (this.fetchLen === 0) this.fetchStart = real.rip;
     let d: Decoded;
     do {
       const address = this.fetchStart + this.fetchLen;
-      if (address < CODE_BASE || address >= codeEnd) {
+      const i = mem.codeIndex(address);
+      if (i < 0) {
+        // No code is placed there (outside the image, or a function the scenario does not reach).
         this.crash(CrashKind.OutOfCode, address);
         return;
       }
+      const h = mem.historyIndex(address);
       // AMD APM via LKML: instruction bytes may be read more than once, so other CPUs' stores can land
       // between the bytes of one fetch: each byte is its own step (H9)
-      const value = this.fetchByte(address);
-      const [writer, seq] = this.lastWrite(address - CODE_BASE);
-      this.mem.logEvent(this.id, Ev.Fetch, address, value, writer, seq);
+      const value = this.fetchByte(address, i, h);
+      const [writer, seq] = this.lastWrite(h);
+      mem.logEvent(this.id, Ev.Fetch, address, value, writer, seq);
       this.fetchBuf[this.fetchLen++] = value;
       d = decode(this.fetchBuf, this.fetchLen);
       if (!d.complete && this.fetchLen === MAX_INSN)
@@ -737,8 +747,9 @@ export class Cpu {
     real.rip = value;
   }
 
+  /** Whether code is placed at `address` (a return address into the image). */
   private inImage(address: number): boolean {
-    return address >= CODE_BASE && address < CODE_BASE + this.mem.layout.codeSize;
+    return this.mem.codeIndex(address) >= 0;
   }
 
   /**
@@ -855,10 +866,16 @@ export class Cpu {
       case "writeCode":
         this.writeCode(s.addr, s.bytes);
         break;
-      case "readCode":
+      case "readCode": {
+        const i = mem.codeIndex(s.addr);
+        if (i < 0)
+          throw new Error(
+            `${this.routineOf(ctx)} reads code at 0x${s.addr.toString(16)}, where no code is placed`,
+          );
         this.observer?.access(this.id, Shared.Code, s.addr - CODE_BASE, false);
-        result = mem.code[s.addr - CODE_BASE];
+        result = mem.code[i];
         break;
+      }
       case "serialize":
         // SDM §9.3: CPUID, SERIALIZE and IRET (Linux sync_core's iret_to_self) serialize (H4)
         this.serialize(s.how === "cpuid" ? 0 : s.how === "serialize" ? 1 : 2);
@@ -900,8 +917,10 @@ export class Cpu {
         this.deliverBp(-1, { rip: 0, fromRealCode: false, interruptedIf: w[o + C.if] });
         return;
       case "call":
-        if (s.addr < CODE_BASE || s.addr >= CODE_BASE + mem.layout.codeSize) {
-          throw new Error(`${this.routineOf(ctx)} calls 0x${s.addr.toString(16)}, outside the image`);
+        if (mem.codeIndex(s.addr) < 0) {
+          throw new Error(
+            `${this.routineOf(ctx)} calls 0x${s.addr.toString(16)}, where no code is placed (outside the image, or a function the scenario does not reach)`,
+          );
         }
         if (!this.pushValue(ROUTINE_RETURN)) return;
         ctx.real = { rip: s.addr, entrySlot: w[o + C.rsp] };
@@ -954,17 +973,21 @@ export class Cpu {
     const seq = mem.header[H.writeSeq] + 1;
     mem.header[H.writeSeq] = seq;
     for (let k = 0; k < bytes.length; k++) {
-      const i = address + k - CODE_BASE;
-      this.observer?.access(this.id, Shared.Code, i, true);
-      if (i < 0 || i >= mem.layout.codeSize) {
-        throw new Error(`CPU ${this.id} writes code at 0x${(address + k).toString(16)}, outside the image`);
+      this.observer?.access(this.id, Shared.Code, address + k - CODE_BASE, true);
+      // Only the writable ranges have a write history and are restored between runs (MachineMemory.reset).
+      const h = mem.historyIndex(address + k);
+      const i = mem.codeIndex(address + k);
+      if (h < 0 || i < 0) {
+        throw new Error(
+          `CPU ${this.id} writes code at 0x${(address + k).toString(16)}, outside the machine's writable code (${mem.layout.writable.map((w) => `0x${w.address.toString(16)}+${w.length}`).join(", ")})`,
+        );
       }
-      const count = mem.historyCount[i];
+      const count = mem.historyCount[h];
       const slot = (count % HISTORY_DEPTH) * 2;
-      mem.history[i * HISTORY_DEPTH * 2 + slot] = (bytes[k] & 0xff) | ((this.id + 1) << 8);
-      mem.history[i * HISTORY_DEPTH * 2 + slot + 1] = seq;
+      mem.history[h * HISTORY_DEPTH * 2 + slot] = (bytes[k] & 0xff) | ((this.id + 1) << 8);
+      mem.history[h * HISTORY_DEPTH * 2 + slot + 1] = seq;
       // The count only needs to stay congruent modulo HISTORY_DEPTH once the ring is full.
-      mem.historyCount[i] = count + 1 > 252 ? count + 1 - HISTORY_DEPTH : count + 1;
+      mem.historyCount[h] = count + 1 > 252 ? count + 1 - HISTORY_DEPTH : count + 1;
       mem.code[i] = bytes[k] & 0xff;
       mem.logEvent(this.id, Ev.CodeWrite, address + k, bytes[k] & 0xff, seq, bytes.length);
     }

@@ -16,7 +16,14 @@ import {
   SHN_UNDEF,
   SHT_NOBITS,
 } from "./elf.js";
-import { type BranchSite, CodeImage, type DataSymbol, type SymbolInfo } from "./image.js";
+import {
+  type BranchSite,
+  CodeImage,
+  type DataSymbol,
+  MAX_CODE_SPAN,
+  type SymbolInfo,
+  segmentsOf,
+} from "./image.js";
 import { CODE_BASE, STACK_BASE, UNKNOWN_VALUE } from "./memory.js";
 import { operandAddresses } from "./x86.js";
 
@@ -133,6 +140,8 @@ export class ElfProgram {
     this.image = CodeImage.fromBytes(
       bytes,
       this.functions.map((f) => this.symbolInfo(f)),
+      [],
+      MAX_ANALYSIS_SPAN,
     );
   }
 
@@ -170,7 +179,7 @@ export class ElfProgram {
   /** `name+0xoff` of an exact ELF address, by the function holding it. */
   symbolize(address: bigint): string {
     const model = address - this.rebase.delta;
-    if (model < BigInt(CODE_BASE) || model >= BigInt(CODE_BASE + this.image.bytes.length)) {
+    if (model < BigInt(CODE_BASE) || model >= BigInt(this.image.end)) {
       return this.dataSymbolize(address) ?? hex64(address);
     }
     const name = this.image.symbolize(Number(model));
@@ -360,7 +369,9 @@ export class ElfProgram {
   /**
    * A machine image of the functions reachable from `roots` and `payload` (functions of this file that
    * a patch installs), with the return thunks they jump to, at their real relative layout: one
-   * rebase, so every rel32 branch between them is as in the file. Gaps are int3, as a linker pads.
+   * rebase, so every rel32 branch between them is as in the file. Only they are placed (neighbours
+   * share a segment, the padding between them int3, as a linker pads; image.segmentsOf), so the
+   * image does not grow with the distance between them.
    * Indirect sites through a pointer in memory become data symbols at the pointer's rebased address,
    * holding a given target, or the pointer's value in the file when that is a placed function.
    *
@@ -423,8 +434,7 @@ export class ElfProgram {
           "choose roots whose callees lie nearer each other, or give the indirect sites fewer targets",
       );
     }
-    const bytes = new Uint8Array(span).fill(0xcc);
-    for (const piece of pieces) bytes.set(piece.bytes, rebase.toModel(piece.at) - CODE_BASE);
+    const segments = segmentsOf(pieces.map((p) => ({ address: rebase.toModel(p.at), bytes: p.bytes })));
     const data: DataSymbol[] = [];
     const seen = new Set<bigint>();
     for (const site of graph.indirect) {
@@ -448,7 +458,7 @@ export class ElfProgram {
         ...(target ? { initialSymbol: target } : {}),
       });
     }
-    return CodeImage.fromBytes(bytes, symbols, data);
+    return CodeImage.fromSegments(segments, symbols, data);
   }
 
   /** The address of a defined symbol of this file (a function or data), for a payload's relocations. */
@@ -471,8 +481,11 @@ export interface AddressTaken {
   endbr: number;
 }
 
-/** The most a machine image from an ELF may span: below the built-in data symbols at DATA_BASE. */
-export const DEFAULT_MACHINE_SPAN = 0x20_0000 - CODE_BASE - 0x1000;
+/**
+ * The most a machine image from an ELF may span: what an image may (image.MAX_CODE_SPAN), less a
+ * page for the payload loaded after it. Only the placed functions cost memory, not the span.
+ */
+export const DEFAULT_MACHINE_SPAN = MAX_CODE_SPAN - 0x1000;
 
 export interface MachineImageOptions {
   roots: readonly string[];

@@ -48,6 +48,54 @@ export interface DataSymbol {
 /** Where data symbols are laid out: 8 bytes each, within rel32 reach of the code. */
 export const DATA_BASE = 0x20_0000;
 
+/**
+ * The most address space an image's code may span from CODE_BASE. The span costs nothing (only
+ * placed segments are stored, in the image and in a machine's buffer); it keeps every code address
+ * below the values the model gives addresses it does not track (model/memory UNKNOWN_VALUE).
+ */
+export const MAX_CODE_SPAN = 0x0400_0000;
+
+/**
+ * One placed range of an image: the bytes from `address`. An image is a list of them, sorted and
+ * apart; an address in none holds no code (a fetch there leaves the image).
+ */
+export interface CodeSegment {
+  address: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * Functions closer than this share a segment (the gap between them int3, as a linker pads): a
+ * compiler aligns functions to at most 64 bytes, so only the padding between neighbours is stored.
+ */
+export const SEGMENT_GAP = 64;
+
+/**
+ * Segments for pieces of code (each an address and its bytes): sorted, with pieces less than `gap`
+ * apart in one segment and the bytes between them int3. Pieces must not overlap.
+ */
+export function segmentsOf(
+  pieces: ReadonlyArray<{ address: number; bytes: Uint8Array }>,
+  gap = SEGMENT_GAP,
+): CodeSegment[] {
+  const sorted = [...pieces].filter((p) => p.bytes.length > 0).sort((a, b) => a.address - b.address);
+  const groups: Array<Array<{ address: number; bytes: Uint8Array }>> = [];
+  let end = Number.NEGATIVE_INFINITY;
+  for (const p of sorted) {
+    if (p.address < end) throw new Error(`code at 0x${p.address.toString(16)} overlaps the code before it`);
+    if (groups.length === 0 || p.address - end >= gap) groups.push([]);
+    groups[groups.length - 1].push(p);
+    end = p.address + p.bytes.length;
+  }
+  return groups.map((g) => {
+    const address = g[0].address;
+    const last = g[g.length - 1];
+    const bytes = new Uint8Array(last.address + last.bytes.length - address).fill(0xcc);
+    for (const p of g) bytes.set(p.bytes, p.address - address);
+    return { address, bytes };
+  });
+}
+
 export interface SymbolInfo {
   name: string;
   address: number;
@@ -200,7 +248,8 @@ function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uin
 }
 
 export class CodeImage {
-  readonly bytes: Uint8Array;
+  /** The placed code, sorted by address; nothing else is in the image. */
+  readonly segments: readonly CodeSegment[];
   readonly symbols: ReadonlyMap<string, SymbolInfo>;
   /** Data symbols by ordinal (built images lay them out at DATA_BASE + 8 * ordinal). */
   readonly data: readonly DataSymbol[];
@@ -208,8 +257,8 @@ export class CodeImage {
   private readonly boundaryCache = new Map<string, number[]>();
   private readonly dataOrdinal: ReadonlyMap<number, number>;
 
-  private constructor(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []) {
-    this.bytes = bytes;
+  private constructor(segments: CodeSegment[], symbols: SymbolInfo[], data: DataSymbol[] = []) {
+    this.segments = segments;
     this.data = data;
     this.dataOrdinal = new Map(data.map((d, k) => [d.address, k]));
     this.sorted = [...symbols].sort((a, b) => a.address - b.address);
@@ -282,7 +331,7 @@ export class CodeImage {
         );
       return { name: d.name, address: DATA_BASE + 8 * k, initial: target, initialSymbol: d.initial };
     });
-    return new CodeImage(bytes, symbols, dataSymbols);
+    return new CodeImage([{ address: CODE_BASE, bytes }], symbols, dataSymbols);
   }
 
   /**
@@ -291,7 +340,7 @@ export class CodeImage {
    * may name the image's symbols (functions and data) as well as each other. Layout repeats until
    * addresses settle, as in build.
    */
-  withFunctions(functions: FunctionDesc[], limit = 1 << 21): CodeImage {
+  withFunctions(functions: FunctionDesc[], limit = MAX_CODE_SPAN): CodeImage {
     if (functions.length === 0) return this;
     const names = new Set<string>();
     for (const f of functions) {
@@ -300,7 +349,7 @@ export class CodeImage {
       names.add(f.name);
       if (!f.code && !f.bytes) throw new Error(`function '${f.name}' has neither code nor bytes`);
     }
-    const start = align(CODE_BASE + this.bytes.length);
+    const start = align(this.end);
     let addresses = new Map<string, number>();
     let encoded: Uint8Array[] = [];
     let end = start;
@@ -328,15 +377,14 @@ export class CodeImage {
     }
     if (end - CODE_BASE > limit)
       throw new Error(`the image needs ${end - CODE_BASE} bytes, more than the buffer's ${limit}`);
-    const bytes = new Uint8Array(end - CODE_BASE).fill(0xcc);
-    bytes.set(this.bytes);
     const symbols = [...this.symbols.values()];
-    functions.forEach((f, i) => {
+    const added = functions.map((f, i) => {
       const address = addresses.get(f.name) as number;
-      bytes.set(encoded[i], address - CODE_BASE);
       symbols.push({ name: f.name, address, size: encoded[i].length, payload: f.payload === true });
+      return { address, bytes: encoded[i] };
     });
-    return CodeImage.fromBytes(bytes, symbols, [...this.data]);
+    // The added code joins the last segment (it starts within SEGMENT_GAP of its end).
+    return CodeImage.fromSegments(segmentsOf([...this.segments, ...added]), symbols, [...this.data]);
   }
 
   /** The ordinal of the data symbol at `address`, if one is there. */
@@ -348,7 +396,37 @@ export class CodeImage {
    * Raw bytes with explicit symbols; symbols must not overlap. Data symbols may sit at any address
    * outside the functions (an ELF image keeps its function pointers at their rebased addresses).
    */
-  static fromBytes(bytes: Uint8Array, symbols: SymbolInfo[], data: DataSymbol[] = []): CodeImage {
+  static fromBytes(
+    bytes: Uint8Array,
+    symbols: SymbolInfo[],
+    data: DataSymbol[] = [],
+    span = MAX_CODE_SPAN,
+  ): CodeImage {
+    return CodeImage.fromSegments([{ address: CODE_BASE, bytes }], symbols, data, span);
+  }
+
+  /**
+   * Placed segments with explicit symbols (see fromBytes); segments must be sorted and apart, within
+   * `span` bytes from CODE_BASE, and every function must lie inside one.
+   */
+  static fromSegments(
+    segments: CodeSegment[],
+    symbols: SymbolInfo[],
+    data: DataSymbol[] = [],
+    span = MAX_CODE_SPAN,
+  ): CodeImage {
+    for (let i = 0; i < segments.length; i++) {
+      const s = segments[i];
+      if (s.address < CODE_BASE || s.address + s.bytes.length > CODE_BASE + span)
+        throw new Error(
+          `code at 0x${s.address.toString(16)} lies outside the ${span} bytes from 0x${CODE_BASE.toString(16)} an image may span`,
+        );
+      const prev = segments[i - 1];
+      if (prev && prev.address + prev.bytes.length > s.address)
+        throw new Error(
+          `code segments at 0x${prev.address.toString(16)} and 0x${s.address.toString(16)} overlap`,
+        );
+    }
     const sorted = [...symbols].sort((a, b) => a.address - b.address);
     for (let i = 1; i < sorted.length; i++) {
       const prev = sorted[i - 1];
@@ -356,8 +434,11 @@ export class CodeImage {
         throw new Error(`functions '${prev.name}' and '${sorted[i].name}' overlap`);
       }
     }
+    const holder = (address: number) =>
+      segments.find((g) => address >= g.address && address < g.address + g.bytes.length);
     for (const s of sorted) {
-      if (s.address < CODE_BASE || s.address + s.size > CODE_BASE + bytes.length) {
+      const g = holder(s.address);
+      if (!g || s.address + s.size > g.address + g.bytes.length) {
         throw new Error(`function '${s.name}' lies outside the image`);
       }
     }
@@ -378,7 +459,42 @@ export class CodeImage {
       const inside = sorted.find((f) => d.address + 8 > f.address && d.address < f.address + f.size);
       if (inside) throw new Error(`data symbol '${d.name}' overlaps function '${inside.name}'`);
     }
-    return new CodeImage(bytes, symbols, data);
+    return new CodeImage(segments, symbols, data);
+  }
+
+  /** The address past the last placed byte (CODE_BASE for an empty image). */
+  get end(): number {
+    const last = this.segments[this.segments.length - 1];
+    return last ? last.address + last.bytes.length : CODE_BASE;
+  }
+
+  /** How many bytes are placed (what a machine's buffer holds of this image). */
+  get placedBytes(): number {
+    return this.segments.reduce((n, s) => n + s.bytes.length, 0);
+  }
+
+  /** The segment holding `address`, if any. */
+  segmentAt(address: number): CodeSegment | undefined {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.segments[mid];
+      if (address < s.address) hi = mid - 1;
+      else if (address >= s.address + s.bytes.length) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** The `length` placed bytes from `address` (a view); an error names the address if any is not placed. */
+  read(address: number, length: number): Uint8Array {
+    const s = this.segmentAt(address);
+    if (!s || address + length > s.address + s.bytes.length)
+      throw new Error(
+        `no code is placed at 0x${address.toString(16)}..0x${(address + length).toString(16)} (${this.symbolize(address)})`,
+      );
+    return s.bytes.subarray(address - s.address, address - s.address + length);
   }
 
   symbol(name: string): SymbolInfo {
@@ -390,7 +506,7 @@ export class CodeImage {
   /** Bytes of a function as loaded. */
   functionBytes(name: string): Uint8Array {
     const s = this.symbol(name);
-    return this.bytes.subarray(s.address - CODE_BASE, s.address - CODE_BASE + s.size);
+    return this.read(s.address, s.size);
   }
 
   /** Instruction start addresses of a function (linear sweep of straight-line code). */

@@ -2,7 +2,7 @@
 // oracle, the OS model, and each CPU's base routine. Deterministic: every thread that builds the same
 // configuration gets the same word indices and the same image.
 import { CodeImage } from "./image.js";
-import { CODE_BASE, type MemoryLayout } from "./memory.js";
+import type { MemoryLayout } from "./memory.js";
 import { runMceSoftirq } from "./os/common.js";
 import { fred } from "./os/fred.js";
 import { linux } from "./os/linux.js";
@@ -82,7 +82,7 @@ export function defineMachine(config: RunConfig, protocol: Protocol, scenario: S
     const newBytes = jmpRel32(address, image.symbol(patch.payload).address);
     return {
       address,
-      oldBytes: Array.from(image.bytes.subarray(address - CODE_BASE, address - CODE_BASE + newBytes.length)),
+      oldBytes: Array.from(image.read(address, newBytes.length)),
       newBytes,
       target: patch.target,
       payload: patch.payload,
@@ -184,7 +184,10 @@ export function layoutFor(spec: MachineSpec): MemoryLayout {
   return {
     cpus: hw.cpus,
     dataWords: Math.max(8, spec.words.names.length),
-    codeSize: spec.image.bytes.length,
+    code: spec.image.segments
+      .filter((g) => g.bytes.length > 0)
+      .map((g) => ({ address: g.address, length: g.bytes.length })),
+    writable: spec.siteOracle.writableRanges,
     tapeMax: tapeCapacity(hw.stepBound),
     logMax: hw.stepBound * 4 + 64,
     strategyWords: 64,
@@ -291,9 +294,20 @@ export function siteOracle(image: CodeImage, sites: Site[], writable: string[] =
   const spans = sites.map((site) => [site.address, site.address + site.newBytes.length] as const);
   const inSite = (address: number, length: number) =>
     spans.length === 1 || spans.some(([a, b]) => address < b && address + length > a);
+  // The same addresses as `writable` below, as ranges: the buffer keeps write history for these only.
+  const writableRanges: Array<{ address: number; length: number }> = [];
+  const pieces = [...spans, ...ranges]
+    .map(([a, b]) => [a, b] as [number, number])
+    .sort((x, y) => x[0] - y[0]);
+  for (const [a, b] of pieces) {
+    const last = writableRanges[writableRanges.length - 1];
+    if (last && a <= last.address + last.length) last.length = Math.max(last.length, b - last.address);
+    else if (b > a) writableRanges.push({ address: a, length: b - a });
+  }
   return {
     low,
     high,
+    writableRanges,
     overlaps: (address, length) => address < high && address + length > low && inSite(address, length),
     writable: (address) =>
       (address >= low && address < high && inSite(address, 1)) ||

@@ -2,6 +2,8 @@
 // (SPEC §2). There is no JavaScript-side copy of shared state: every engine reads and writes these
 // views, so the inline and threaded engines see the same bytes.
 
+import type { CodeImage } from "./image.js";
+
 /** Where the code image starts in the simulated address space. */
 export const CODE_BASE = 0x1000;
 
@@ -28,7 +30,7 @@ export const ROUTINE_RETURN = 0x7fff_f000;
 /** The saved RIP of an event frame that interrupted a routine step, not real code. */
 export const ROUTINE_RESUME = 0x7fff_e000;
 
-/** Writes remembered per code byte for the stale-fetch model (H10). */
+/** Writes remembered per writable code byte for the stale-fetch model (H10). */
 export const HISTORY_DEPTH = 4;
 
 /** Int32 words of one event-log record: step, cpu, kind, addr, a, b, c, d. */
@@ -103,10 +105,26 @@ export const C = {
 } as const;
 export const CPU_WORDS = 28;
 
+/** A range of simulated code addresses. */
+export interface CodeRange {
+  address: number;
+  length: number;
+}
+
 export interface MemoryLayout {
   cpus: number;
   dataWords: number;
-  codeSize: number;
+  /**
+   * The placed code (the image's segments, sorted): the buffer holds these bytes and no others, one
+   * range after another, so its size follows what is placed, not the distance between functions.
+   * Every thread derives the same ranges from the run's configuration (model/machine layoutFor).
+   */
+  code: readonly CodeRange[];
+  /**
+   * Where code writes may land (the sites, the functions a scenario declares writable), sorted and
+   * apart, inside placed code: only these bytes keep a write history and are restored between runs.
+   */
+  writable: readonly CodeRange[];
   tapeMax: number;
   logMax: number;
   strategyWords: number;
@@ -126,12 +144,31 @@ export class MachineMemory {
   readonly log: Int32Array;
   /** Per CPU, STACK_SLOTS 8-byte slots (one Int32 each): the main stack, then IST1..IST7. */
   readonly stack: Int32Array;
+  /** The placed code bytes, layout.code's ranges one after another (index with codeIndex). */
   readonly code: Uint8Array;
-  /** Per code byte: HISTORY_DEPTH entries of (value | writerCpu+1 << 8, writeSeq), newest last. */
+  /**
+   * Per writable code byte (index with historyIndex): HISTORY_DEPTH entries of
+   * (value | writerCpu+1 << 8, writeSeq), newest last.
+   */
   readonly history: Int32Array;
   readonly historyCount: Uint8Array;
+  // The code map, derived from the layout in every thread: start, end and buffer offset of each range.
+  private readonly codeStart: Int32Array;
+  private readonly codeEnd: Int32Array;
+  private readonly codeOffset: Int32Array;
+  /** The range the last lookup found: fetches run through one function at a time. */
+  private lastRange = 0;
+  private readonly writeStart: Int32Array;
+  private readonly writeEnd: Int32Array;
+  private readonly writeOffset: Int32Array;
+  private readonly writeLow: number;
+  private readonly writeHigh: number;
+  /** The image whose bytes the buffer holds (reset loads it whole once, then restores only writes). */
+  private loaded: CodeImage | undefined;
 
   static bytesFor(layout: MemoryLayout): number {
+    const codeBytes = total(layout.code);
+    const writableBytes = total(layout.writable);
     const words =
       HEADER_WORDS +
       layout.cpus * CPU_WORDS +
@@ -140,12 +177,38 @@ export class MachineMemory {
       layout.strategyWords +
       layout.logMax * LOG_RECORD_WORDS +
       layout.cpus * STACK_SLOTS +
-      layout.codeSize * HISTORY_DEPTH * 2;
-    return words * 4 + layout.codeSize * 2;
+      writableBytes * HISTORY_DEPTH * 2;
+    return words * 4 + codeBytes + writableBytes;
   }
 
   constructor(layout: MemoryLayout, buffer?: SharedArrayBuffer) {
     this.layout = layout;
+    checkRanges("placed code", layout.code);
+    checkRanges("writable code", layout.writable);
+    const map = (ranges: readonly CodeRange[]) => {
+      let at = 0;
+      const offset = Int32Array.from(ranges, (r) => {
+        const o = at;
+        at += r.length;
+        return o;
+      });
+      return [
+        Int32Array.from(ranges, (r) => r.address),
+        Int32Array.from(ranges, (r) => r.address + r.length),
+        offset,
+      ];
+    };
+    [this.codeStart, this.codeEnd, this.codeOffset] = map(layout.code);
+    [this.writeStart, this.writeEnd, this.writeOffset] = map(layout.writable);
+    this.writeLow = layout.writable.length > 0 ? this.writeStart[0] : 0;
+    this.writeHigh = layout.writable.length > 0 ? this.writeEnd[layout.writable.length - 1] : 0;
+    for (const w of layout.writable) {
+      const i = this.codeIndex(w.address);
+      if (i < 0 || this.codeIndex(w.address + w.length - 1) !== i + w.length - 1)
+        throw new Error(
+          `writable code at 0x${w.address.toString(16)}..0x${(w.address + w.length).toString(16)} is not inside one placed range`,
+        );
+    }
     const size = MachineMemory.bytesFor(layout);
     if (buffer && buffer.byteLength < size) {
       throw new Error(`machine buffer is ${buffer.byteLength} bytes but the layout needs ${size}`);
@@ -165,10 +228,46 @@ export class MachineMemory {
     this.strategy = ints(layout.strategyWords);
     this.log = ints(layout.logMax * LOG_RECORD_WORDS);
     this.stack = ints(layout.cpus * STACK_SLOTS);
-    this.history = ints(layout.codeSize * HISTORY_DEPTH * 2);
-    this.code = new Uint8Array(this.buffer, off, layout.codeSize);
-    off += layout.codeSize;
-    this.historyCount = new Uint8Array(this.buffer, off, layout.codeSize);
+    const writableBytes = total(layout.writable);
+    this.history = ints(writableBytes * HISTORY_DEPTH * 2);
+    this.code = new Uint8Array(this.buffer, off, total(layout.code));
+    off += this.code.length;
+    this.historyCount = new Uint8Array(this.buffer, off, writableBytes);
+  }
+
+  /** The index in `code` of the byte at a simulated address, or -1 where no code is placed. */
+  codeIndex(address: number): number {
+    const start = this.codeStart;
+    const end = this.codeEnd;
+    let k = this.lastRange;
+    if (address >= start[k] && address < end[k]) return this.codeOffset[k] + address - start[k];
+    for (k = 0; k < start.length; k++) {
+      if (address >= start[k] && address < end[k]) {
+        this.lastRange = k;
+        return this.codeOffset[k] + address - start[k];
+      }
+    }
+    return -1;
+  }
+
+  /** The index in `historyCount` (and, times HISTORY_DEPTH * 2, in `history`) of a writable byte, or -1. */
+  historyIndex(address: number): number {
+    if (address < this.writeLow || address >= this.writeHigh) return -1;
+    const start = this.writeStart;
+    for (let k = 0; k < start.length; k++) {
+      if (address >= start[k] && address < this.writeEnd[k]) return this.writeOffset[k] + address - start[k];
+    }
+    return -1;
+  }
+
+  /** The code bytes now at [address, address+length) (a view); an error names an address not placed. */
+  codeBytes(address: number, length: number): Uint8Array {
+    const i = this.codeIndex(address);
+    if (i < 0 || this.codeIndex(address + length - 1) !== i + length - 1)
+      throw new Error(
+        `no code is placed at 0x${address.toString(16)}..0x${(address + length).toString(16)} in this machine`,
+      );
+    return this.code.subarray(i, i + length);
   }
 
   cpuWord(cpu: number, word: number): number {
@@ -206,12 +305,30 @@ export class MachineMemory {
     this.header[H.logCount] = n + 1;
   }
 
-  /** Loads a code image and resets every other region, so one buffer serves many runs. */
-  reset(image: Uint8Array): void {
-    if (image.length > this.layout.codeSize) {
-      throw new Error(
-        `the code image is ${image.length} bytes but the buffer holds ${this.layout.codeSize}: raise codeSize`,
-      );
+  /**
+   * Prepares the buffer for a run of `image`, so one buffer serves many runs: the first time, loads
+   * the image's placed code; after that, restores only what a run can have changed (the writable
+   * ranges, the only ones Cpu.writeCode writes) and clears their history. Every other region is reset.
+   */
+  reset(image: CodeImage): void {
+    if (this.loaded !== image) {
+      const segments = image.segments.filter((g) => g.bytes.length > 0);
+      const same =
+        segments.length === this.layout.code.length &&
+        segments.every(
+          (g, k) => g.address === this.codeStart[k] && g.bytes.length === this.layout.code[k].length,
+        );
+      if (!same)
+        throw new Error(
+          `the image's placed code (${describe(segments.map((g) => ({ address: g.address, length: g.bytes.length })))}) is not this buffer's (${describe(this.layout.code)}): build the buffer from the same machine`,
+        );
+      segments.forEach((g, k) => {
+        this.code.set(g.bytes, this.codeOffset[k]);
+      });
+      this.loaded = image;
+    } else {
+      for (const w of this.layout.writable)
+        this.code.set(image.read(w.address, w.length), this.codeIndex(w.address));
     }
     this.header.fill(0);
     this.cpu.fill(0);
@@ -220,8 +337,6 @@ export class MachineMemory {
     this.stack.fill(UNWRITTEN_SLOT);
     this.history.fill(0);
     this.historyCount.fill(0);
-    this.code.fill(0xcc);
-    this.code.set(image);
     this.header[H.cpus] = this.layout.cpus;
   }
 
@@ -243,4 +358,23 @@ export class MachineMemory {
       header: this.header.slice(),
     };
   }
+}
+
+function total(ranges: readonly CodeRange[]): number {
+  return ranges.reduce((n, r) => n + r.length, 0);
+}
+
+function describe(ranges: readonly CodeRange[]): string {
+  return ranges.map((r) => `0x${r.address.toString(16)}+${r.length}`).join(", ") || "none";
+}
+
+/** Ranges of a layout must be sorted, apart and non-empty: the lookups rely on it. */
+function checkRanges(what: string, ranges: readonly CodeRange[]): void {
+  ranges.forEach((r, k) => {
+    if (!Number.isInteger(r.address) || !Number.isInteger(r.length) || r.length <= 0)
+      throw new Error(`${what}: the range at 0x${r.address.toString(16)} has length ${r.length}`);
+    const prev = ranges[k - 1];
+    if (prev && prev.address + prev.length > r.address)
+      throw new Error(`${what}: the ranges ${describe([prev, r])} are not sorted and apart`);
+  });
 }

@@ -247,6 +247,8 @@ export interface SiteOracle {
   high: number;
   /** Whether routines may write code at this address (a site, or a function the scenario declares writable). */
   writable(address: number): boolean;
+  /** Every address `writable` accepts, as sorted ranges apart from each other (the buffer's write history). */
+  writableRanges: ReadonlyArray<{ address: number; length: number }>;
   overlaps(address: number, length: number): boolean;
   /** Whether `bytes` decoded at `address` is an old instruction, a new one, or a boundary int3. */
   valid(address: number, bytes: ArrayLike<number>, length: number): boolean;

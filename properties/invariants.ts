@@ -5,7 +5,6 @@
 // protocol's.
 import { CONTEXT_NAMES, ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
 import {
-  CODE_BASE,
   H,
   LOG_RECORD_WORDS,
   type MachineMemory,
@@ -120,7 +119,10 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
           "unhandled-int3",
           `hit an int3 at ${sym(crash.addr)} that no handler claimed`,
         ],
-        [CrashKind.OutOfCode]: ["out-of-code", `fetched at 0x${crash.addr.toString(16)}, outside the image`],
+        [CrashKind.OutOfCode]: [
+          "out-of-code",
+          `fetched at 0x${crash.addr.toString(16)}, where no code is placed (outside the image, or in a function the scenario does not reach)`,
+        ],
         [CrashKind.BadReturn]: [
           "bad-return",
           `executed the return at ${sym(crash.addr)}, which popped 0x${(crash.b >>> 0).toString(16)} (${describeValue(crash.b)}) from the stack slot at 0x${(crash.c >>> 0).toString(16)}: not a return address`,
@@ -205,9 +207,7 @@ export function evaluate(spec: MachineSpec, mem: MachineMemory, only?: PropertyI
   }
   if (want("P6") && status === RunStatus.Finished && !spec.refusal) {
     for (const [index, site] of spec.sites.entries()) {
-      const now = Array.from(
-        mem.code.subarray(site.address - CODE_BASE, site.address - CODE_BASE + site.newBytes.length),
-      );
+      const now = Array.from(mem.codeBytes(site.address, site.newBytes.length));
       if (now.some((b, i) => b !== site.newBytes[i])) {
         out.push({
           property: "P6",

@@ -631,7 +631,7 @@ function crashText(spec: MachineSpec, r: LogRecord, insn: Instruction | undefine
     case CrashKind.UnhandledBp:
       return `✗ unhandled int3 at ${sym(r.addr)}: crash`;
     case CrashKind.OutOfCode:
-      return `✗ fetch at 0x${r.addr.toString(16)}, outside the image: crash`;
+      return `✗ fetch at 0x${r.addr.toString(16)}, where no code is placed: crash`;
     default:
       return `✗ crash (${r.a}) at ${sym(r.addr)}`;
   }

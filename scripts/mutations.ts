@@ -349,6 +349,15 @@ export const MUTATIONS: Mutation[] = [
     replace: "if (false) {",
     tests: [LITMUS],
   },
+  {
+    // A buffer serves many runs: what one run wrote must not be the next one's image.
+    id: "H9-written-code-kept-between-runs",
+    breaks: "H9",
+    file: "model/memory.ts",
+    find: "this.code.set(image.read(w.address, w.length), this.codeIndex(w.address));",
+    replace: "void w;",
+    tests: ["test/sparse-code.test.ts", "test/determinism.test.ts"],
+  },
   // ---- H10: stale fetch until the CPU serializes; a CPU sees its own stores ----
   {
     id: "H10-never-stale",

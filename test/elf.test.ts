@@ -211,11 +211,20 @@ describe("a machine image from an ELF", () => {
     const at = (name: string) => image.symbol(name).address;
     expect(at("do_machine_check")).toBe(CODE_BASE + 0xa0);
     expect(at("__x86_return_thunk") - at("do_machine_check")).toBe(0x80);
-    expect(image.bytes.length).toBe(0x122 - 0xa0 + 0xa0);
+    // only they are placed: the first three within a linker's padding of each other share a segment,
+    // the thunk 93 bytes past send_event's end has its own
+    expect(image.segments.map((g) => [g.address - CODE_BASE, g.bytes.length])).toEqual([
+      [0xa0, 0xc3 - 0xa0],
+      [0x120, 2],
+    ]);
+    expect(image.placedBytes).toBe(0x23 + 2);
     const file = readElf(FIXTURE, "f").read(0xffff82d0_402000a0n, 15) as Uint8Array;
     expect([...image.functionBytes("do_machine_check")]).toEqual([...file]);
-    // gaps are int3, not the file's unreached code
-    expect(image.bytes[at("send_event") - CODE_BASE + 16]).toBe(0xcc);
+    // padding inside a segment is int3; the file's unreached code between segments is not placed
+    expect(image.read(at("do_machine_check") + 15, 1)[0]).toBe(0xcc);
+    expect(() => image.read(at("send_event") + 16, 1)).toThrow(
+      `no code is placed at 0x${(at("send_event") + 16).toString(16)}..0x${(at("send_event") + 17).toString(16)}`,
+    );
     // the pointer is a data symbol at its rebased address, holding the given target
     expect(image.data).toEqual([
       {
@@ -298,7 +307,8 @@ describe("a machine image with a payload object (ET_REL)", () => {
     expect(image.callees("fix_local")).toEqual(["fix:send_event"]);
     // mov rax, [rip+disp32] at +9 (7 bytes) reads the base's nmi_hook, rebased with the rest
     const at = image.symbol("fix:send_event").address + 9;
-    const disp = new DataView(image.bytes.buffer).getInt32(at - CODE_BASE + 3, true);
+    const insn = image.read(at, 7);
+    const disp = new DataView(insn.buffer, insn.byteOffset).getInt32(3, true);
     expect(at + 7 + disp).toBe(CODE_BASE + 0x20_0000);
   });
 });

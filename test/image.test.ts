@@ -117,7 +117,7 @@ describe("bad images give errors naming the culprit", () => {
       { name: "g", code: Array.from({ length: 20 }, () => "nop") },
     ];
     expect(() => CodeImage.build(fns, [], 32)).toThrow("the image needs 48 bytes, more than the buffer's 32");
-    expect(CodeImage.build(fns, [], 48).bytes.length).toBe(48);
+    expect(CodeImage.build(fns, [], 48).placedBytes).toBe(48);
   });
 });
 

@@ -1240,7 +1240,7 @@ describe("H11: #UD is a crash", () => {
     // `bad` is 16 bytes long and last in the image, so its 06 is the image's last byte.
     const { m, run } = run1([...Array.from({ length: 15 }, () => "nop"), "db 06"]);
     const bad = m.env.addr("bad");
-    expect(m.spec.image.bytes.length + 0x1000).toBe(bad + 16);
+    expect(m.spec.image.end).toBe(bad + 16);
     expectStatus(run, RunStatus.Crash);
     expect(run.of(Ev.Crash).map((r) => [r.a, r.addr])).toEqual([[CrashKind.InvalidOpcode, bad + 15]]);
   });

@@ -4,7 +4,7 @@
 // on a protocol that deadlocks in some interleavings only.
 import { describe, expect, it } from "vitest";
 import { ContextKind, Ev } from "../model/events.js";
-import { CODE_BASE, H, RunStatus } from "../model/memory.js";
+import { H, RunStatus } from "../model/memory.js";
 import { registerProtocol } from "../model/protocols/index.js";
 import {
   add,
@@ -332,9 +332,7 @@ describe("P6 patched", () => {
     // picks the older value (H10: CPU 0 has not serialized since the writes).
     const stale = m.run(Array.from({ length: 40 }, () => 1));
     expectStatus(stale, RunStatus.Finished);
-    expect(
-      Array.from(stale.mem.code.subarray(site.address - CODE_BASE, site.address - CODE_BASE + 5)),
-    ).toEqual(site.newBytes);
+    expect(Array.from(stale.mem.codeBytes(site.address, 5))).toEqual(site.newBytes);
     const fetched = stale.of(Ev.Fetch, 0).filter((r) => r.addr >= site.address && r.addr < site.address + 5);
     expect(fetched.map((r) => r.a)).toEqual(site.oldBytes);
     expect(probeRanPayload(stale)).toBe(false);

@@ -30,7 +30,7 @@ export function machineFor(config: RunConfig): MachineSpec {
 /** Resets `mem` for a run of `spec` under `strategy`. */
 export function prepare(mem: MachineMemory, spec: MachineSpec, strategy: Strategy): void {
   const hw = spec.config.hardware;
-  mem.reset(spec.image.bytes);
+  mem.reset(spec.image);
   mem.data.set(spec.words.initial);
   const h = mem.header;
   h[H.stepBound] = hw.stepBound;

@@ -28,7 +28,6 @@
 // walks optimizing_list and writes each probe's jump with its own text_poke_bp(), not one batch. As
 // optimize_kprobe() adds each probe at the list's head (list_add), the last probe registered is the
 // first whose jump is written.
-import { CODE_BASE } from "../memory.js";
 import {
   add,
   eq,
@@ -155,7 +154,7 @@ export function optprobeProtocol(
       });
       for (const site of spec.sites) {
         const [address, length] = firstInstruction(spec, site);
-        const d = decode(spec.image.bytes.subarray(address - CODE_BASE), length);
+        const d = decode(spec.image.read(address, length), length);
         // prepare_emulation() emulates branches instead of running a copy; not modelled here
         if (d.flow !== 0)
           return { reason: `${site.target}: its first instruction is a branch, which kprobes emulates` };
@@ -169,7 +168,7 @@ export function optprobeProtocol(
         const fn = image.functionAt(site);
         const starts = fn ? image.boundaries(fn.name) : [];
         const next = starts.find((a) => a > site) ?? (fn ? fn.address + fn.size : site + 1);
-        const insn = Array.from(image.bytes.subarray(site - CODE_BASE, next - CODE_BASE));
+        const insn = Array.from(image.read(site, next - site));
         return {
           name: insnSlotName(fn?.name ?? String(site), sites.length),
           size: insn.length + 5,

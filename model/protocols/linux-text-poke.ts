@@ -10,7 +10,6 @@
 // search needs the vector sorted by address).
 // Its callers (jump labels, static calls, alternatives, ftrace) replace one instruction with one of
 // the same length, so a site that is not exactly one old instruction is refused.
-import { CODE_BASE } from "../memory.js";
 import {
   add,
   eq,
@@ -89,8 +88,7 @@ export function coveredInstructions(
   const out: Array<[number, number, string]> = [];
   starts.forEach((a, i) => {
     const next = starts[i + 1] ?? fn.address + fn.size;
-    if (a >= site.address && a < end)
-      out.push([a, next - a, disassemble(image.bytes.subarray(a - CODE_BASE, next - CODE_BASE), a)]);
+    if (a >= site.address && a < end) out.push([a, next - a, disassemble(image.read(a, next - a), a)]);
   });
   return out;
 }

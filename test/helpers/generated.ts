@@ -180,7 +180,7 @@ export function outcomeOf(
   const n = spec.config.hardware.cpus;
   const shared = names.map((_, w) => w).filter((w) => !names[w].startsWith("own["));
   const site = spec.sites[0];
-  const code = Array.from(mem.code.subarray(site.address - 0x1000, site.address - 0x1000 + 5));
+  const code = Array.from(mem.codeBytes(site.address, 5));
   const flags = [
     C.if,
     C.nmiBlocked,

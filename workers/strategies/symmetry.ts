@@ -12,7 +12,7 @@
 // sends an IPI or NMI to some but not all of them, shows that the program does tell them apart (Linux
 // text_poke's master walks the refcounts CPU by CPU); the search then starts again without symmetry.
 import { Shared } from "../../model/cpu.js";
-import { C, CPU_WORDS, type MachineMemory, STACK_BASE, STACK_SPAN } from "../../model/memory.js";
+import { C, CODE_BASE, CPU_WORDS, type MachineMemory, STACK_BASE, STACK_SPAN } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 
 const SELF = 0x7fff; // a CPU's own slot of a per-CPU array, in fingerprints and comparisons
@@ -91,7 +91,7 @@ export class Symmetry {
     this.mix(cpu, (region << 28) ^ (write ? 1 << 27 : 0));
     this.mix(cpu, id);
     if (!write && region === Shared.Data) this.mix(cpu, mem.data[index]);
-    if (!write && region === Shared.Code) this.mix(cpu, mem.code[index]);
+    if (!write && region === Shared.Code) this.mix(cpu, mem.code[mem.codeIndex(CODE_BASE + index)]);
   }
 
   /** The targets of one transition's IPIs and NMIs: some but not all of CPUs 1..n-1 tells them apart. */
