@@ -437,7 +437,17 @@ function elfImage(d: ScenarioDefinition, mceService: string[], patches: Patch[])
   const inFile = (s: string | undefined): s is string =>
     s !== undefined && program.functions.some((f) => f.name === s);
   const targets = patches.map((p) => /^[^+\s]+/.exec(p.target)?.[0]);
-  const named = [d.workload, d.nmiService, ...mceService, d.mceSoftirq, ...targets, ...(spec.roots ?? [])];
+  // blacklist-callgraph walks the call graph from eventRoots, so they are placed with what they reach.
+  const named = [
+    d.workload,
+    d.nmiService,
+    ...mceService,
+    d.mceSoftirq,
+    ...targets,
+    ...(spec.roots ?? []),
+    ...(d.eventRoots ?? []),
+    ...(d.annotatedBlacklist ?? []),
+  ];
   const dialect = new Set(payload.map((f) => f.name));
   const roots = named.filter((s): s is string => s !== undefined && !dialect.has(s));
   for (const r of roots) program.function(r); // an unknown name is reported with similar ones

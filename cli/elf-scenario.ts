@@ -72,7 +72,7 @@ export function addElfScenarioOptions(cmd: Command): Command {
     .option("--mce-softirq <function>", "--elf: the deferred machine-check softirq")
     .option(
       "--event-root <function>",
-      "--elf: an entry point of NMI or #MC handling for blacklist-callgraph; repeatable (default: --nmi-service and --mce-service)",
+      "--elf: an entry point of NMI or #MC handling for blacklist-callgraph (e.g. do_nmi), besides --nmi-service and --mce-service; placed with what it reaches; repeatable",
       collect,
     )
     .option(
@@ -167,7 +167,10 @@ export function elfScenarioSource(
     nmiService: opts.nmiService as string,
     ...(opts.mceService ? { mceService: opts.mceService } : {}),
     ...(opts.mceSoftirq ? { mceSoftirq: opts.mceSoftirq } : {}),
-    ...(opts.eventRoot ? { eventRoots: opts.eventRoot } : {}),
+    // What the model's NMI and #MC handlers run is always an event root; --event-root adds to it.
+    ...(opts.eventRoot
+      ? { eventRoots: [opts.nmiService as string, ...(opts.mceService ?? []), ...opts.eventRoot] }
+      : {}),
     ...(opts.annotatedBlacklist ? { annotatedBlacklist: opts.annotatedBlacklist } : {}),
     ...(opts.iterations !== undefined ? { iterations: opts.iterations } : {}),
     ...(mces !== undefined ? { mces } : {}),

@@ -92,6 +92,19 @@ describe("check --elf", () => {
     expect(av.reason).toBe("'hook_b+4' (in 'hook_b') is on the hand-written NMI/#MC blacklist");
   });
 
+  it("walks the call graph from --event-root too, through the targets --target gives an indirect call", async () => {
+    // do_machine_check calls through mce_callbacks, which is 0 in the file (set at boot, as Xen's is).
+    const args = ["check", "-p", "blacklist-callgraph", "--elf", FIXTURE_PATH, "--site", "mce_handler+4"];
+    const roots = ["--workload", "hook_b", "--nmi-service", "hook_b", "--event-root", "do_machine_check"];
+    const r = await run(...args, ...roots, "--target", "mce_callbacks=mce_handler", "--json");
+    expect(r.code).toBe(0);
+    const [v] = (JSON.parse(r.stdout) as { verdicts: JsonVerdict[] }).verdicts;
+    expect(v.verdict).toBe("refused");
+    expect(v.reason).toBe(
+      "'mce_handler+4' (in 'mce_handler') is reachable from an event handler: do_machine_check -> mce_handler",
+    );
+  });
+
   it("takes the payload from a relocatable object (--payload), linked against the file", async () => {
     const r = await run(
       "check",
