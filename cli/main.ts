@@ -817,10 +817,6 @@ async function explore(
     throw new UsageError(
       `--scenario ${opts.scenario} and --elf ${opts.elf} both choose the scenario: give one of them.`,
     );
-  if (source && opts.shard !== undefined)
-    throw new UsageError(
-      "--shard does not take --elf: define the scenario with defineScenario in a module and give it with --module, which every shard and merge load.",
-    );
   if (source && SCENARIOS.some((s) => s.name === source.definition.name))
     throw new UsageError(
       `the scenario built from --elf is named '${source.definition.name}', as a built-in one is: give it another name with --name NAME.`,
@@ -874,7 +870,15 @@ async function explore(
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
   if (opts.shard !== undefined) {
-    const settings = { bounds, reductions, examples, hardware, modules };
+    const settings = {
+      bounds,
+      reductions,
+      examples,
+      hardware,
+      modules,
+      sources,
+      elfArguments: elfScenarioArguments(opts),
+    };
     return await runShard(opts.shard, pairs, opts, settings, pool, io, print);
   }
   const verdicts = await runChecks(pairs, opts, hardware, pool, io, { bounds, reductions, examples });
@@ -1455,11 +1459,32 @@ function exampleTapes(tokens: readonly string[], configs: Map<string, RunConfig>
 
 /** What a shard needs besides the command's options: what explore() resolved from them. */
 interface ShardSettings {
+  /** The scenario built from --elf, which merge builds again, and the options that built it. */
+  sources: ScenarioSource[];
+  elfArguments: string;
   bounds: Partial<Bounds>;
   reductions: Partial<Reductions> | undefined;
   examples: Map<string, number[][]>;
   hardware: Partial<Hardware>;
   modules: string[];
+}
+
+/** The files an --elf scenario is built from (the ELF and the payload object), by content. */
+function sourceDigests(source: ScenarioSource): Record<string, string> {
+  const image = source.definition.image as { elf?: unknown; payload?: unknown };
+  const payload = image.payload as { elf?: unknown } | undefined;
+  const files = [image.elf, payload?.elf].filter((f): f is string => typeof f === "string");
+  return Object.fromEntries(
+    files.map((f) => {
+      try {
+        return [f, `sha256:${createHash("sha256").update(readFileSync(f)).digest("hex")}`];
+      } catch (e) {
+        throw new UsageError(
+          `cannot read '${f}', which the --elf scenario is built from: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+        );
+      }
+    }),
+  );
 }
 
 /** The protocol modules by content (their paths may differ between CI jobs). */
@@ -1488,6 +1513,13 @@ function shardOptions(opts: ExploreOptions, settings: ShardSettings): Record<str
     hardware: defined(settings.hardware),
     exampleTokens: opts.example ?? [],
     modules: moduleDigests(settings.modules),
+    // merge builds the --elf scenario again from its definition; the files' contents must be the same.
+    ...(settings.sources.length > 0
+      ? {
+          elfScenarios: settings.sources.map((source) => ({ source, files: sourceDigests(source) })),
+          elfArguments: settings.elfArguments,
+        }
+      : {}),
   };
 }
 
@@ -1567,12 +1599,25 @@ async function merge(
     );
   const merged = mergeShards(shards);
   const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULT_HARDWARE.cpus;
-  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools);
-  const { protocols } = modules.length === 0 ? builtIns() : await catalogOf(pool);
+  // A scenario the shards built from --elf is built again here, from the same files.
+  const recorded =
+    (options.elfScenarios as Array<{ source: ScenarioSource; files: Record<string, string> }> | undefined) ??
+    [];
+  for (const { source, files } of recorded) {
+    const now = sourceDigests(source);
+    const changed = Object.keys(files).find((f) => now[f] !== files[f]);
+    if (changed)
+      throw new UsageError(
+        `merge: '${changed}', which the shards built their --elf scenario from, has changed since they ran: merge with the file they checked`,
+      );
+  }
+  const sources = recorded.map((r) => r.source);
+  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools, sources);
+  const { protocols } = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
   const code = await reportVerdicts(merged.verdicts, {
     pool,
     protocols,
-    single: options.protocol !== null && options.scenario !== null,
+    single: options.protocol !== null && (options.scenario !== null || sources.length > 0),
     json: opts.json === true,
     color: useColor(opts.color, opts.json, io),
     engine: "inline",
@@ -1581,6 +1626,12 @@ async function merge(
     print,
     shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
     html: opts.html === undefined ? undefined : htmlPath(opts.html, usage),
+    ...(sources.length > 0
+      ? {
+          surveyed: new Set(sources.map((s) => s.definition.name)),
+          scenarioArguments: options.elfArguments as string,
+        }
+      : {}),
   });
   if (merged.missing.length === 0) return code;
   io.stderr(

@@ -1,7 +1,7 @@
 // `--elf FILE --site ...` on the command: a site of the user's own binary checked without a module,
 // on `check`, on the main command (every protocol on that scenario) and on `replay`; a payload object
 // (ET_REL) given with --payload; and bad input, each an exit 2 naming the culprit with stdout empty.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -196,6 +196,46 @@ describe("the main command with --elf", () => {
     );
     expect(r.stdout).toContain(
       `A token of a scenario built from --elf replays with the options that built it: npx livepatch-check replay TOKEN --elf ${FIXTURE_PATH} --site hook_b+4 --workload mce_handler --nmi-service hook_b`,
+    );
+  });
+});
+
+describe("--elf in shards", () => {
+  it("merge builds the scenario again from what the shards recorded, and refuses a changed file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "livepatch-check-elf-shards-"));
+    const elf = join(dir, "xen-syms");
+    copyFileSync(FIXTURE_PATH, elf);
+    const args = [
+      "check",
+      "-p",
+      "no-mask",
+      ...NMI_SITE.slice(2),
+      "--elf",
+      elf,
+      "--runs",
+      "300",
+      "--seeds",
+      "2",
+    ];
+    const files: string[] = [];
+    for (const i of [1, 2]) {
+      const r = await run(...args, "--shard", `${i}/2`, "--json");
+      expect(r.code, r.stderr).toBe(0);
+      files.push(join(dir, `shard-${i}.json`));
+      writeFileSync(files[i - 1], r.stdout);
+    }
+    const merged = await run("merge", ...files, "--json");
+    expect(merged.code).toBe(1);
+    const [v] = (JSON.parse(merged.stdout) as { verdicts: JsonVerdict[] }).verdicts;
+    expect(v).toMatchObject({ protocol: "no-mask", scenario: "hook_b+4", verdict: "violated" });
+    expect(v.properties?.find((p) => p.id === "P1")?.violation?.kind).toBe("torn-fetch");
+
+    appendFileSync(elf, Uint8Array.from([0]));
+    const changed = await run("merge", ...files);
+    expect(changed.code).toBe(2);
+    expect(changed.stdout).toBe("");
+    expect(changed.stderr).toBe(
+      `livepatch-check: merge: '${elf}', which the shards built their --elf scenario from, has changed since they ran: merge with the file they checked\n`,
     );
   });
 });
