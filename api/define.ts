@@ -258,10 +258,9 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
       throw new Error(
         `${what}: ${field(i)} has no payload, and '${name}', the copy it would get, is taken: name the payload function`,
       );
-    const from = address - CODE_BASE;
     copies.push({
       name,
-      bytes: Array.from(image.bytes.subarray(from, holder.address + holder.size - CODE_BASE)),
+      bytes: Array.from(image.functionBytes(holder.name).subarray(address - holder.address)),
       encodedAt: address,
       payload: true,
     });
