@@ -63,7 +63,9 @@ export {
   defineProtocol,
   defineScenario,
   type Patch,
+  type PayloadObject,
   type ProtocolDefinition,
+  type RawSymbol,
   type ScenarioDefinition,
   type ScenarioImage,
 } from "./define.js";

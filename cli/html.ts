@@ -58,10 +58,12 @@ export function htmlMatrix(
   expectedFor: (protocol: string, scenario: string) => Expected | undefined,
   counterexamples: readonly HtmlCounterexample[],
   sections: ReadonlyArray<{ protocol: string; scenario: string; property: string }>,
+  /** Whether a cell is judged against its declared verdict (default: every cell). */
+  judged: (protocol: string, scenario: string) => boolean = () => true,
 ): HtmlMatrix {
   const protocols = [...new Set(verdicts.map((v) => v.config.protocol))];
   const scenarios = [...new Set(verdicts.map((v) => v.config.scenario))];
-  const table = renderVerdictMatrix(verdicts, expectedFor).split("\n");
+  const table = renderVerdictMatrix(verdicts, expectedFor, { judged }).split("\n");
   // The terminal's table is its header, a rule and a line per protocol; what follows are its notes.
   const notes = table.slice(2 + protocols.length).filter((line) => line.trim() !== "");
   return {
@@ -79,7 +81,7 @@ export function htmlMatrix(
         return {
           scenario,
           text: `${verdictCell(v)}${proven(v) ? " ✓" : ""}`,
-          differs: !matchesExpected(v, expectedFor(protocol, scenario)),
+          differs: judged(protocol, scenario) && !matchesExpected(v, expectedFor(protocol, scenario)),
           how:
             v.kind === "refused"
               ? v.reason

@@ -68,10 +68,18 @@ import {
 } from "../workers/check-pool.js";
 import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../workers/check-worker.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
+import type { ScenarioSource } from "../workers/modules.js";
 import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";
+import {
+  addElfScenarioOptions,
+  ELF_SCENARIO_KEYS,
+  type ElfScenarioOptions,
+  elfScenarioArguments,
+  elfScenarioSource,
+} from "./elf-scenario.js";
 import { counterexampleId, htmlMatrix, htmlPath, writeHtml } from "./html.js";
 import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
 import { ProgressDisplay } from "./progress.js";
@@ -185,7 +193,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-interface ExploreOptions {
+interface ExploreOptions extends ElfScenarioOptions {
   protocol?: string;
   scenario?: string;
   runs: number;
@@ -218,7 +226,7 @@ interface ExploreOptions {
   html?: string;
 }
 
-interface ReplayOptions {
+interface ReplayOptions extends ElfScenarioOptions {
   engine: EngineName;
   module?: string[];
   watchdog?: number;
@@ -318,7 +326,145 @@ function buildProgram(
         write(`livepatch-check: ${message}. Run 'livepatch-check --help' for the options.\n`);
       },
     })
-    .addHelpText("after", HELP_AFTER)
+    .addHelpText("after", HELP_AFTER);
+  addCheckOptions(program)
+    // Stray words are most likely a mistyped command: say so, rather than "too many arguments".
+    .allowExcessArguments(true)
+    .action(async (opts: ExploreOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN', 'list', 'merge FILE...' and 'callgraph'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
+        );
+      }
+      setCode(await explore(opts, io, print, pools));
+    });
+
+  const check = program
+    .command("check")
+    .description(
+      "one protocol on one scenario: a built-in one or a module's (--scenario), or one built from your own binary (--elf FILE --site FUNCTION+OFFSET --workload F --nmi-service G); exit 0 if every property holds or the patch is refused, 1 if one is violated",
+    );
+  addCheckOptions(check)
+    .allowExcessArguments(true)
+    .action(async (own: ExploreOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `'check' takes no arguments, but was given ${cmd.args.map((a) => `'${a}'`).join(" ")}; name the protocol with --protocol and the scenario with --scenario or --elf.`,
+        );
+      }
+      const opts = withOptionsBefore(
+        cmd,
+        own,
+        cmd.options.map((o) => o.attributeName()),
+      );
+      if (opts.protocol === undefined)
+        throw new UsageError(
+          "'check' needs a protocol: give it with --protocol NAME (see 'livepatch-check list').",
+        );
+      if (opts.scenario === undefined && opts.elf === undefined) {
+        elfScenarioSource(opts, undefined, usage); // an option that needs --elf says so first
+        throw new UsageError(
+          "'check' needs a scenario: give a built-in or a module's with --scenario NAME, or build one from your binary with --elf FILE --site FUNCTION+OFFSET --workload F --nmi-service G.",
+        );
+      }
+      setCode(await explore(opts, io, print, pools));
+    });
+
+  const replayer = program
+    .command("replay")
+    .description(
+      "re-run the counterexample of a replay token and print its report; exit 1 if it shows a violation",
+    )
+    .argument("<token>", "protocol/scenario/hardware/tape, as printed under a counterexample")
+    .addOption(
+      new Option(
+        "--engine <name>",
+        "inline; threaded also re-runs it on worker threads and checks that both engines give the same log",
+      )
+        .choices(ENGINES)
+        .default("inline"),
+    )
+    .option("--module <path>", "ES module exporting protocols and scenarios; repeatable", collect)
+    .option(...WATCHDOG_OPTION)
+    .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
+    .option("--html <file>", HTML_HELP)
+    .option("--color", "colour the output")
+    .option("--no-color", "never colour the output");
+  // A token of a scenario built from an ELF file is replayed with the options that built it.
+  addElfScenarioOptions(replayer).action(async (token: string, own: ReplayOptions, cmd: Command) => {
+    if (cmd.args.length > 1) {
+      throw new UsageError(
+        `'replay' takes one token, but was given ${cmd.args.length} arguments (${cmd.args.map((a) => `'${a}'`).join(", ")}); quote the token if the shell split it.`,
+      );
+    }
+    const opts = withOptionsBefore(cmd, own, [
+      "module",
+      "engine",
+      "json",
+      "color",
+      "watchdog",
+      "html",
+      ...ELF_SCENARIO_KEYS,
+    ]);
+    setCode(await replay(token, opts, io, print, pools));
+  });
+
+  program
+    .command("list")
+    .description("list the protocols and scenarios, one line each")
+    .option("--module <path>", "also list the protocols and scenarios of this ES module; repeatable", collect)
+    .option(...WATCHDOG_OPTION)
+    .action(async (own: ListOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new UsageError(
+          `'list' takes no arguments, but was given ${cmd.args.map((a) => `'${a}'`).join(" ")}.`,
+        );
+      }
+      const opts = withOptionsBefore(cmd, own, ["module", "watchdog"]);
+      const modules = modulePaths(opts.module);
+      // A module's code runs only in a worker thread, where the watchdog can stop it.
+      const { protocols, scenarios } =
+        modules.length === 0 ? builtIns() : await catalogOf(openPool(modules, 1, opts.watchdog, pools));
+      const width = Math.max(...protocols.map((p) => p.name.length), ...scenarios.map((s) => s.name.length));
+      // Grouped by where each came from: the built-in ones, then each module's.
+      for (const [kind, list] of [
+        ["protocols", protocols],
+        ["scenarios", scenarios],
+      ] as const) {
+        for (const origin of [...new Set(list.map((x) => x.origin))]) {
+          print(origin === "built-in" ? `${kind}:\n` : `${kind} from ${origin}:\n`);
+          for (const x of list.filter((y) => y.origin === origin))
+            print(`  ${x.name.padEnd(width)}  ${x.summary}\n`);
+        }
+      }
+      setCode(EXIT_OK);
+    });
+
+  program
+    .command("merge")
+    .description(
+      "put together the --json outputs of the shards of one run (--shard i/n) into its verdicts, as the unsharded run prints them; exit codes as that run's",
+    )
+    .argument("<files...>", "the shards' --json outputs, one file per shard")
+    .option("--module <path>", "the ES modules the shards were run with; repeatable", collect)
+    .option(...WATCHDOG_OPTION)
+    .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
+    .option("--html <file>", HTML_HELP)
+    .option("--color", "colour the output")
+    .option("--no-color", "never colour the output")
+    .action(async (files: string[], own: MergeOptions, cmd: Command) => {
+      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html"]);
+      setCode(await merge(files, opts, io, print, pools));
+    });
+
+  // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/callgraph.ts).
+  addCallgraphCommand(program, { print, setCode, usage: (message) => new UsageError(message) });
+  return program;
+}
+
+/** The options of a check: the main command's, which `check` takes as well. */
+function addCheckOptions(cmd: Command): Command {
+  cmd
     .option("-p, --protocol <name>", "check only this protocol (see 'livepatch-check list')")
     .option("-s, --scenario <name>", "check only this scenario (see 'livepatch-check list')")
     .option(
@@ -446,99 +592,8 @@ function buildProgram(
     )
     .option("--html <file>", HTML_HELP)
     .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
-    .option("--no-color", "never colour the output")
-    // Stray words are most likely a mistyped command: say so, rather than "too many arguments".
-    .allowExcessArguments(true)
-    .action(async (opts: ExploreOptions, cmd: Command) => {
-      if (cmd.args.length > 0) {
-        throw new UsageError(
-          `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN', 'list', 'merge FILE...' and 'callgraph'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
-        );
-      }
-      setCode(await explore(opts, io, print, pools));
-    });
-
-  program
-    .command("replay")
-    .description(
-      "re-run the counterexample of a replay token and print its report; exit 1 if it shows a violation",
-    )
-    .argument("<token>", "protocol/scenario/hardware/tape, as printed under a counterexample")
-    .addOption(
-      new Option(
-        "--engine <name>",
-        "inline; threaded also re-runs it on worker threads and checks that both engines give the same log",
-      )
-        .choices(ENGINES)
-        .default("inline"),
-    )
-    .option("--module <path>", "ES module exporting protocols and scenarios; repeatable", collect)
-    .option(...WATCHDOG_OPTION)
-    .option("--json", "print the replay's violations as JSON on stdout, and nothing else there")
-    .option("--html <file>", HTML_HELP)
-    .option("--color", "colour the output")
-    .option("--no-color", "never colour the output")
-    .action(async (token: string, own: ReplayOptions, cmd: Command) => {
-      if (cmd.args.length > 1) {
-        throw new UsageError(
-          `'replay' takes one token, but was given ${cmd.args.length} arguments (${cmd.args.map((a) => `'${a}'`).join(", ")}); quote the token if the shell split it.`,
-        );
-      }
-      const opts = withOptionsBefore(cmd, own, ["module", "engine", "json", "color", "watchdog", "html"]);
-      setCode(await replay(token, opts, io, print, pools));
-    });
-
-  program
-    .command("list")
-    .description("list the protocols and scenarios, one line each")
-    .option("--module <path>", "also list the protocols and scenarios of this ES module; repeatable", collect)
-    .option(...WATCHDOG_OPTION)
-    .action(async (own: ListOptions, cmd: Command) => {
-      if (cmd.args.length > 0) {
-        throw new UsageError(
-          `'list' takes no arguments, but was given ${cmd.args.map((a) => `'${a}'`).join(" ")}.`,
-        );
-      }
-      const opts = withOptionsBefore(cmd, own, ["module", "watchdog"]);
-      const modules = modulePaths(opts.module);
-      // A module's code runs only in a worker thread, where the watchdog can stop it.
-      const { protocols, scenarios } =
-        modules.length === 0 ? builtIns() : await catalogOf(openPool(modules, 1, opts.watchdog, pools));
-      const width = Math.max(...protocols.map((p) => p.name.length), ...scenarios.map((s) => s.name.length));
-      // Grouped by where each came from: the built-in ones, then each module's.
-      for (const [kind, list] of [
-        ["protocols", protocols],
-        ["scenarios", scenarios],
-      ] as const) {
-        for (const origin of [...new Set(list.map((x) => x.origin))]) {
-          print(origin === "built-in" ? `${kind}:\n` : `${kind} from ${origin}:\n`);
-          for (const x of list.filter((y) => y.origin === origin))
-            print(`  ${x.name.padEnd(width)}  ${x.summary}\n`);
-        }
-      }
-      setCode(EXIT_OK);
-    });
-
-  program
-    .command("merge")
-    .description(
-      "put together the --json outputs of the shards of one run (--shard i/n) into its verdicts, as the unsharded run prints them; exit codes as that run's",
-    )
-    .argument("<files...>", "the shards' --json outputs, one file per shard")
-    .option("--module <path>", "the ES modules the shards were run with; repeatable", collect)
-    .option(...WATCHDOG_OPTION)
-    .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
-    .option("--html <file>", HTML_HELP)
-    .option("--color", "colour the output")
-    .option("--no-color", "never colour the output")
-    .action(async (files: string[], own: MergeOptions, cmd: Command) => {
-      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html"]);
-      setCode(await merge(files, opts, io, print, pools));
-    });
-
-  // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/callgraph.ts).
-  addCallgraphCommand(program, { print, setCode, usage: (message) => new UsageError(message) });
-  return program;
+    .option("--no-color", "never colour the output");
+  return addElfScenarioOptions(cmd);
 }
 
 /**
@@ -604,12 +659,14 @@ function openPool(
   workers: number,
   watchdogSeconds: number | undefined,
   pools: CheckPool[],
+  scenarioSources: ScenarioSource[] = [],
 ): CheckPool {
   let pool: CheckPool;
   try {
     pool = new CheckPool({
       workers,
       modules,
+      scenarioSources,
       watchdogMs: (watchdogSeconds ?? DEFAULT_WATCHDOG_MS / 1000) * 1000,
     });
   } catch (e) {
@@ -679,7 +736,7 @@ function checkName(
     `${where}unknown ${kind} '${name}'. The known ${kind}s are: ${known.map((x) => x.name).join(", ")}. ` +
       (kind === "protocol"
         ? "Run 'livepatch-check list' to see them with a summary, or load your own with --module PATH."
-        : "Run 'livepatch-check list' to see them with a summary, or load your own with --module PATH."),
+        : "Run 'livepatch-check list' to see them with a summary, load your own with --module PATH, or build one from an ELF file with --elf FILE --site ... (a token of such a scenario replays with the options that built it)."),
   );
 }
 
@@ -754,8 +811,29 @@ async function explore(
       `--parallel must be a whole number from 1 to ${limit.max} here, not ${opts.parallel}: ${limit.why}. More workers than that only take turns on the cores (or run out of memory).`,
     );
   }
-  const pool = openPool(modules, opts.parallel ?? defaultWorkers(opts.engine, cpus), opts.watchdog, pools);
-  const { protocols, scenarios } = modules.length === 0 ? builtIns() : await catalogOf(pool);
+  // --elf: the scenario built from the user's binary replaces the built-in ones.
+  const source = elfScenarioSource(opts, opts.mces, usage);
+  if (source && opts.scenario !== undefined)
+    throw new UsageError(
+      `--scenario ${opts.scenario} and --elf ${opts.elf} both choose the scenario: give one of them.`,
+    );
+  if (source && SCENARIOS.some((s) => s.name === source.definition.name))
+    throw new UsageError(
+      `the scenario built from --elf is named '${source.definition.name}', as a built-in one is: give it another name with --name NAME.`,
+    );
+  const sources = source ? [source] : [];
+  const pool = openPool(
+    modules,
+    opts.parallel ?? defaultWorkers(opts.engine, cpus),
+    opts.watchdog,
+    pools,
+    sources,
+  );
+  const catalog = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
+  const { protocols } = catalog;
+  const scenarios = source
+    ? catalog.scenarios.filter((s) => s.name === source.definition.name)
+    : catalog.scenarios;
   if (opts.protocol !== undefined) checkName("protocol", opts.protocol, protocols);
   if (opts.scenario !== undefined) checkName("scenario", opts.scenario, scenarios);
   const hardware: Partial<Hardware> = {
@@ -788,11 +866,19 @@ async function explore(
     }
   }
   const examples = exampleTapes(opts.example ?? [], configs);
-  const single = opts.protocol !== undefined && opts.scenario !== undefined;
+  const single = opts.protocol !== undefined && (opts.scenario !== undefined || source !== undefined);
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
   if (opts.shard !== undefined) {
-    const settings = { bounds, reductions, examples, hardware, modules };
+    const settings = {
+      bounds,
+      reductions,
+      examples,
+      hardware,
+      modules,
+      sources,
+      elfArguments: elfScenarioArguments(opts),
+    };
     return await runShard(opts.shard, pairs, opts, settings, pool, io, print);
   }
   const verdicts = await runChecks(pairs, opts, hardware, pool, io, { bounds, reductions, examples });
@@ -807,6 +893,9 @@ async function explore(
     io,
     print,
     html,
+    ...(source
+      ? { surveyed: new Set([source.definition.name]), scenarioArguments: elfScenarioArguments(opts) }
+      : {}),
   });
 }
 
@@ -825,6 +914,13 @@ interface ReportContext {
   shards?: { count: number; elapsedMs: Array<number | undefined>; missing: number[] };
   /** Also write the report as one HTML page to this file. */
   html?: string;
+  /**
+   * Scenarios built from --elf, on which no protocol declares a verdict: their cells show what each
+   * protocol gets, and are not judged against a declaration.
+   */
+  surveyed?: ReadonlySet<string>;
+  /** The options that built those scenarios, to give `replay` with their tokens. */
+  scenarioArguments?: string;
 }
 
 /**
@@ -858,8 +954,12 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
   const elapsed = (performance.now() - started) / 1000;
   const expectedFor = (protocol: string, scenario: string) =>
     protocols.find((p) => p.name === protocol)?.expected[scenario];
+  const judged = (protocol: string, scenario: string) =>
+    expectedFor(protocol, scenario) !== undefined || !ctx.surveyed?.has(scenario);
   const mismatches = verdicts.filter(
-    (v) => !matchesExpected(v, expectedFor(v.config.protocol, v.config.scenario)),
+    (v) =>
+      judged(v.config.protocol, v.config.scenario) &&
+      !matchesExpected(v, expectedFor(v.config.protocol, v.config.scenario)),
   );
   const violated = verdicts.some((v) => v.kind === "violated");
   const threads = confirmations[0]?.threads ?? 0;
@@ -899,7 +999,13 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
         `${verdicts[0].config.protocol} on ${verdicts[0].config.scenario}: incomplete: shard ${ctx.shards.missing.map((i) => `${i}/${ctx.shards?.count}`).join(", ")} missing, whose runs may violate any property\n`,
       );
     else if (single) print(singleSummary(verdicts[0], expectedFor));
-    else print(renderVerdictMatrix(verdicts, expectedFor, { color }));
+    else {
+      print(renderVerdictMatrix(verdicts, expectedFor, { color, judged }));
+      for (const s of ctx.surveyed ?? [])
+        print(
+          `\nNo protocol declares a verdict on ${s}, built from your file: its column shows what each protocol gets.\n`,
+        );
+    }
     const runs = verdicts.reduce((n, v) => n + (v.kind === "refused" || v.kind === "error" ? 0 : v.runs), 0);
     const confirmation =
       failing.length > 0
@@ -917,6 +1023,10 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
     failing.forEach(({ v, p }, i) => {
       print(`\n${counterexampleTitle(v, p)}\n${reports[i].text}${confirmationLine(confirmations[i])}`);
     });
+    if (failing.length > 0 && ctx.scenarioArguments)
+      print(
+        `\nA token of a scenario built from --elf replays with the options that built it: npx livepatch-check replay TOKEN ${ctx.scenarioArguments}\n`,
+      );
   }
   if (html !== undefined) {
     const counterexamples = failing.map(({ v, p }, i) => ({
@@ -933,7 +1043,7 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
           ? `${verdicts[0].config.protocol} on ${verdicts[0].config.scenario}`
           : "livepatch-check: verdicts",
         summary: single ? singleSummary(verdicts[0], expectedFor).trimEnd().split("\n") : [],
-        ...(single ? {} : { matrix: htmlMatrix(verdicts, expectedFor, counterexamples, sections) }),
+        ...(single ? {} : { matrix: htmlMatrix(verdicts, expectedFor, counterexamples, sections, judged) }),
         counterexamples,
       },
       usage,
@@ -1232,8 +1342,16 @@ async function replay(
   }
   const { config, tape } = decoded;
   const html = opts.html === undefined ? undefined : htmlPath(opts.html, usage);
-  const pool = openPool(modules, 1, opts.watchdog, pools);
-  const { protocols, scenarios } = modules.length === 0 ? builtIns() : await catalogOf(pool);
+  // The scenario built from --elf takes the token's name unless --name gives another.
+  const source = elfScenarioSource(
+    { ...opts, name: opts.elf === undefined ? opts.name : (opts.name ?? config.scenario) },
+    config.hardware.mces,
+    usage,
+  );
+  const sources = source ? [source] : [];
+  const pool = openPool(modules, 1, opts.watchdog, pools, sources);
+  const { protocols, scenarios } =
+    modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
   checkName("protocol", config.protocol, protocols, "the replay token names an ");
   checkName("scenario", config.scenario, scenarios, "the replay token names an ");
   const color = useColor(opts.color, opts.json, io);
@@ -1341,11 +1459,32 @@ function exampleTapes(tokens: readonly string[], configs: Map<string, RunConfig>
 
 /** What a shard needs besides the command's options: what explore() resolved from them. */
 interface ShardSettings {
+  /** The scenario built from --elf, which merge builds again, and the options that built it. */
+  sources: ScenarioSource[];
+  elfArguments: string;
   bounds: Partial<Bounds>;
   reductions: Partial<Reductions> | undefined;
   examples: Map<string, number[][]>;
   hardware: Partial<Hardware>;
   modules: string[];
+}
+
+/** The files an --elf scenario is built from (the ELF and the payload object), by content. */
+function sourceDigests(source: ScenarioSource): Record<string, string> {
+  const image = source.definition.image as { elf?: unknown; payload?: unknown };
+  const payload = image.payload as { elf?: unknown } | undefined;
+  const files = [image.elf, payload?.elf].filter((f): f is string => typeof f === "string");
+  return Object.fromEntries(
+    files.map((f) => {
+      try {
+        return [f, `sha256:${createHash("sha256").update(readFileSync(f)).digest("hex")}`];
+      } catch (e) {
+        throw new UsageError(
+          `cannot read '${f}', which the --elf scenario is built from: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+        );
+      }
+    }),
+  );
 }
 
 /** The protocol modules by content (their paths may differ between CI jobs). */
@@ -1374,6 +1513,13 @@ function shardOptions(opts: ExploreOptions, settings: ShardSettings): Record<str
     hardware: defined(settings.hardware),
     exampleTokens: opts.example ?? [],
     modules: moduleDigests(settings.modules),
+    // merge builds the --elf scenario again from its definition; the files' contents must be the same.
+    ...(settings.sources.length > 0
+      ? {
+          elfScenarios: settings.sources.map((source) => ({ source, files: sourceDigests(source) })),
+          elfArguments: settings.elfArguments,
+        }
+      : {}),
   };
 }
 
@@ -1453,12 +1599,25 @@ async function merge(
     );
   const merged = mergeShards(shards);
   const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULT_HARDWARE.cpus;
-  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools);
-  const { protocols } = modules.length === 0 ? builtIns() : await catalogOf(pool);
+  // A scenario the shards built from --elf is built again here, from the same files.
+  const recorded =
+    (options.elfScenarios as Array<{ source: ScenarioSource; files: Record<string, string> }> | undefined) ??
+    [];
+  for (const { source, files } of recorded) {
+    const now = sourceDigests(source);
+    const changed = Object.keys(files).find((f) => now[f] !== files[f]);
+    if (changed)
+      throw new UsageError(
+        `merge: '${changed}', which the shards built their --elf scenario from, has changed since they ran: merge with the file they checked`,
+      );
+  }
+  const sources = recorded.map((r) => r.source);
+  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools, sources);
+  const { protocols } = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
   const code = await reportVerdicts(merged.verdicts, {
     pool,
     protocols,
-    single: options.protocol !== null && options.scenario !== null,
+    single: options.protocol !== null && (options.scenario !== null || sources.length > 0),
     json: opts.json === true,
     color: useColor(opts.color, opts.json, io),
     engine: "inline",
@@ -1467,6 +1626,12 @@ async function merge(
     print,
     shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
     html: opts.html === undefined ? undefined : htmlPath(opts.html, usage),
+    ...(sources.length > 0
+      ? {
+          surveyed: new Set(sources.map((s) => s.definition.name)),
+          scenarioArguments: options.elfArguments as string,
+        }
+      : {}),
   });
   if (merged.missing.length === 0) return code;
   io.stderr(

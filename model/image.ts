@@ -6,6 +6,8 @@ import {
   BlockEncoder,
   BlockEncoderOptions,
   Code,
+  Decoder,
+  DecoderOptions,
   FlowControl,
   Instruction,
   MemoryOperand,
@@ -22,6 +24,12 @@ export interface FunctionDesc {
   name: string;
   code?: string[];
   bytes?: number[];
+  /**
+   * The address `bytes` were encoded for, when they are code copied from elsewhere: they are re-encoded
+   * where the function is placed, so relative branches and RIP-relative operands still reach what they
+   * reached, and branches within the bytes move with them (iced-x86 BlockEncoder).
+   */
+  encodedAt?: number;
   /** Part of a livepatch payload (loaded beside the running code, named by its own symbols). */
   payload?: boolean;
 }
@@ -208,6 +216,7 @@ const RAW: Record<string, number[]> = {
 };
 
 function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uint8Array {
+  if (fn.bytes && fn.encodedAt !== undefined) return reencode(fn.name, fn.bytes, fn.encodedAt, at);
   if (fn.bytes) return Uint8Array.from(fn.bytes);
   const out: number[] = [];
   let block = new BlockEncoder(64, BlockEncoderOptions.None);
@@ -245,6 +254,27 @@ function assemble(fn: FunctionDesc, at: number, sym: (s: string) => bigint): Uin
   flush();
   block.free();
   return Uint8Array.from(out);
+}
+
+/** Machine code decoded at `from` and encoded again at `at` (see FunctionDesc.encodedAt). */
+function reencode(name: string, bytes: number[], from: number, at: number): Uint8Array {
+  const decoder = new Decoder(64, Uint8Array.from(bytes), DecoderOptions.None);
+  decoder.ip = BigInt(from);
+  const block = new BlockEncoder(64, BlockEncoderOptions.None);
+  try {
+    while (decoder.canDecode) {
+      const insn = decoder.decode();
+      if (insn.isInvalid)
+        throw new Error(
+          `function '${name}': the bytes at 0x${insn.ip.toString(16)} are no instruction, so they cannot be moved`,
+        );
+      block.add(insn);
+    }
+    return block.encode(BigInt(at));
+  } finally {
+    block.free();
+    decoder.free();
+  }
 }
 
 export class CodeImage {

@@ -77,7 +77,11 @@ function pad(s: string, width: number): string {
 export function renderVerdictMatrix(
   verdicts: readonly Verdict[],
   expectedFor: (protocol: string, scenario: string) => Expected | undefined,
-  opts: { color?: boolean } = {},
+  opts: {
+    color?: boolean;
+    /** Whether a cell is judged against its declared verdict (default: every cell). */
+    judged?: (protocol: string, scenario: string) => boolean;
+  } = {},
 ): string {
   const c = pc.createColors(opts.color ?? false);
   const protocols: string[] = [];
@@ -92,7 +96,7 @@ export function renderVerdictMatrix(
   const cellOf = (p: string, s: string): { text: string; differs: boolean } => {
     const v = at.get(`${p}\0${s}`);
     if (!v) return { text: "", differs: false };
-    const differs = !matchesExpected(v, expectedFor(p, s));
+    const differs = (opts.judged?.(p, s) ?? true) && !matchesExpected(v, expectedFor(p, s));
     return { text: `${verdictCell(v)}${proven(v) ? " ✓" : ""}${differs ? " *" : ""}`, differs };
   };
   const firstWidth = Math.max("protocol".length, ...protocols.map((p) => p.length));

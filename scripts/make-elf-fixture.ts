@@ -6,11 +6,16 @@
 // `lea`, two local functions of one name, an assembly entry label, and a backward jump of more than
 // 1 MiB from a second text section.
 //
-//   npm run build && node dist/scripts/make-elf-fixture.js     # rewrites the fixture
+// It also writes test/fixtures/payload.o, a relocatable object (ET_REL) as a Xen livepatch payload
+// is: a new mce_handler whose calls to the fixture's send_event and helper2 are left to the loader
+// (R_X86_64_PLT32, as GCC emits for calls, and R_X86_64_PC32, as older compilers do).
 //
-// test/elf.test.ts checks that the committed file is exactly what this script writes.
+//   npm run build && node dist/scripts/make-elf-fixture.js     # rewrites both fixtures
+//
+// test/elf.test.ts checks that the committed files are exactly what this script writes.
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { R_X86_64 } from "../model/elf.js";
 import { encode, type Item, itemSize, labelOffset, type WriterSymbol, writeElf } from "./elf-writer.js";
 
 export const TEXT = 0xffff82d0_40200000n;
@@ -200,8 +205,39 @@ export function makeFixture(): Uint8Array {
 }
 
 export const FIXTURE_PATH = "test/fixtures/callgraph.elf";
+export const PAYLOAD_PATH = "test/fixtures/payload.o";
+
+/**
+ * payload.o: `mce_handler`, the replacement of the fixture's (ENDBR64, then calls of send_event and
+ * helper2, which the object leaves undefined), as `gcc -c -fcf-protection` would compile
+ * `void mce_handler(void) { send_event(); helper2(); }`. Its call displacements are 0 in the file: the
+ * loader writes them (S + A - P, AMD64 psABI §4.4).
+ */
+export function makePayloadFixture(): Uint8Array {
+  const text = Uint8Array.from([
+    ...ENDBR64,
+    ...[0xe8, 0, 0, 0, 0], // call send_event   R_X86_64_PLT32 at +5
+    ...[0xe8, 0, 0, 0, 0], // call helper2      R_X86_64_PC32 at +10
+    ...RET,
+  ]);
+  return writeElf({
+    type: "rel",
+    sections: [{ name: ".text", type: 1, flags: 2n | 4n, address: 0n, bytes: text, align: 16 }],
+    symbols: [
+      { name: "payload.c", value: 0n, size: 0, type: "file", bind: "local", section: "ABS" },
+      { name: "mce_handler", value: 0n, size: text.length, type: "func", bind: "global", section: ".text" },
+      { name: "send_event", value: 0n, size: 0, type: "notype", bind: "global", section: "UNDEF" },
+      { name: "helper2", value: 0n, size: 0, type: "notype", bind: "global", section: "UNDEF" },
+    ],
+    relocations: [
+      { section: ".text", offset: 5, type: R_X86_64.R_X86_64_PLT32, symbol: "send_event", addend: -4n },
+      { section: ".text", offset: 10, type: R_X86_64.R_X86_64_PC32, symbol: "helper2", addend: -4n },
+    ],
+  });
+}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   writeFileSync(FIXTURE_PATH, makeFixture());
-  process.stdout.write(`wrote ${FIXTURE_PATH}\n`);
+  writeFileSync(PAYLOAD_PATH, makePayloadFixture());
+  process.stdout.write(`wrote ${FIXTURE_PATH} and ${PAYLOAD_PATH}\n`);
 }

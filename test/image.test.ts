@@ -150,6 +150,40 @@ describe("call graph", () => {
   });
 });
 
+describe("code moved with encodedAt", () => {
+  it("keeps branches out of it where they went, and moves branches within it along", () => {
+    // at 0x5000: again: dec eax; jne again; call b (rel32 to 0x6000); ret
+    const from = 0x5000;
+    const bytes = [0xff, 0xc8, 0x75, 0xfc, 0xe8, 0xf7, 0x0f, 0x00, 0x00, 0xc3];
+    const base = CodeImage.build([{ name: "b", code: ["ret"] }]);
+    const b = base.symbol("b").address;
+    // Retarget the call to b as it lies in this image: rel32 = b - (from + 9).
+    const call = b - (from + 9);
+    const moved = [
+      ...bytes.slice(0, 5),
+      call & 0xff,
+      (call >> 8) & 0xff,
+      (call >> 16) & 0xff,
+      (call >> 24) & 0xff,
+      0xc3,
+    ];
+    const image = base.withFunctions([{ name: "copy", bytes: moved, encodedAt: from, payload: true }]);
+    const copy = image.symbol("copy");
+    const branches = image.branchesOf("copy").map((x) => [x.kind, x.target]);
+    expect(branches).toEqual([
+      ["conditional", copy.address], // jne again: now the copy's own first instruction
+      ["call", b], // call b: still b
+    ]);
+  });
+
+  it("refuses bytes that are no instruction", () => {
+    const base = CodeImage.build([{ name: "b", code: ["ret"] }]);
+    expect(() => base.withFunctions([{ name: "bad", bytes: [0x0f, 0x0b, 0x06], encodedAt: 0x5000 }])).toThrow(
+      "function 'bad': the bytes at 0x5002 are no instruction, so they cannot be moved",
+    );
+  });
+});
+
 describe("symbolize", () => {
   const image = CodeImage.build(FUNCTIONS);
 

@@ -20,12 +20,13 @@ import {
 } from "../model/progress.js";
 import type { UnitResult, UnitTask } from "./check-worker.js";
 import type { EngineName } from "./engine.js";
+import type { ScenarioSource } from "./modules.js";
 import { DEFAULT_WATCHDOG_MS } from "./threaded.js";
 
 /** A task as the caller gives it: the pool adds the progress block, the modules and the watchdog. */
 export type UnitRequest = UnitTask extends infer T
   ? T extends UnitTask
-    ? Omit<T, "progress" | "modules" | "watchdogMs">
+    ? Omit<T, "progress" | "modules" | "scenarioSources" | "watchdogMs">
     : never
   : never;
 
@@ -40,6 +41,8 @@ export interface CheckPoolOptions {
   workers: number;
   /** User protocol modules (absolute paths), loaded by every task before anything else. */
   modules?: string[];
+  /** Scenarios defined on the command line, built by every task after the modules. */
+  scenarioSources?: ScenarioSource[];
   /** A unit whose heartbeat stands still this long is stopped. */
   watchdogMs?: number;
 }
@@ -116,6 +119,7 @@ interface Running {
 export class CheckPool {
   readonly workers: number;
   private readonly modules: string[];
+  private readonly scenarioSources: ScenarioSource[];
   private readonly watchdogMs: number;
   private readonly pool: Piscina<UnitTask, UnitResult>;
   private readonly running = new Set<Running>();
@@ -127,6 +131,7 @@ export class CheckPool {
   constructor(opts: CheckPoolOptions) {
     this.workers = opts.workers;
     this.modules = [...(opts.modules ?? [])];
+    this.scenarioSources = [...(opts.scenarioSources ?? [])];
     this.watchdogMs = opts.watchdogMs ?? DEFAULT_WATCHDOG_MS;
     if (!Number.isInteger(this.workers) || this.workers < 1)
       throw new Error(`workers must be a whole number, at least 1, not ${this.workers}`);
@@ -166,7 +171,13 @@ export class CheckPool {
     this.running.add(entry);
     this.watch();
     try {
-      const task = { ...request, progress, modules: this.modules, watchdogMs: this.watchdogMs } as UnitTask;
+      const task = {
+        ...request,
+        progress,
+        modules: this.modules,
+        scenarioSources: this.scenarioSources,
+        watchdogMs: this.watchdogMs,
+      } as UnitTask;
       return await this.pool.run(task, { signal: entry.controller.signal });
     } catch (e) {
       throw entry.stuck ?? e;

@@ -20,7 +20,7 @@ import {
 } from "../properties/report.js";
 import { type Engine, type EngineName, inlineEngine } from "./engine.js";
 import { runInline } from "./inline.js";
-import { loadProtocolModules, originOf } from "./modules.js";
+import { loadProtocolModules, loadScenarioSources, originOf, type ScenarioSource } from "./modules.js";
 import { machineFor } from "./setup.js";
 import { createThreadedEngine, type ThreadedEngine } from "./threaded.js";
 
@@ -44,6 +44,8 @@ export interface ScenarioInfo {
 interface TaskBase {
   /** User protocol modules (absolute paths), loaded before anything else. */
   modules: string[];
+  /** Scenarios defined on the command line, built after the modules (none when left out). */
+  scenarioSources?: ScenarioSource[];
   /** The task's progress block (model/progress), watched by the main thread. */
   progress: SharedArrayBuffer;
   /** The threaded engine's own watchdog, for the machines this task runs on it. */
@@ -101,11 +103,15 @@ export type UnitResult =
 /** This thread's threaded engine, made on first use and kept for the thread's life. */
 let threaded: { key: string; engine: ThreadedEngine } | undefined;
 
-function threadedEngine(modules: string[], watchdogMs: number): ThreadedEngine {
-  const key = JSON.stringify([modules, watchdogMs]);
+function threadedEngine(task: TaskBase): ThreadedEngine {
+  const { modules, scenarioSources, watchdogMs } = task;
+  const key = JSON.stringify([modules, scenarioSources, watchdogMs]);
   if (threaded?.key !== key) {
     void threaded?.engine.close();
-    threaded = { key, engine: createThreadedEngine({ modules, parallel: 1, watchdogMs }) };
+    threaded = {
+      key,
+      engine: createThreadedEngine({ modules, scenarioSources, parallel: 1, watchdogMs }),
+    };
   }
   return threaded.engine;
 }
@@ -121,8 +127,8 @@ export async function closeUnitEngines(): Promise<void> {
  * The threaded engine as check() sees it, with the phase set while a machine runs: its own watchdog
  * watches the machine then (this thread only waits), and each finished run moves the heartbeat.
  */
-function watchedThreaded(modules: string[], watchdogMs: number): Engine {
-  const engine = threadedEngine(modules, watchdogMs);
+function watchedThreaded(task: TaskBase): Engine {
+  const engine = threadedEngine(task);
   return {
     name: "threaded",
     run: async (config, strategy) => {
@@ -144,6 +150,7 @@ export default async function runUnit(task: UnitTask): Promise<UnitResult> {
     notePhase(Phase.Loading);
     try {
       await loadProtocolModules(task.modules);
+      loadScenarioSources(task.scenarioSources);
     } catch (e) {
       return { kind: "module-error", message: (e as Error).message };
     }
@@ -180,7 +187,7 @@ async function checkUnit(task: Extract<UnitTask, { kind: "check" }>): Promise<Un
     return { kind: "build-error", message: (e as Error).message };
   }
   notePhase(Phase.Running);
-  const engine = task.engine === "threaded" ? watchedThreaded(task.modules, task.watchdogMs) : inlineEngine;
+  const engine = task.engine === "threaded" ? watchedThreaded(task) : inlineEngine;
   return { kind: "check", verdict: await check({ ...options, engine }) };
 }
 
@@ -227,7 +234,7 @@ async function confirmUnit(task: Extract<UnitTask, { kind: "confirm" }>): Promis
 async function confirm(config: RunConfig, tape: number[], task: TaskBase): Promise<Confirmation> {
   const inline = runInline(config, { tape }, true).mem;
   const expected = inline.log.subarray(0, inline.header[H.logCount] * 8);
-  const engine = threadedEngine(task.modules, task.watchdogMs);
+  const engine = threadedEngine(task);
   const threads = config.hardware.cpus;
   const started = performance.now();
   notePhase(Phase.Threaded);

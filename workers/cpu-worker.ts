@@ -10,7 +10,7 @@ import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
 import { progressBlock, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
-import { loadProtocolModules } from "./modules.js";
+import { loadProtocolModules, loadScenarioSources, type ScenarioSource } from "./modules.js";
 import { machineFor, memoryFor } from "./setup.js";
 import { bufferScheduler } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
@@ -22,6 +22,8 @@ export interface CpuTask {
   config: RunConfig;
   /** User protocol modules (absolute paths), loaded here as in the main thread. */
   modules: string[];
+  /** Scenarios defined on the command line, built here as in the main thread (none when left out). */
+  scenarioSources?: ScenarioSource[];
   /**
    * Doorbells, one Int32 per CPU: whoever changes the token bumps the bell of the CPU concerned (every
    * bell when the run ends) and notifies on it. Engine bookkeeping only; the token itself is H.token.
@@ -67,6 +69,7 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
   reportProgressTo(progressBlock(task.progress));
   try {
     await loadProtocolModules(task.modules);
+    loadScenarioSources(task.scenarioSources);
     const spec = machineFor(task.config);
     const mem = memoryFor(spec, task.buffer); // new views over the same bytes; prepare() already ran
     const h = mem.header;

@@ -4,6 +4,7 @@
 // protocol or a scenario counts too. Loaded in the main thread and in every worker, so all of them
 // build the same machines. Where each came from is kept for `list`.
 import { pathToFileURL } from "node:url";
+import { defineScenario, type ScenarioDefinition } from "../api/define.js";
 import { registerProtocol } from "../model/protocols/index.js";
 import { registerScenario } from "../model/scenarios/index.js";
 import type { Protocol, Scenario } from "../model/types.js";
@@ -56,6 +57,33 @@ function checkScenario(s: Scenario): void {
     throw new Error(
       `scenario '${s.name}' has neither 'functions' nor an image (define it with defineScenario)`,
     );
+}
+
+/**
+ * A scenario defined on the command line (`--elf FILE --site ...`), rebuilt from its definition in
+ * every thread that runs it, as a module's scenarios are by importing the module.
+ */
+export interface ScenarioSource {
+  definition: ScenarioDefinition;
+  /** Where it came from, as `list` says it (`--elf xen-syms`). */
+  origin: string;
+}
+
+/** The definitions each scenario was built from, by name: the same name again must be the same one. */
+const defined = new Map<string, string>();
+
+/** Builds and registers the scenarios of `sources` (once per thread); a bad definition throws, naming it. */
+export function loadScenarioSources(sources: readonly ScenarioSource[] = []): void {
+  for (const { definition, origin } of sources) {
+    const key = JSON.stringify(definition);
+    const known = defined.get(definition.name);
+    if (known === key) continue;
+    if (known !== undefined) throw new Error(`scenario '${definition.name}' is already defined`);
+    const scenario = defineScenario(definition);
+    registerScenario(scenario);
+    defined.set(definition.name, key);
+    origins.set(`scenario:${scenario.name}`, origin);
+  }
 }
 
 export async function loadProtocolModules(paths: readonly string[]): Promise<void> {

@@ -13,7 +13,7 @@ import { PROGRESS_WORDS, progressBlock, readProgress, routineLabel } from "../mo
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { type CpuTask, type CpuTaskResult, pass } from "./cpu-worker.js";
 import type { Engine, RunResult, Strategy } from "./engine.js";
-import { loadProtocolModules } from "./modules.js";
+import { loadProtocolModules, loadScenarioSources, type ScenarioSource } from "./modules.js";
 import { machineFor, memoryFor, prepare } from "./setup.js";
 
 export interface ThreadedOptions {
@@ -21,6 +21,8 @@ export interface ThreadedOptions {
   parallel?: number;
   /** User protocol modules (absolute paths), loaded in this thread and in every worker. */
   modules?: string[];
+  /** Scenarios defined on the command line, built in this thread and in every worker. */
+  scenarioSources?: ScenarioSource[];
   /** A run whose step counter stands still this long is stopped as stuck. */
   watchdogMs?: number;
 }
@@ -90,6 +92,7 @@ class Threaded implements ThreadedEngine {
   readonly name = "threaded" as const;
   private readonly parallel: number;
   private readonly modules: string[];
+  private readonly scenarioSources: ScenarioSource[];
   private readonly watchdogMs: number;
   private pool: Piscina<CpuTask, CpuTaskResult> | undefined;
   /** CPUs per machine the pool is sized for (the most seen so far). */
@@ -110,6 +113,7 @@ class Threaded implements ThreadedEngine {
   constructor(opts: ThreadedOptions) {
     this.parallel = opts.parallel ?? availableParallelism();
     this.modules = [...(opts.modules ?? [])];
+    this.scenarioSources = [...(opts.scenarioSources ?? [])];
     this.watchdogMs = opts.watchdogMs ?? DEFAULT_WATCHDOG_MS;
     if (!Number.isInteger(this.parallel) || this.parallel < 1)
       throw new Error(`parallel must be a whole number of machines, at least 1, not ${this.parallel}`);
@@ -125,6 +129,7 @@ class Threaded implements ThreadedEngine {
     }
     const call = this.calls++;
     await loadProtocolModules(this.modules);
+    loadScenarioSources(this.scenarioSources);
     const spec = machineFor(config); // unknown names and bad CPU counts throw here, as inline
     if (!this.workerFound) {
       const worker = workerFile();
@@ -310,6 +315,7 @@ class Threaded implements ThreadedEngine {
             cpu,
             config,
             modules: this.modules,
+            scenarioSources: this.scenarioSources,
           },
           { signal: c.signal },
         )
