@@ -401,11 +401,13 @@ export class ElfProgram {
     const last = chosen[chosen.length - 1];
     let hi = last.address + BigInt(last.size);
     const rebase = new Rebase(lo, CODE_BASE);
+    const taken = new Set(this.addressTaken().functions);
     const symbols: SymbolInfo[] = chosen.map((f) => ({
       name: f.name,
       address: rebase.toModel(f.address),
       size: f.size,
       payload: payload.some((p) => this.function(p).name === f.name),
+      ...(taken.has(f.name) ? { addressTaken: true } : {}),
     }));
     const pieces: Array<{ at: bigint; bytes: Uint8Array }> = chosen.map((f) => ({
       at: f.address,

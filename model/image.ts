@@ -14,7 +14,7 @@ import {
   Register,
 } from "iced-x86";
 import { CODE_BASE } from "./memory.js";
-import { type Decoded, decode, instructionStarts } from "./x86.js";
+import { type Decoded, decode, instructionStarts, operandAddresses } from "./x86.js";
 
 /**
  * One function of an image. `code` is a list of instructions in a small assembly dialect
@@ -109,6 +109,11 @@ export interface SymbolInfo {
   address: number;
   size: number;
   payload: boolean;
+  /**
+   * The binary the function was read from takes its address outside the placed code (an ELF image:
+   * a pointer to it in the file's data; `ElfProgram.addressTaken`), so an indirect branch may reach it.
+   */
+  addressTaken?: boolean;
 }
 
 /** A call, jump or conditional jump of a function (`CodeImage.branchesOf`). */
@@ -689,6 +694,71 @@ export class CodeImage {
       }
     }
     return paths;
+  }
+
+  /**
+   * The functions whose address is taken, a sound over-approximation of what an indirect branch can
+   * reach: those the binary they came from stores in data (`SymbolInfo.addressTaken`), those a data
+   * symbol of the image holds, those the placed code names other than as a direct branch target
+   * (`lea fn(%rip)`, `mov $fn`), and, when any function begins with ENDBR64 (an IBT build, SDM Vol. 1
+   * §18.3: the compiler marks each address-taken function), every function that does.
+   */
+  addressTakenFunctions(): string[] {
+    const taken = new Set<string>();
+    for (const f of this.sorted) if (f.addressTaken) taken.add(f.name);
+    for (const d of this.data) if (d.initialSymbol) taken.add(d.initialSymbol);
+    const byAddress = new Map(this.sorted.map((f) => [f.address, f.name]));
+    for (const g of this.segments)
+      for (const a of operandAddresses(g.bytes, BigInt(g.address))) {
+        const name = a <= BigInt(Number.MAX_SAFE_INTEGER) ? byAddress.get(Number(a)) : undefined;
+        if (name) taken.add(name);
+      }
+    const endbr = this.sorted.filter((f) => {
+      const b = this.read(f.address, Math.min(4, f.size));
+      return b.length === 4 && b[0] === 0xf3 && b[1] === 0x0f && b[2] === 0x1e && b[3] === 0xfa;
+    });
+    for (const f of endbr) taken.add(f.name);
+    return this.sorted.filter((f) => taken.has(f.name)).map((f) => f.name);
+  }
+
+  /**
+   * callGraph, made sound for indirect branches: an indirect call or jump whose target the image does
+   * not give (through a register, through memory that is no data symbol, or a data symbol holding no
+   * function) is followed to every address-taken function (`addressTakenFunctions`). A path through
+   * such a site names it: `[indirect at fn+0x12 -> any address-taken function]`.
+   */
+  callGraphOverApproximated(roots: string[]): { paths: Map<string, string[]>; unknownSites: string[] } {
+    const paths = new Map<string, string[]>();
+    const queue: string[] = [];
+    for (const r of roots) {
+      this.symbol(r);
+      if (!paths.has(r)) {
+        paths.set(r, [r]);
+        queue.push(r);
+      }
+    }
+    const unknownSites: string[] = [];
+    let taken: string[] | undefined;
+    const visit = (next: string, path: string[]) => {
+      if (paths.has(next)) return;
+      paths.set(next, [...path, next]);
+      queue.push(next);
+    };
+    while (queue.length > 0) {
+      const f = queue.shift() as string;
+      const path = paths.get(f) as string[];
+      for (const c of this.callees(f)) visit(c, path);
+      for (const b of this.branchesOf(f)) {
+        if (b.target !== null) continue;
+        const p = this.indirectPointer(b.address, b.decoded);
+        if ("ordinal" in p && this.data[p.ordinal].initialSymbol) continue; // followed by callees()
+        const site = this.symbolize(b.address);
+        unknownSites.push(site);
+        taken ??= this.addressTakenFunctions();
+        for (const t of taken) visit(t, [...path, `[indirect at ${site} -> any address-taken function]`]);
+      }
+    }
+    return { paths, unknownSites };
   }
 }
 

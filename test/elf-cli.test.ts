@@ -105,6 +105,21 @@ describe("check --elf", () => {
     );
   });
 
+  it("without --target, follows the unknown indirect call to every address-taken function and refuses", async () => {
+    // Accepting here would be option 1 silently unsafe: Xen's #MC handler reaches mce_handler through
+    // the pointer it sets at boot.
+    const args = ["check", "-p", "blacklist-callgraph", "--elf", FIXTURE_PATH, "--site", "mce_handler+4"];
+    const roots = ["--workload", "hook_b", "--nmi-service", "hook_b", "--event-root", "do_machine_check"];
+    const r = await run(...args, ...roots, "--json");
+    expect(r.code).toBe(0);
+    const [v] = (JSON.parse(r.stdout) as { verdicts: JsonVerdict[] }).verdicts;
+    expect(v.verdict).toBe("refused");
+    expect(v.reason).toBe(
+      "'mce_handler+4' (in 'mce_handler') is reachable from an event handler: do_machine_check -> " +
+        "[indirect at do_machine_check+0x1 -> any address-taken function] -> mce_handler",
+    );
+  });
+
   it("takes the payload from a relocatable object (--payload), linked against the file", async () => {
     const r = await run(
       "check",

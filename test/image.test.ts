@@ -297,3 +297,61 @@ describe("routines yield only steps", () => {
     );
   });
 });
+
+describe("indirect branches of unknown target (blacklist-callgraph's over-approximation)", () => {
+  // root: lea rax, [rip+9] (taken) | call rax | ret; taken: ret; other: ret; marked: endbr64 | ret
+  const bytes = new Uint8Array(64).fill(0xcc);
+  bytes.set([0x48, 0x8d, 0x05, 0x09, 0x00, 0x00, 0x00, 0xff, 0xd0, 0xc3], 0);
+  bytes.set([0xc3], 16);
+  bytes.set([0xc3], 32);
+  bytes.set([0xf3, 0x0f, 0x1e, 0xfa, 0xc3], 48);
+  const sym = (name: string, offset: number, size: number) => ({
+    name,
+    address: CODE_BASE + offset,
+    size,
+    payload: false,
+  });
+  const plain = CodeImage.fromBytes(bytes.subarray(0, 48), [
+    sym("root", 0, 10),
+    sym("taken", 16, 1),
+    sym("other", 32, 1),
+  ]);
+
+  it("follows a call through a register to every address-taken function, naming the site", () => {
+    expect(plain.addressTakenFunctions()).toEqual(["taken"]);
+    const g = plain.callGraphOverApproximated(["root"]);
+    expect(g.unknownSites).toEqual(["root+0x7"]);
+    expect(g.paths.get("taken")).toEqual([
+      "root",
+      "[indirect at root+0x7 -> any address-taken function]",
+      "taken",
+    ]);
+    expect(g.paths.has("other")).toBe(false);
+    // The direct call graph does not see it: that is the gap the over-approximation closes.
+    expect(plain.callGraph(["root"]).has("taken")).toBe(false);
+  });
+
+  it("in an IBT build every function that begins with ENDBR64 is address-taken", () => {
+    const ibt = CodeImage.fromBytes(bytes, [
+      sym("root", 0, 10),
+      sym("taken", 16, 1),
+      sym("other", 32, 1),
+      sym("marked", 48, 5),
+    ]);
+    expect(ibt.addressTakenFunctions()).toEqual(["taken", "marked"]);
+    expect(ibt.callGraphOverApproximated(["root"]).paths.has("marked")).toBe(true);
+  });
+
+  it("a function the binary stores in data is address-taken", () => {
+    const stored = CodeImage.fromBytes(bytes.subarray(0, 48), [
+      sym("root", 0, 10),
+      sym("taken", 16, 1),
+      { ...sym("other", 32, 1), addressTaken: true },
+    ]);
+    expect(stored.callGraphOverApproximated(["root"]).paths.get("other")).toEqual([
+      "root",
+      "[indirect at root+0x7 -> any address-taken function]",
+      "other",
+    ]);
+  });
+});

@@ -1,5 +1,6 @@
 // Seed option 1, computed: refuse any function reachable through direct calls and jumps from the NMI
-// and #MC entry points, found by decoding the image with iced-x86; the refusal names the call path.
+// and #MC entry points, found by decoding the image with iced-x86 (indirect sites of unknown target
+// followed to every address-taken function); the refusal names the call path.
 import type { Protocol } from "../types.js";
 import { siteInFunction } from "./blacklist-annotated.js";
 import { unmaskedPatch } from "./no-mask.js";
@@ -20,10 +21,12 @@ export const blacklistCallgraph: Protocol = {
   setup(spec, table) {
     keepWords(spec, allocRendezvous(table));
     // The call graph reaches functions: a site at `fn+4` is judged by the function that contains it.
-    // A payload is refused when any of its sites is reachable.
-    const graph = spec.image.callGraph(spec.scenario.eventRoots);
+    // A payload is refused when any of its sites is reachable. An indirect call or jump whose target
+    // the image does not give is followed to every address-taken function: a blacklist that ignored it
+    // would let a handler reach a patched function (Xen's do_machine_check calls `*mce_callbacks`).
+    const graph = spec.image.callGraphOverApproximated(spec.scenario.eventRoots);
     for (const site of spec.sites) {
-      const path = graph.get(site.function);
+      const path = graph.paths.get(site.function);
       if (path)
         return { reason: `${siteInFunction(site)} is reachable from an event handler: ${path.join(" -> ")}` };
     }
