@@ -39,6 +39,8 @@ export const REQUIRED = [
   "XEN-INT3",
   "XEN-BP-STI",
   "MCE-BARRIER",
+  // The exhaustive search's state caching (workers/strategies/state-cache.ts): what its key must hold.
+  "CACHE",
 ];
 
 const CPU = "model/cpu.ts";
@@ -51,8 +53,66 @@ const REAL = "test/litmus-real-code.test.ts";
 const XEN_OS = "model/os/xen.ts";
 const COMMON_OS = "model/os/common.ts";
 const VERDICTS_MCE = "test/verdicts-mce.test.ts";
+const CACHE = "workers/strategies/state-cache.ts";
+const SEARCH = "workers/strategies/exhaustive.ts";
+const CACHE_TEST = "test/state-cache.test.ts";
 
 export const MUTATIONS: Mutation[] = [
+  // ---- CACHE: the state cache's key (state, budgets, sleep set, history) and DPOR off with it ----
+  {
+    id: "CACHE-budgets-ignored",
+    breaks: "CACHE",
+    file: CACHE,
+    find: `        if (
+          v.preemptions >= budgets.preemptions &&
+          v.events >= budgets.events &&
+          v.branches >= budgets.branches &&
+          v.total >= budgets.total &&
+          v.sleep.every((s) => sleep.includes(s))
+        )`,
+    replace: "        if (v.sleep.every((s) => sleep.includes(s)))",
+    tests: [CACHE_TEST],
+  },
+  {
+    id: "CACHE-sleep-sets-ignored",
+    breaks: "CACHE",
+    file: CACHE,
+    find: `          v.total >= budgets.total &&
+          v.sleep.every((s) => sleep.includes(s))
+        )`,
+    replace: `          v.total >= budgets.total
+        )`,
+    tests: [CACHE_TEST],
+  },
+  {
+    id: "CACHE-history-ignored",
+    breaks: "CACHE",
+    file: SEARCH,
+    find: `    h.mix(history.awaiting);
+    h.mix(history.clobbers);
+    h.mix(history.probing);
+    h.mix(history.reached);
+    h.mix(history.crash);`,
+    replace: "",
+    tests: [CACHE_TEST],
+  },
+  {
+    id: "CACHE-routine-trail-ignored",
+    breaks: "CACHE",
+    file: CPU,
+    find: `      mix(c.trailA);
+      mix(c.trailB);`,
+    replace: "",
+    tests: [CACHE_TEST],
+  },
+  {
+    id: "CACHE-dpor-kept",
+    breaks: "CACHE",
+    file: SEARCH,
+    find: "this.dpor = reductions.dpor && !reductions.stateCaching;",
+    replace: "this.dpor = reductions.dpor;",
+    tests: [CACHE_TEST],
+  },
   // ---- H1: NMI delivered at a boundary only when not blocked; delivery blocks; ignores IF ----
   {
     id: "H1-nmi-ignores-blocking",

@@ -18,6 +18,7 @@ describe("the mutation list", () => {
       ...["P1", "P2", "P3", "P4", "P5", "P6"],
       ...["STACK", "FRAME", "IRETQ", "IF", "STI", "INDIRECT", "MCE-BROADCAST"],
       ...["XEN-INT3", "XEN-BP-STI", "MCE-BARRIER"],
+      "CACHE",
     ]);
   });
 
