@@ -376,7 +376,7 @@ function buildProgram(
     )
     .option(
       "--reductions <list>",
-      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default: all)`,
+      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default: all, which is every one but state-caching; state-caching switches DPOR off)`,
     )
     .option(
       "--bound <k>",

@@ -58,21 +58,7 @@ const SEARCH = "workers/strategies/exhaustive.ts";
 const CACHE_TEST = "test/state-cache.test.ts";
 
 export const MUTATIONS: Mutation[] = [
-  // ---- CACHE: the state cache's key (state, budgets, sleep set, history) and DPOR off with it ----
-  {
-    id: "CACHE-budgets-ignored",
-    breaks: "CACHE",
-    file: CACHE,
-    find: `        if (
-          v.preemptions >= budgets.preemptions &&
-          v.events >= budgets.events &&
-          v.branches >= budgets.branches &&
-          v.total >= budgets.total &&
-          v.sleep.every((s) => sleep.includes(s))
-        )`,
-    replace: "        if (v.sleep.every((s) => sleep.includes(s)))",
-    tests: [CACHE_TEST],
-  },
+  // ---- CACHE: state caching prunes only under a sleep set no smaller, and switches DPOR off ----
   {
     id: "CACHE-sleep-sets-ignored",
     breaks: "CACHE",
@@ -82,27 +68,6 @@ export const MUTATIONS: Mutation[] = [
         )`,
     replace: `          v.total >= budgets.total
         )`,
-    tests: [CACHE_TEST],
-  },
-  {
-    id: "CACHE-history-ignored",
-    breaks: "CACHE",
-    file: SEARCH,
-    find: `    h.mix(history.awaiting);
-    h.mix(history.clobbers);
-    h.mix(history.probing);
-    h.mix(history.reached);
-    h.mix(history.crash);`,
-    replace: "",
-    tests: [CACHE_TEST],
-  },
-  {
-    id: "CACHE-routine-trail-ignored",
-    breaks: "CACHE",
-    file: CPU,
-    find: `      mix(c.trailA);
-      mix(c.trailB);`,
-    replace: "",
     tests: [CACHE_TEST],
   },
   {
