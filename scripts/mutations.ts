@@ -279,8 +279,8 @@ export const MUTATIONS: Mutation[] = [
     id: "H7-irq-handler-keeps-if",
     breaks: "H7",
     file: CPU,
-    find: "(ctx) => this.spec.os.irqHandler(ctx, vector));\n    w[o + C.if] = 0;",
-    replace: "(ctx) => this.spec.os.irqHandler(ctx, vector));",
+    find: "(ctx) => this.spec.os.irqHandler(ctx, vector), vector + 1);\n    w[o + C.if] = 0;",
+    replace: "(ctx) => this.spec.os.irqHandler(ctx, vector), vector + 1);",
     tests: [LITMUS],
   },
   {
