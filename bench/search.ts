@@ -4,10 +4,14 @@
 //   reductions  per cell: executions with every reduction and without each one (reduction factors)
 //   first       per violated cell and property: time and executions to the first counterexample for
 //               exhaustive (iterative deepening), random, PCT and the portfolio, no declared examples
-//   proofs      per holds cell: the largest bounds proven within a time budget
+//   proofs      per holds cell of the default matrix: the bounds proven (K=1..3, E=1..2), each search
+//               within a time cap (BUDGET_MS), with executions, distinct states and time
+//   caching     one cell (default nmi-replay/nmi-path, K=1 E=1): every reduction with and without state
+//               caching, and without caching and DPOR, side by side
 //   matrix      the default matrix's wall time without declared examples
 //   spin        the cells compared with SPIN, at 3 CPUs
 // CELL is protocol/scenario (default: every cell of the matrix; `first` takes the violated ones).
+import os from "node:os";
 import fc from "fast-check";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
@@ -18,7 +22,13 @@ import { evaluate, type PropertyId } from "../properties/invariants.js";
 import { exhaustive, total } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
-import { ALL_REDUCTIONS, type Bounds, REDUCTION_NAMES } from "../workers/strategies/exhaustive.js";
+import {
+  ALL_REDUCTIONS,
+  type Bounds,
+  NO_REDUCTIONS,
+  REDUCTION_NAMES,
+  type Reductions,
+} from "../workers/strategies/exhaustive.js";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -102,7 +112,7 @@ function benchReductions(args: string[], bounds: Bounds, budget: number): void {
     }
     const none = exhaustive(spec, {
       bounds,
-      reductions: { sleepSets: false, eventPlacement: false, dpor: false, symmetry: false },
+      reductions: NO_REDUCTIONS,
       maxExecutions: budget,
       deepening: false,
       stopWhenAllViolated: false,
@@ -214,32 +224,74 @@ function choicesToTapeAny(v: unknown): number[] {
   return tape;
 }
 
+/** The bounds a holds cell is tried at, in order (each search given the time cap). */
+const PROOF_LADDER: Bounds[] = [
+  { preemptions: 1, events: 1, branches: 0 },
+  { preemptions: 2, events: 1, branches: 0 },
+  { preemptions: 3, events: 1, branches: 0 },
+  { preemptions: 2, events: 2, branches: 0 },
+];
+
 function benchProofs(args: string[], budgetMs: number): void {
-  console.log(`holds cells: the largest bounds proven (each search given ${secs(budgetMs)} at most)`);
+  console.log(
+    `holds cells of the default matrix: the bounds proven, every reduction on, state caching ${num("CACHING", 1) === 1 ? "on (DPOR off)" : "off"} (each search given ${secs(budgetMs)} at most); load ${loadAverage()}`,
+  );
   for (const { protocol, scenario } of cells(args)) {
     if (declaredViolations(protocol, scenario).length > 0) continue;
     const spec = specOf(protocol, scenario);
     if (!spec) continue;
-    let best = "none";
-    for (const bounds of LADDER) {
-      const t0 = performance.now();
-      // Executions per second measured on the first search bound the next: stop before the budget.
+    const proven: string[] = [];
+    for (const bounds of PROOF_LADDER.slice(0, num("RUNGS", PROOF_LADDER.length))) {
       const r = exhaustive(spec, {
         bounds,
+        reductions: { ...ALL_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
         deepening: false,
         stopWhenAllViolated: false,
-        maxExecutions: Math.max(1000, Math.round(budgetMs * 1.5)),
+        maxMs: budgetMs,
       });
-      const ms = performance.now() - t0;
+      const reached = r.coverage.filter((c) => c > 0).length;
       console.log(
-        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? "proven" : "stopped"}, ${r.executions} executions, ${secs(ms)}`,
+        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? (r.findings.size > 0 ? "violated" : "proven") : "stopped"}, ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}, ${reached} of ${r.coverage.length} situations reached`,
       );
-      if (!r.complete || r.findings.size > 0) break;
-      best = b(bounds);
+      if (r.complete && r.findings.size === 0) proven.push(b(bounds));
     }
-    console.log(`  ${protocol}/${scenario}: proven up to ${best}`);
+    console.log(`  ${protocol}/${scenario}: proven at ${proven.join(", ") || "none of them"}`);
   }
 }
+
+/** The state cache's reduction factor on one cell: every reduction, with and without it, side by side. */
+function benchCaching(args: string[], bounds: Bounds, budgetMs: number): void {
+  const [cell = "nmi-replay/nmi-path"] = args;
+  const [protocol, scenario] = cell.split("/");
+  const spec = specOf(protocol, scenario);
+  if (!spec) return;
+  console.log(
+    `state caching on ${cell} at ${b(bounds)} (each search given ${secs(budgetMs)} at most); load ${loadAverage()}`,
+  );
+  const configs: Array<[string, Reductions]> = [
+    ["every reduction, state caching (DPOR off with it)", { ...ALL_REDUCTIONS, stateCaching: true }],
+    ["every reduction but state caching (DPOR on)", { ...ALL_REDUCTIONS, stateCaching: false }],
+    ["every reduction but state caching and DPOR", { ...ALL_REDUCTIONS, stateCaching: false, dpor: false }],
+  ];
+  for (const [name, reductions] of configs) {
+    const r = exhaustive(spec, {
+      bounds,
+      reductions,
+      deepening: false,
+      stopWhenAllViolated: false,
+      maxMs: budgetMs,
+    });
+    console.log(
+      `  ${name}: ${r.complete ? "complete" : "stopped"}, ${r.executions} executions (${r.judged} judged; pruned ${JSON.stringify(r.pruned)}), ${r.states} distinct states, ${secs(r.elapsedMs)}, situations ${r.coverage.join("/")}`,
+    );
+  }
+}
+
+const loadAverage = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
 
 async function benchMatrix(strategy: "portfolio" | "random"): Promise<void> {
   const t0 = performance.now();
@@ -320,7 +372,14 @@ switch (section) {
     await benchFirst(rest, num("SEEDS", 5), num("RUNS", 20_000), num("BUDGET", 100_000));
     break;
   case "proofs":
-    benchProofs(rest, num("BUDGET_MS", 600_000));
+    benchProofs(rest, num("BUDGET_MS", 300_000));
+    break;
+  case "caching":
+    benchCaching(
+      rest,
+      { preemptions: num("K", 1), events: num("E", 1), branches: 0 },
+      num("BUDGET_MS", 600_000),
+    );
     break;
   case "matrix":
     await benchMatrix(rest[0] === "random" ? "random" : "portfolio");
@@ -330,6 +389,6 @@ switch (section) {
     break;
   default:
     console.log(
-      "sections: bounds, reductions, first, proofs, matrix, spin (see the head of bench/search.ts)",
+      "sections: bounds, reductions, first, proofs, caching, matrix, spin (see the head of bench/search.ts)",
     );
 }

@@ -76,6 +76,24 @@ interface Context {
   savedRsp: number;
   /** Address of the event frame's saved-RIP slot (RSP as the handler starts); -1 for the base context. */
   frameRsp: number;
+  /**
+   * Two hash lanes of what made the routine: its variant (an IRQ's vector) and every result handed to
+   * it. A generator's position and locals are a function of these, so equal trails mean equal routine
+   * states (the search's state caching compares them; the generator itself cannot be inspected).
+   */
+  trailA: number;
+  trailB: number;
+}
+
+/** The variant of an NMI handler restarted by Linux's repeat_nmi (any value no IRQ vector takes). */
+const REPEAT_VARIANT = 0x5245_5054;
+
+/** One step of a two-lane FNV-style hash (the lanes differ in offset and multiplier). */
+function mixA(h: number, v: number): number {
+  return Math.imul(h ^ v, 0x01000193) >>> 0;
+}
+function mixB(h: number, v: number): number {
+  return Math.imul(h ^ (v + 0x9e3779b9), 0x85ebca6b) >>> 0;
 }
 
 /** RFLAGS as PUSHF stores it: bit 1 is always set, IF is bit 9 (SDM Vol. 1 §3.4.3). */
@@ -201,11 +219,56 @@ export class Cpu {
     this.publish();
   }
 
+  /**
+   * Feeds `mix` everything of this CPU's state that is not in the buffer: per context (innermost
+   * last) its kind, IST stack, saved IF and RSP, frame, routine trail, real-code position and event
+   * frame, and the half-done fetch and pending indirect branch. With the buffer, this is the CPU's
+   * whole state: two runs that agree on both behave alike from here (the search's state caching).
+   */
+  fingerprint(mix: (v: number) => void): void {
+    mix(this.contexts.length);
+    for (const c of this.contexts) {
+      mix(c.kind);
+      mix(c.ist);
+      mix(c.savedIf);
+      mix(c.savedRsp);
+      mix(c.frameRsp);
+      mix(c.trailA);
+      mix(c.trailB);
+      mix(c.next === null ? 0 : 1);
+      mix(c.real ? c.real.rip : -1);
+      mix(c.real ? c.real.entrySlot : -1);
+      const f = c.rctx.frame;
+      mix(f.rip);
+      mix(f.fromRealCode ? 1 : 0);
+      mix(f.interruptedIf);
+      mix(c.rctx.repeatNmi ? 1 : 0);
+    }
+    mix(this.fetchLen);
+    if (this.fetchLen > 0) {
+      mix(this.fetchStart);
+      for (let i = 0; i < this.fetchLen; i++) mix(this.fetchBuf[i]);
+    }
+    const p = this.pendingIndirect;
+    if (p) {
+      mix(p.word);
+      mix(p.call ? 1 : 0);
+      mix(p.next);
+      mix(p.address);
+    } else mix(-1);
+  }
+
   private routineContext(frame: Frame): RoutineContext {
     return { cpu: this.id, cpus: this.spec.config.hardware.cpus, spec: this.spec, frame, repeatNmi: false };
   }
 
-  private push(kind: ContextKind, routine: Routine<unknown>, ist: number, rctx: RoutineContext): void {
+  private push(
+    kind: ContextKind,
+    routine: Routine<unknown>,
+    ist: number,
+    rctx: RoutineContext,
+    variant = 0,
+  ): void {
     const ctx: Context = {
       kind,
       routine,
@@ -216,6 +279,8 @@ export class Cpu {
       savedIf: this.mem.cpu[this.base + C.if],
       savedRsp: this.mem.cpu[this.base + C.rsp],
       frameRsp: -1,
+      trailA: mixA(0x811c9dc5, variant),
+      trailB: mixB(0x01000193, variant),
     };
     this.contexts.push(ctx);
     this.advance(ctx, 0);
@@ -227,6 +292,8 @@ export class Cpu {
    */
   private advance(ctx: Context, result: number): void {
     noteRoutine(this.id, this.mem.header[H.step], ctx.kind, ctx.rctx.hook);
+    ctx.trailA = mixA(ctx.trailA, result);
+    ctx.trailB = mixB(ctx.trailB, result);
     const r = ctx.routine.next(result);
     ctx.next = r.done
       ? null
@@ -331,6 +398,7 @@ export class Cpu {
     kind: ContextKind,
     ist: number,
     make: (ctx: RoutineContext) => Routine<unknown>,
+    variant = 0,
   ): void {
     const w = this.mem.cpu;
     const o = this.base;
@@ -342,7 +410,7 @@ export class Cpu {
     w[o + C.halted] = 0;
     const interruptedRsp = w[o + C.rsp];
     const frameRsp = this.pushEventFrame(ist, ctx.frame);
-    this.push(kind, make(ctx), ist, ctx);
+    this.push(kind, make(ctx), ist, ctx, variant);
     const top = this.contexts[this.contexts.length - 1];
     top.savedRsp = interruptedRsp;
     top.frameRsp = frameRsp;
@@ -446,7 +514,7 @@ export class Cpu {
     w[o + C.irqPending] = pending & ~(1 << vector);
     this.mem.logEvent(this.id, Ev.IrqDeliver, w[o + C.rip], vector);
     // SDM §6.8.1: maskable interrupts only with IF=1; the interrupt gate clears IF (H7)
-    this.enterHandler(ContextKind.Irq, -1, (ctx) => this.spec.os.irqHandler(ctx, vector));
+    this.enterHandler(ContextKind.Irq, -1, (ctx) => this.spec.os.irqHandler(ctx, vector), vector + 1);
     w[o + C.if] = 0;
   }
 
@@ -481,6 +549,9 @@ export class Cpu {
       this.serialize(3);
       this.mem.logEvent(this.id, Ev.Mark, 0, Mark.RepeatNmi, 0);
       top.routine = this.spec.os.nmiHandler(top.rctx);
+      // A new generator: its trail starts again, marked as a repeat (a fresh routine state).
+      top.trailA = mixA(0x811c9dc5, REPEAT_VARIANT);
+      top.trailB = mixB(0x01000193, REPEAT_VARIANT);
       this.advance(top, 0);
       return;
     }

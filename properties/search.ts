@@ -25,6 +25,8 @@ export interface ExhaustiveOptions {
   reductions?: Reductions;
   /** Stop after this many executions (all deepening levels together): the result is then incomplete. */
   maxExecutions?: number;
+  /** Stop after this many milliseconds (benches: a time cap per search): the result is then incomplete. */
+  maxMs?: number;
   properties?: readonly PropertyId[];
   /** Iterative deepening over the total of choices (default true): counterexamples are then minimal. */
   deepening?: boolean;
@@ -54,7 +56,9 @@ export interface ExhaustiveResult {
   executions: number;
   /** Complete runs judged. */
   judged: number;
-  pruned: { sleep: number; placement: number };
+  pruned: { sleep: number; placement: number; cache: number };
+  /** Distinct states the state cache held at its largest level (0 without state caching). */
+  states: number;
   /** The largest total of choices explored to its end (-1: none). */
   level: number;
   findings: Map<PropertyId, ExhaustiveFinding>;
@@ -85,6 +89,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
   const deepening = opts.deepening ?? true;
   const stopWhenAll = opts.stopWhenAllViolated ?? true;
   const max = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
+  const deadline = opts.maxMs === undefined ? undefined : started + opts.maxMs;
   const top = Math.min(
     opts.total ?? Number.POSITIVE_INFINITY,
     bounds.preemptions + bounds.events + bounds.branches,
@@ -97,7 +102,8 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     const findings = new Map<PropertyId, ExhaustiveFinding>();
     const hazards = new Map<PropertyId, ExhaustiveFinding>();
     const coverage = emptyCoverage();
-    const pruned = { sleep: 0, placement: 0 };
+    const pruned = { sleep: 0, placement: 0, cache: 0 };
+    let states = 0;
     let judged = 0;
     let level = -1;
     let complete = true;
@@ -106,8 +112,12 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     explore: for (const limit of levels) {
       const search = new ExhaustiveSearch(spec, bounds, reductions, limit);
       do {
-        if (executions >= max) {
+        if (
+          executions >= max ||
+          (deadline !== undefined && (executions & 63) === 0 && performance.now() > deadline)
+        ) {
           complete = false;
+          states = Math.max(states, search.states);
           break explore;
         }
         search.begin(mem);
@@ -123,6 +133,9 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
         }
         if (end.kind !== "complete") {
           pruned[end.kind]++;
+          // A run cut at a state explored before: its futures were judged there, but the situations
+          // its prefix reached count for it (the vacuity witness reads the history).
+          if (end.kind === "cache") countSituations(coverage, situationsOf(spec, mem));
           continue;
         }
         // A run with fewer choices was judged at an earlier level already.
@@ -149,10 +162,12 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
         );
         if (stopWhenAll && wanted.every((p) => findings.has(p))) {
           level = limit;
+          states = Math.max(states, search.states);
           break explore;
         }
       } while (search.advance());
       level = limit;
+      states = Math.max(states, search.states);
     }
     if (restart) continue;
     return {
@@ -162,6 +177,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
       executions,
       judged,
       pruned,
+      states,
       level,
       findings,
       hazards,

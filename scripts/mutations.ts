@@ -42,6 +42,8 @@ export const REQUIRED = [
   // Linux's batched text poking (model/protocols/linux-text-poke.ts): the #BP handler's lookup of the
   // trapping site among the sites of the batch being poked.
   "TEXT-POKE-LOOKUP",
+  // The exhaustive search's state caching (workers/strategies/state-cache.ts): DPOR off with it.
+  "CACHE",
 ];
 
 const CPU = "model/cpu.ts";
@@ -56,8 +58,19 @@ const COMMON_OS = "model/os/common.ts";
 const VERDICTS_MCE = "test/verdicts-mce.test.ts";
 const TEXT_POKE = "model/protocols/linux-text-poke.ts";
 const MULTI_SITE_LINUX = "test/multi-site-linux.test.ts";
+const SEARCH = "workers/strategies/exhaustive.ts";
+const CACHE_TEST = "test/state-cache.test.ts";
 
 export const MUTATIONS: Mutation[] = [
+  // ---- CACHE: state caching switches DPOR off (Yang et al.'s propagation is not done) ----
+  {
+    id: "CACHE-dpor-kept",
+    breaks: "CACHE",
+    file: SEARCH,
+    find: "this.dpor = reductions.dpor && !reductions.stateCaching;",
+    replace: "this.dpor = reductions.dpor;",
+    tests: [CACHE_TEST],
+  },
   // ---- H1: NMI delivered at a boundary only when not blocked; delivery blocks; ignores IF ----
   {
     id: "H1-nmi-ignores-blocking",
@@ -271,8 +284,8 @@ export const MUTATIONS: Mutation[] = [
     id: "H7-irq-handler-keeps-if",
     breaks: "H7",
     file: CPU,
-    find: "(ctx) => this.spec.os.irqHandler(ctx, vector));\n    w[o + C.if] = 0;",
-    replace: "(ctx) => this.spec.os.irqHandler(ctx, vector));",
+    find: "(ctx) => this.spec.os.irqHandler(ctx, vector), vector + 1);\n    w[o + C.if] = 0;",
+    replace: "(ctx) => this.spec.os.irqHandler(ctx, vector), vector + 1);",
     tests: [LITMUS],
   },
   {

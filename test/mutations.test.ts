@@ -19,6 +19,7 @@ describe("the mutation list", () => {
       ...["STACK", "FRAME", "IRETQ", "IF", "STI", "INDIRECT", "MCE-BROADCAST"],
       ...["XEN-INT3", "XEN-BP-STI", "MCE-BARRIER"],
       "TEXT-POKE-LOOKUP",
+      "CACHE",
     ]);
   });
 

@@ -63,6 +63,7 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
     ["event placement", { ...NO_REDUCTIONS, eventPlacement: true }],
     ["DPOR", { ...NO_REDUCTIONS, dpor: true }],
     ["symmetry", { ...NO_REDUCTIONS, symmetry: true }],
+    ["state caching", { ...NO_REDUCTIONS, stateCaching: true }],
   ] as const)("with %s alone", (_name, reductions) => {
     const { compared } = sameOutcomes(reductions, 40, 23);
     expect(compared).toBeGreaterThan(25);

@@ -51,6 +51,7 @@ export function runSpec(
     { length: config.hardware.cpus },
     (_, i) => new Cpu(i, mem, spec, scheduler, scheduler.observer),
   );
+  scheduler.attach?.(cpus);
   const actions = new Int32Array(3 * config.hardware.cpus);
   let current = -1;
   try {

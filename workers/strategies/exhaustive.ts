@@ -53,6 +53,12 @@
 //    involves them), only the lower one's step, and only events to the lower one, are explored.
 //    Outcomes are then equal up to swapping the two CPUs.
 //
+// 5. State caching (state-cache.ts): a node whose whole state (buffer, the CPUs' JavaScript side, the
+//    property monitors) was explored already, with budgets at least as large, an equal current-CPU
+//    status and a sleep set no larger, is not explored again. DPOR is off with it (it would need the
+//    visible operations of pruned subtrees propagated: Yang et al., SPIN 2008): every node explores
+//    every allowed branch, and sleep sets, event placement and symmetry stay.
+//
 // What is guaranteed: for every run within the bounds, the search judges a run that reaches the same
 // final state and the same verdicts (up to swapping symmetric CPUs), itself within the bounds. Sleep
 // sets, event placement and symmetry are argued above; for DPOR under the bound we rely on BPOR's
@@ -62,7 +68,8 @@ import { type AccessObserver, Shared } from "../../model/cpu.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 import { ALL_CPUS, eventDependent, eventTarget, Footprint, location, stepsDependent } from "./footprint.js";
-import type { Scheduler } from "./scheduler.js";
+import type { CpuState, Scheduler } from "./scheduler.js";
+import { hashBuffer, PropertyHistory, StateCache, StateHasher } from "./state-cache.js";
 import { Symmetry } from "./symmetry.js";
 import { record } from "./tape.js";
 
@@ -77,6 +84,7 @@ export interface Reductions {
   eventPlacement: boolean;
   dpor: boolean;
   symmetry: boolean;
+  stateCaching: boolean;
 }
 
 export const ALL_REDUCTIONS: Reductions = {
@@ -84,14 +92,22 @@ export const ALL_REDUCTIONS: Reductions = {
   eventPlacement: true,
   dpor: true,
   symmetry: true,
+  stateCaching: false,
 };
 export const NO_REDUCTIONS: Reductions = {
   sleepSets: false,
   eventPlacement: false,
   dpor: false,
   symmetry: false,
+  stateCaching: false,
 };
-export const REDUCTION_NAMES: Array<keyof Reductions> = ["sleepSets", "eventPlacement", "dpor", "symmetry"];
+export const REDUCTION_NAMES: Array<keyof Reductions> = [
+  "sleepSets",
+  "eventPlacement",
+  "dpor",
+  "symmetry",
+  "stateCaching",
+];
 
 export interface Cost {
   preemptions: number;
@@ -104,7 +120,8 @@ export type ExecutionKind =
   | "complete" // ran to its end within the bounds: judge it
   | "error" // the run itself failed (a routine threw): its own error says why
   | "sleep" // every continuation within the bounds was asleep (an equivalent run is explored elsewhere)
-  | "placement"; // an event was followed by a transition independent of it (explored one step later elsewhere)
+  | "placement" // an event was followed by a transition independent of it (explored one step later elsewhere)
+  | "cache"; // reached a state already explored with budgets at least as large (state-cache.ts)
 
 export interface ExecutionEnd {
   kind: ExecutionKind;
@@ -260,6 +277,14 @@ export class ExhaustiveSearch implements Scheduler {
   private lastCpuActor = 0;
   /** Transitions closed so far in the execution in progress. */
   private transitions = 0;
+  /** DPOR is on (it is off with state caching: see state-cache.ts). */
+  private readonly dpor: boolean;
+  // State caching: the cache, the CPUs of the run in progress, the code bytes it wrote, the monitors.
+  private readonly cache: StateCache | null;
+  private readonly hasher = new StateHasher();
+  private cpuStates: readonly CpuState[] = [];
+  private readonly written: number[] = [];
+  private readonly history: PropertyHistory | null;
 
   constructor(
     spec: MachineSpec,
@@ -272,14 +297,29 @@ export class ExhaustiveSearch implements Scheduler {
     this.mceBroadcast = (spec.config.hardware.mceDelivery ?? "broadcast") === "broadcast";
     this.total = total;
     this.symmetry = reductions.symmetry && this.cpus > 2 ? new Symmetry(spec) : null;
+    this.dpor = reductions.dpor && !reductions.stateCaching;
+    this.cache = reductions.stateCaching ? new StateCache() : null;
+    this.history = reductions.stateCaching ? new PropertyHistory(spec) : null;
     this.lastOfSlot = new Int32Array(this.cpus + 1);
     this.observer = {
       access: (cpu, region, index, write) => {
         this.fp.add(region, index, write);
+        if (write && region === Shared.Code && this.cache && !this.written.includes(index))
+          this.written.push(index);
         if (region === Shared.Cpu && cpu !== index) this.targets.push(index);
         this.symmetry?.access(cpu, region, index, write);
       },
     };
+  }
+
+  /** Distinct states the state cache holds (0 without state caching). */
+  get states(): number {
+    return this.cache?.states ?? 0;
+  }
+
+  /** The CPUs of the run about to start (their JavaScript-side state is part of a node's state). */
+  attach(cpus: readonly CpuState[]): void {
+    this.cpuStates = cpus;
   }
 
   /** Why symmetry had to be given up (the program tells CPUs 1..n-1 apart), or null. */
@@ -316,6 +356,8 @@ export class ExhaustiveSearch implements Scheduler {
     for (let me = 0; me < this.trace.length; me++) this.remember(me);
     this.transitions = 0;
     this.symmetry?.begin(mem);
+    this.written.length = 0;
+    this.history?.reset();
   }
 
   /** Closes the execution after the run returned; `status` is its RunStatus. */
@@ -323,7 +365,7 @@ export class ExhaustiveSearch implements Scheduler {
     if (this.pruned === null) {
       if (status === RunStatus.Error) return { kind: "error", cost: { ...this.used } };
       this.close(null, 0);
-      if (this.reductions.dpor && status !== RunStatus.Finished) this.pendingRaces(status);
+      if (this.dpor && status !== RunStatus.Finished) this.pendingRaces(status);
     }
     return { kind: this.pruned ?? "complete", cost: { ...this.used } };
   }
@@ -365,6 +407,10 @@ export class ExhaustiveSearch implements Scheduler {
       if (node.isValue || node.actions.length !== count) throw new Error("the machine is not deterministic");
     } else {
       node = this.createActionNode(mem, actions, count);
+      if (this.cache && this.visited(mem, node)) {
+        this.pruned = "cache";
+        throw new Pruned("cache");
+      }
       this.stack.push(node);
       const first = this.firstEntry(node);
       if (first < 0) {
@@ -375,7 +421,7 @@ export class ExhaustiveSearch implements Scheduler {
       node.todo.add(first);
       node.chosen = first;
       node.done.push(first);
-      if (!this.reductions.dpor) for (const e of this.allEntries(node)) node.todo.add(e);
+      if (!this.dpor) for (const e of this.allEntries(node)) node.todo.add(e);
     }
     const entry = node.chosen;
     const index = indexOf(entry);
@@ -419,6 +465,43 @@ export class ExhaustiveSearch implements Scheduler {
   }
 
   // ---- internals ----
+
+  /**
+   * State caching: whether this new node's state was explored already with budgets at least as large
+   * and a sleep set no larger (then it is pruned); otherwise the visit is remembered.
+   */
+  private visited(mem: MachineMemory, node: ActionNode): boolean {
+    const h = this.hasher;
+    const history = this.history as PropertyHistory;
+    history.update(mem);
+    h.reset();
+    hashBuffer(h, mem, this.written);
+    for (const cpu of this.cpuStates) cpu.fingerprint(h.mix);
+    h.mix(history.awaiting);
+    h.mix(history.clobbers);
+    h.mix(history.probing);
+    h.mix(history.reached);
+    h.mix(history.crash);
+    h.mix(node.curRunnable ? 1 : 0);
+    h.mix(node.mustFollow);
+    h.mix(this.lastClosed && this.lastClosed.actor < 0 ? followOf(this.lastClosed.entry) : -1);
+    const sleep = node.sleep.map(
+      (z) =>
+        `${z.cpu}/${z.event}/${z.endsRun ? 1 : 0}/${z.fp.crashed ? 1 : 0}${z.fp.boundary ? 1 : 0}/` +
+        `${[...z.fp.reads].sort((x, y) => x - y).join(",")}/${[...z.fp.writes].sort((x, y) => x - y).join(",")}`,
+    );
+    const used = node.used;
+    return (this.cache as StateCache).covered(
+      h.key(),
+      {
+        preemptions: this.bounds.preemptions - used.preemptions,
+        events: this.bounds.events - used.events,
+        branches: this.bounds.branches - used.branches,
+        total: this.total - (used.preemptions + used.events + used.branches),
+      },
+      sleep,
+    );
+  }
 
   /** The CPU an event action reaches, or ALL_CPUS (a broadcast #MC). */
   private targetOf(action: number): number {
@@ -533,7 +616,7 @@ export class ExhaustiveSearch implements Scheduler {
       } else
         ev.node.followers.set(ev.entry, { fp: this.fp.copy(), blocks: !runnableAfter, endsRun: runEnded });
     }
-    if (this.reductions.dpor && this.transitions >= this.trace.length)
+    if (this.dpor && this.transitions >= this.trace.length)
       this.races(t.node, index, t.actor, t.target, fresh, runEnded);
     this.transitions++;
     // The event-placement rule: the first transition after an event must depend on it.

@@ -14,4 +14,11 @@ export interface Scheduler extends Chooser {
   /** Inherited from Chooser: `choose(count)` picks one of `count` values inside a step; 0 is the default. */
   /** Told of every access to shared state the CPUs make, when the strategy needs it (exhaustive search). */
   readonly observer?: AccessObserver;
+  /** Handed the run's CPUs before it starts, when the strategy needs their whole state (state caching). */
+  attach?(cpus: readonly CpuState[]): void;
+}
+
+/** What a CPU can tell of its state beyond the buffer (model/cpu Cpu.fingerprint). */
+export interface CpuState {
+  fingerprint(mix: (v: number) => void): void;
 }
