@@ -2,7 +2,7 @@
 // writes, fetches of the bytes being written from normal context and from an NMI handler, waits,
 // NMIs and #MCs, handlers ending in IRET, a branch choice), the reduced search reaches exactly the
 // same set of distinct outcomes (final data words, site bytes, each CPU's hardware flags and per-CPU
-// word, and which properties are violated) as an unreduced enumeration of every run within the same
+// words, and which properties are violated) as an unreduced enumeration of every run within the same
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -67,6 +67,29 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
   ] as const)("with %s alone", (_name, reductions) => {
     const { compared } = sameOutcomes(reductions, 40, 23);
     expect(compared).toBeGreaterThan(25);
+  });
+
+  it("symmetry: an #MC to CPU 2 is the image of one to CPU 1, per-CPU words of its handler swapped too", () => {
+    // CPU 0 writes the site's first byte; CPUs 1 and 2 call it. A local #MC to CPU 2 before either
+    // runs sets softirq_pending.MACHINE_CHECK[2], then CPU 2 tears (P1). Symmetry explores only the
+    // #MC to CPU 1, whose run is that one's image: the outcomes agree once per-CPU words move with
+    // their CPU.
+    const d: MachineDesc = {
+      cpus: 3,
+      fetch: "bytewise",
+      nmis: 0,
+      mces: 1,
+      mceDelivery: "local",
+      master: [{ k: "write", offset: 0 }],
+      others: [{ k: "call" }, { k: "cli" }],
+      handler: [],
+    };
+    const bounds = { preemptions: 0, events: 1, branches: 0 };
+    const full = outcomes(d, bounds, NO_REDUCTIONS, true);
+    const reduced = outcomes(d, bounds, { ...NO_REDUCTIONS, symmetry: true }, true);
+    expect(reduced.r.executions).toBeLessThan(full.r.executions);
+    expect([...reduced.set].sort()).toEqual([...full.set].sort());
+    expect([...full.set].filter((o) => o.endsWith('["P1"]]')).length).toBeGreaterThan(2);
   });
 
   it("the reductions do reduce: fewer executions on a generated machine with races", () => {

@@ -178,7 +178,19 @@ export function outcomeOf(
 ): string {
   const names = spec.words.names;
   const n = spec.config.hardware.cpus;
-  const shared = names.map((_, w) => w).filter((w) => !names[w].startsWith("own["));
+  // Per-CPU words (`name[i]`, one per CPU: `own[i]`, the #MC path's softirq_pending.MACHINE_CHECK[i])
+  // belong to their CPU's state, so that outcomes compared up to swapping CPUs swap them too.
+  const perCpu = new Map<string, number[]>();
+  names.forEach((name, w) => {
+    const m = /^(.*)\[(\d+)\]$/.exec(name);
+    if (!m || Number(m[2]) >= n) return;
+    const list = perCpu.get(m[1]) ?? [];
+    list[Number(m[2])] = w;
+    perCpu.set(m[1], list);
+  });
+  const arrays = [...perCpu.values()].filter((l) => l.length === n && !l.includes(undefined as never));
+  const owned = new Set(arrays.flat());
+  const shared = names.map((_, w) => w).filter((w) => !owned.has(w));
   const site = spec.sites[0];
   const code = Array.from(mem.codeBytes(site.address, 5));
   const flags = [
@@ -195,7 +207,7 @@ export function outcomeOf(
   const cpus: string[] = [];
   for (let c = 0; c < n; c++) {
     const t = flags.map((i) => mem.cpu[c * CPU_WORDS + i]);
-    t.push(mem.data[names.indexOf(`own[${c}]`)]);
+    for (const list of arrays) t.push(mem.data[list[c]]);
     cpus.push(t.join(","));
   }
   const rest = cpus.slice(1);
