@@ -23,8 +23,8 @@ import { exhaustive, total } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
 import {
-  ALL_REDUCTIONS,
   type Bounds,
+  DEFAULT_REDUCTIONS,
   NO_REDUCTIONS,
   REDUCTION_NAMES,
   type Reductions,
@@ -100,7 +100,7 @@ function benchReductions(args: string[], bounds: Bounds, budget: number): void {
     for (const name of REDUCTION_NAMES) {
       const r = exhaustive(spec, {
         bounds,
-        reductions: { ...ALL_REDUCTIONS, [name]: false },
+        reductions: { ...DEFAULT_REDUCTIONS, [name]: false },
         maxExecutions: budget,
         deepening: false,
         stopWhenAllViolated: false,
@@ -244,7 +244,7 @@ function benchProofs(args: string[], budgetMs: number): void {
     for (const bounds of PROOF_LADDER.slice(0, num("RUNGS", PROOF_LADDER.length))) {
       const r = exhaustive(spec, {
         bounds,
-        reductions: { ...ALL_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
+        reductions: { ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
         deepening: false,
         stopWhenAllViolated: false,
         maxMs: budgetMs,
@@ -269,9 +269,9 @@ function benchCaching(args: string[], bounds: Bounds, budgetMs: number): void {
     `state caching on ${cell} at ${b(bounds)} (each search given ${secs(budgetMs)} at most); load ${loadAverage()}`,
   );
   const configs: Array<[string, Reductions]> = [
-    ["every reduction, state caching (DPOR off with it)", { ...ALL_REDUCTIONS, stateCaching: true }],
-    ["every reduction but state caching (DPOR on)", { ...ALL_REDUCTIONS, stateCaching: false }],
-    ["every reduction but state caching and DPOR", { ...ALL_REDUCTIONS, stateCaching: false, dpor: false }],
+    ["the default reductions with state caching", { ...DEFAULT_REDUCTIONS, stateCaching: true }],
+    ["the default reductions and DPOR", { ...DEFAULT_REDUCTIONS, dpor: true }],
+    ["the default reductions (no DPOR, no state caching)", { ...DEFAULT_REDUCTIONS }],
   ];
   for (const [name, reductions] of configs) {
     const r = exhaustive(spec, {

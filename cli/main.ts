@@ -522,7 +522,7 @@ function addCheckOptions(cmd: Command): Command {
     )
     .option(
       "--reductions <list>",
-      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default: all, which is every one but state-caching; state-caching switches DPOR off)`,
+      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default and all: sleep-sets, event-placement, symmetry; dpor misses outcomes under a preemption bound and state-caching switches dpor off, so each is used only when named)`,
     )
     .option(
       "--bound <k>",

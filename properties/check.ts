@@ -13,7 +13,12 @@ import type { Hardware, MachineSpec, Protocol, RunConfig, Scenario } from "../mo
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
-import { ALL_REDUCTIONS, type Bounds, type Cost, type Reductions } from "../workers/strategies/exhaustive.js";
+import {
+  type Bounds,
+  type Cost,
+  DEFAULT_REDUCTIONS,
+  type Reductions,
+} from "../workers/strategies/exhaustive.js";
 import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,
@@ -366,7 +371,7 @@ function runExhaustive(
     total,
     maxExecutions,
     properties: wanted,
-    reductions: { ...ALL_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
+    reductions: { ...DEFAULT_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
   };
   // The search is deterministic: the same protocol and scenario objects, configuration and options
   // give the same result, so checks of one cell with other seeds (which only the random phase uses)

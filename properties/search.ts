@@ -8,9 +8,9 @@ import type { MachineSpec } from "../model/types.js";
 import { runSpec } from "../workers/inline.js";
 import { memoryFor } from "../workers/setup.js";
 import {
-  ALL_REDUCTIONS,
   type Bounds,
   type Cost,
+  DEFAULT_REDUCTIONS,
   ExhaustiveSearch,
   type Reductions,
 } from "../workers/strategies/exhaustive.js";
@@ -95,7 +95,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     bounds.preemptions + bounds.events + bounds.branches,
   );
   const mem = memoryFor(spec);
-  let reductions: Reductions = { ...(opts.reductions ?? ALL_REDUCTIONS) };
+  let reductions: Reductions = { ...(opts.reductions ?? DEFAULT_REDUCTIONS) };
   let symmetryGivenUp: string | undefined;
   let executions = 0;
   for (;;) {

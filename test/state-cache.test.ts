@@ -11,11 +11,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { exhaustive } from "../properties/search.js";
 import type { Bounds, Reductions } from "../workers/strategies/exhaustive.js";
-import { ALL_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
 import { buildGenerated, type MachineDesc, machineArb, outcomeOf } from "./helpers/generated.js";
 
 /** Every reduction with state caching (DPOR is then off). */
-const WITH_CACHING: Reductions = { ...ALL_REDUCTIONS, stateCaching: true };
+const WITH_CACHING: Reductions = { ...DEFAULT_REDUCTIONS, stateCaching: true };
 
 /** Unreduced enumerations larger than this are skipped (the property test stays quick). */
 const LIMIT = 15_000;
@@ -113,7 +113,7 @@ describe("state caching reaches every outcome of the unreduced enumeration", () 
       handler: [{ k: "call" }],
     };
     const bounds = { preemptions: 2, events: 1, branches: 0 };
-    const without = outcomes(d, bounds, { ...ALL_REDUCTIONS, stateCaching: false, dpor: false }, true);
+    const without = outcomes(d, bounds, { ...DEFAULT_REDUCTIONS, stateCaching: false, dpor: false }, true);
     const withCache = outcomes(d, bounds, WITH_CACHING, true);
     expect(without.r.complete && withCache.r.complete).toBe(true);
     expect(withCache.set).toEqual(without.set);

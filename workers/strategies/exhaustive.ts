@@ -87,10 +87,15 @@ export interface Reductions {
   stateCaching: boolean;
 }
 
-export const ALL_REDUCTIONS: Reductions = {
+/**
+ * The reductions a search uses unless told otherwise: those the soundness tests find sound. DPOR is
+ * not among them: under a preemption bound it misses outcomes of the unreduced enumeration on
+ * generated machines (test/search-soundness.test.ts names two), so it is used only when named.
+ */
+export const DEFAULT_REDUCTIONS: Reductions = {
   sleepSets: true,
   eventPlacement: true,
-  dpor: true,
+  dpor: false,
   symmetry: true,
   stateCaching: false,
 };
@@ -289,7 +294,7 @@ export class ExhaustiveSearch implements Scheduler {
   constructor(
     spec: MachineSpec,
     readonly bounds: Bounds,
-    readonly reductions: Reductions = ALL_REDUCTIONS,
+    readonly reductions: Reductions = DEFAULT_REDUCTIONS,
     /** At most this many preemptions, events and branch choices together (iterative deepening). */
     total = Number.POSITIVE_INFINITY,
   ) {
