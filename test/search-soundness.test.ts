@@ -6,33 +6,9 @@
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { exhaustive } from "../properties/search.js";
-import type { Bounds, Reductions } from "../workers/strategies/exhaustive.js";
+import type { Reductions } from "../workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
-import { buildGenerated, type MachineDesc, machineArb, outcomeOf } from "./helpers/generated.js";
-
-/** Unreduced enumerations larger than this are skipped (the property test stays quick). */
-const LIMIT = 15_000;
-
-function outcomes(d: MachineDesc, bounds: Bounds, reductions: Reductions, symmetric: boolean) {
-  const spec = buildGenerated(d);
-  const set = new Set<string>();
-  const r = exhaustive(spec, {
-    bounds,
-    reductions,
-    deepening: false,
-    stopWhenAllViolated: false,
-    maxExecutions: LIMIT,
-    onExecution: (mem, _cost, violated) => set.add(outcomeOf(spec, mem, violated, symmetric)),
-  });
-  return { set, r };
-}
-
-const boundsArb: fc.Arbitrary<Bounds> = fc.record({
-  preemptions: fc.integer({ min: 0, max: 2 }),
-  events: fc.integer({ min: 0, max: 2 }),
-  branches: fc.integer({ min: 0, max: 1 }),
-});
+import { boundsArb, type MachineDesc, machineArb, searchOutcomes as outcomes } from "./helpers/generated.js";
 
 function sameOutcomes(reductions: Reductions, numRuns: number, seed: number): { compared: number } {
   let compared = 0;

@@ -22,6 +22,8 @@ import {
   writeCode,
 } from "../../model/routine.js";
 import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../model/types.js";
+import { exhaustive } from "../../properties/search.js";
+import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js";
 import { type LitmusEnv, litmus } from "./litmus.js";
 
 export type Op =
@@ -214,3 +216,28 @@ export function outcomeOf(
   if (symmetric) rest.sort();
   return JSON.stringify([shared.map((w) => mem.data[w]), code, cpus[0], rest, [...violated].sort()]);
 }
+
+/** Unreduced enumerations larger than this are skipped (the soundness property tests stay quick). */
+export const ENUMERATION_LIMIT = 15_000;
+
+/** The distinct outcomes (outcomeOf) of every run an exhaustive search within `bounds` judges. */
+export function searchOutcomes(d: MachineDesc, bounds: Bounds, reductions: Reductions, symmetric: boolean) {
+  const spec = buildGenerated(d);
+  const set = new Set<string>();
+  const r = exhaustive(spec, {
+    bounds,
+    reductions,
+    deepening: false,
+    stopWhenAllViolated: false,
+    maxExecutions: ENUMERATION_LIMIT,
+    onExecution: (mem, _cost, violated) => set.add(outcomeOf(spec, mem, violated, symmetric)),
+  });
+  return { set, r };
+}
+
+/** Bounds of the soundness comparisons: up to 2 preemptions, 2 events, 1 branch choice. */
+export const boundsArb: fc.Arbitrary<Bounds> = fc.record({
+  preemptions: fc.integer({ min: 0, max: 2 }),
+  events: fc.integer({ min: 0, max: 2 }),
+  branches: fc.integer({ min: 0, max: 1 }),
+});
