@@ -4,29 +4,14 @@
 // same set of distinct outcomes (final data words, site bytes, each CPU's hardware flags and per-CPU
 // words, and which properties are violated) as an unreduced enumeration of every run within the same
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Reductions } from "../workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
-import { boundsArb, type MachineDesc, machineArb, searchOutcomes as outcomes } from "./helpers/generated.js";
-
-function sameOutcomes(reductions: Reductions, numRuns: number, seed: number): { compared: number } {
-  let compared = 0;
-  fc.assert(
-    fc.property(machineArb, boundsArb, (d, bounds) => {
-      const full = outcomes(d, bounds, NO_REDUCTIONS, reductions.symmetry);
-      fc.pre(full.r.complete);
-      const reduced = outcomes(d, bounds, reductions, reductions.symmetry);
-      expect(reduced.r.complete).toBe(true);
-      const missing = [...full.set].filter((o) => !reduced.set.has(o));
-      const extra = [...reduced.set].filter((o) => !full.set.has(o));
-      expect({ missing, extra }).toEqual({ missing: [], extra: [] });
-      compared++;
-    }),
-    { numRuns, seed },
-  );
-  return { compared };
-}
+import {
+  type MachineDesc,
+  searchOutcomes as outcomes,
+  RACY_MACHINE,
+  sameOutcomes,
+} from "./helpers/generated.js";
 
 describe("exhaustive search: the reductions reach every outcome of the unreduced enumeration", () => {
   it("with the default reductions (sleep sets, event placement, symmetry)", () => {
@@ -103,16 +88,7 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
   });
 
   it("the reductions do reduce: fewer executions on a generated machine with races", () => {
-    const d: MachineDesc = {
-      cpus: 3,
-      fetch: "bytewise",
-      nmis: 1,
-      mces: 0,
-      mceDelivery: "local",
-      master: [{ k: "write", offset: 1 }, { k: "store", word: 0, value: 1 }, { k: "call" }],
-      others: [{ k: "call" }, { k: "add", word: 1 }],
-      handler: [{ k: "call" }],
-    };
+    const d = RACY_MACHINE;
     const bounds = { preemptions: 1, events: 1, branches: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, true);
     const reduced = outcomes(d, bounds, DEFAULT_REDUCTIONS, true);

@@ -7,35 +7,13 @@
 // the routine trails, nor a cache that ignores sleep sets, from the right one (the runs such a cache
 // would prune reach outcomes that other runs reach too): those parts rest on the argument in
 // state-cache.ts.
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Reductions } from "../workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
-import { boundsArb, type MachineDesc, machineArb, searchOutcomes as outcomes } from "./helpers/generated.js";
+import { searchOutcomes as outcomes, RACY_MACHINE, sameOutcomes } from "./helpers/generated.js";
 
 /** Every reduction with state caching (DPOR is then off). */
 const WITH_CACHING: Reductions = { ...DEFAULT_REDUCTIONS, stateCaching: true };
-
-/** Compares with the unreduced enumeration; counts the machines compared and those caching pruned in. */
-function sameOutcomes(reductions: Reductions, numRuns: number, seed: number) {
-  let compared = 0;
-  let cached = 0;
-  fc.assert(
-    fc.property(machineArb, boundsArb, (d, bounds) => {
-      const full = outcomes(d, bounds, NO_REDUCTIONS, reductions.symmetry);
-      fc.pre(full.r.complete);
-      const reduced = outcomes(d, bounds, reductions, reductions.symmetry);
-      expect(reduced.r.complete).toBe(true);
-      const missing = [...full.set].filter((o) => !reduced.set.has(o));
-      const extra = [...reduced.set].filter((o) => !full.set.has(o));
-      expect({ missing, extra }).toEqual({ missing: [], extra: [] });
-      compared++;
-      if (reduced.r.pruned.cache > 0) cached++;
-    }),
-    { numRuns, seed },
-  );
-  return { compared, cached };
-}
 
 describe("state caching reaches every outcome of the unreduced enumeration", () => {
   it("alone (DPOR is off with it; sleep sets, event placement and symmetry off)", () => {
@@ -78,16 +56,7 @@ describe("state caching reaches every outcome of the unreduced enumeration", () 
   });
 
   it("prunes: fewer executions than the same search without it, the same outcomes", () => {
-    const d: MachineDesc = {
-      cpus: 3,
-      fetch: "bytewise",
-      nmis: 1,
-      mces: 0,
-      mceDelivery: "local",
-      master: [{ k: "write", offset: 1 }, { k: "store", word: 0, value: 1 }, { k: "call" }],
-      others: [{ k: "call" }, { k: "add", word: 1 }],
-      handler: [{ k: "call" }],
-    };
+    const d = RACY_MACHINE;
     const bounds = { preemptions: 2, events: 1, branches: 0 };
     const without = outcomes(d, bounds, { ...DEFAULT_REDUCTIONS, stateCaching: false, dpor: false }, true);
     const withCache = outcomes(d, bounds, WITH_CACHING, true);

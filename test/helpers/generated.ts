@@ -5,6 +5,7 @@
 // the bytes being written, from normal context or from the handler), send NMIs, and run code with a
 // conditional branch (a branch choice). Handlers end in IRET (the OS's NMI and #MC entry).
 import fc from "fast-check";
+import { expect } from "vitest";
 import type { FunctionDesc } from "../../model/image.js";
 import { C, CPU_WORDS, type MachineMemory } from "../../model/memory.js";
 import {
@@ -23,7 +24,7 @@ import {
 } from "../../model/routine.js";
 import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../model/types.js";
 import { exhaustive } from "../../properties/search.js";
-import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js";
+import { type Bounds, NO_REDUCTIONS, type Reductions } from "../../workers/strategies/exhaustive.js";
 import { type LitmusEnv, litmus } from "./litmus.js";
 
 export type Op =
@@ -241,3 +242,40 @@ export const boundsArb: fc.Arbitrary<Bounds> = fc.record({
   events: fc.integer({ min: 0, max: 2 }),
   branches: fc.integer({ min: 0, max: 1 }),
 });
+
+/**
+ * Over `numRuns` generated machines and bounds, the search with `reductions` reaches exactly the
+ * outcomes of the unreduced enumeration (up to swapping CPUs 1..n-1 when symmetry is among them).
+ * Counts the machines compared and those on which state caching pruned a run.
+ */
+export function sameOutcomes(reductions: Reductions, numRuns: number, seed: number) {
+  let compared = 0;
+  let cached = 0;
+  fc.assert(
+    fc.property(machineArb, boundsArb, (d, bounds) => {
+      const full = searchOutcomes(d, bounds, NO_REDUCTIONS, reductions.symmetry);
+      fc.pre(full.r.complete);
+      const reduced = searchOutcomes(d, bounds, reductions, reductions.symmetry);
+      expect(reduced.r.complete).toBe(true);
+      const missing = [...full.set].filter((o) => !reduced.set.has(o));
+      const extra = [...reduced.set].filter((o) => !full.set.has(o));
+      expect({ missing, extra }).toEqual({ missing: [], extra: [] });
+      compared++;
+      if (reduced.r.pruned.cache > 0) cached++;
+    }),
+    { numRuns, seed },
+  );
+  return { compared, cached };
+}
+
+/** A machine with races: CPU 0 writes the site's second byte, stores and calls it; CPUs 1.. call it. */
+export const RACY_MACHINE: MachineDesc = {
+  cpus: 3,
+  fetch: "bytewise",
+  nmis: 1,
+  mces: 0,
+  mceDelivery: "local",
+  master: [{ k: "write", offset: 1 }, { k: "store", word: 0, value: 1 }, { k: "call" }],
+  others: [{ k: "call" }, { k: "add", word: 1 }],
+  handler: [{ k: "call" }],
+};
