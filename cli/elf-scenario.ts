@@ -224,6 +224,7 @@ export function elfScenarioArguments(opts: ElfScenarioOptions): string {
   return args.join(" ");
 }
 
-function shellWord(s: string): string {
+/** A word as a POSIX shell reads it back: quoted unless it is only safe characters. */
+export function shellWord(s: string): string {
   return /^[\w./:+=,@-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }

@@ -35,6 +35,7 @@ import {
   DEFAULT_RUNS,
   DEFAULT_SEEDS,
   DEFAULT_STRATEGY,
+  hardwareOf,
   PORTFOLIO_BOUNDS,
   PORTFOLIO_MAX_EXECUTIONS,
   PORTFOLIO_TOTAL,
@@ -79,6 +80,7 @@ import {
   type ElfScenarioOptions,
   elfScenarioArguments,
   elfScenarioSource,
+  shellWord,
 } from "./elf-scenario.js";
 import { counterexampleId, htmlMatrix, htmlPath, writeHtml } from "./html.js";
 import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
@@ -644,6 +646,18 @@ const WATCHDOG_OPTION = [
  * threads (workers/check-worker), never by this one: top-level code that never ends cannot hang the
  * command, the watchdog stops it.
  */
+/**
+ * What a replay command needs besides the token: the --module files that define its protocol or
+ * scenario, and the options that built a scenario from an ELF file; undefined when nothing.
+ */
+function replayArgumentsOf(modules: readonly string[], elfArguments: string | undefined): string | undefined {
+  const args = [
+    ...modules.flatMap((m) => ["--module", shellWord(m)]),
+    ...(elfArguments ? [elfArguments] : []),
+  ];
+  return args.length > 0 ? args.join(" ") : undefined;
+}
+
 function modulePaths(paths: readonly string[] = []): string[] {
   const absolute = paths.map((p) => resolve(p));
   for (const p of absolute) {
@@ -714,7 +728,13 @@ function builtIns(): Catalog {
       expected: p.expected,
       origin: "built-in",
     })),
-    scenarios: SCENARIOS.map((s) => ({ name: s.name, summary: s.summary, origin: "built-in" })),
+    scenarios: SCENARIOS.map((s) => ({
+      name: s.name,
+      summary: s.summary,
+      nmis: s.nmis,
+      mces: s.mces,
+      origin: "built-in",
+    })),
   };
 }
 
@@ -855,11 +875,24 @@ async function explore(
     }
   }
   // --example tokens are checked against the configurations they are for (built here only when given).
+  // A scenario of a module or of --elf is known only to the workers: its configuration is made from
+  // the event budgets the catalog gives, and a bad one is reported when its check is built.
   const configs = new Map<string, RunConfig>();
   if ((opts.example ?? []).length > 0) {
     for (const { protocol, scenario } of pairs) {
+      const known = SCENARIOS.some((s) => s.name === scenario);
+      const info = scenarios.find((s) => s.name === scenario);
       try {
-        configs.set(`${protocol}/${scenario}`, resolveConfig(protocol, scenario, hardware));
+        configs.set(
+          `${protocol}/${scenario}`,
+          known || !info
+            ? resolveConfig(protocol, scenario, hardware)
+            : {
+                protocol,
+                scenario,
+                hardware: hardwareOf(info, hardware),
+              },
+        );
       } catch (e) {
         throw new UsageError(`cannot build ${protocol} on ${scenario}: ${(e as Error).message}.`);
       }
@@ -893,9 +926,8 @@ async function explore(
     io,
     print,
     html,
-    ...(source
-      ? { surveyed: new Set([source.definition.name]), scenarioArguments: elfScenarioArguments(opts) }
-      : {}),
+    ...(source ? { surveyed: new Set([source.definition.name]) } : {}),
+    replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),
   });
 }
 
@@ -920,7 +952,7 @@ interface ReportContext {
    */
   surveyed?: ReadonlySet<string>;
   /** The options that built those scenarios, to give `replay` with their tokens. */
-  scenarioArguments?: string;
+  replayArguments?: string;
 }
 
 /**
@@ -947,7 +979,7 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
   );
   const reports = await Promise.all(
     failing.map(({ v, p }) =>
-      counterexampleReport(pool, v.config, p, color && !opts.json, html !== undefined),
+      counterexampleReport(pool, v.config, p, color && !opts.json, html !== undefined, ctx.replayArguments),
     ),
   );
   const { confirmations, ms: confirmMs } = await confirmation;
@@ -986,7 +1018,12 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
             : {}),
           confirmation: { counterexamples: failing.length, threads, elapsedMs: Math.round(confirmMs) },
           verdicts: verdicts.map((v) =>
-            verdictJson(v, expectedFor(v.config.protocol, v.config.scenario), (p) => confirmed(v, p)),
+            verdictJson(
+              v,
+              expectedFor(v.config.protocol, v.config.scenario),
+              (p) => confirmed(v, p),
+              ctx.replayArguments,
+            ),
           ),
         },
         null,
@@ -1023,10 +1060,6 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
     failing.forEach(({ v, p }, i) => {
       print(`\n${counterexampleTitle(v, p)}\n${reports[i].text}${confirmationLine(confirmations[i])}`);
     });
-    if (failing.length > 0 && ctx.scenarioArguments)
-      print(
-        `\nA token of a scenario built from --elf replays with the options that built it: npx livepatch-check replay TOKEN ${ctx.scenarioArguments}\n`,
-      );
   }
   if (html !== undefined) {
     const counterexamples = failing.map(({ v, p }, i) => ({
@@ -1154,11 +1187,12 @@ async function counterexampleReport(
   p: PropertyResult,
   color: boolean,
   html: boolean,
+  replayArguments: string | undefined,
 ): Promise<{ text: string; model?: ReportModel }> {
   const label = { protocol: config.protocol, scenario: config.scenario };
   const r = await unit(
     pool,
-    { kind: "report", config, tape: p.tape ?? [], property: p.property, color, html },
+    { kind: "report", config, tape: p.tape ?? [], property: p.property, color, html, replayArguments },
     label,
   );
   if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
@@ -1255,6 +1289,7 @@ function verdictJson(
   v: Verdict,
   expected: Expected | undefined,
   confirmed: (p: PropertyResult) => Confirmation | undefined,
+  replayArguments: string | undefined,
 ): unknown {
   const base = {
     protocol: v.config.protocol,
@@ -1311,7 +1346,7 @@ function verdictJson(
             ...(p.how === "exhaustive" ? { minimal: p.minimal === true, cost: p.cost } : {}),
             violation: p.violation,
             token: p.token,
-            replay: p.token ? replayCommand(p.token).replace(/^replay: /, "") : undefined,
+            replay: p.token ? replayCommand(p.token, replayArguments).replace(/^replay: /, "") : undefined,
             tapeLength: p.shrunkTapeLength,
             originalTapeLength: p.originalTapeLength,
             choices: p.shrunkChoices,
@@ -1357,7 +1392,14 @@ async function replay(
   const color = useColor(opts.color, opts.json, io);
   const r = await unit(
     pool,
-    { kind: "report", config, tape, color, html: html !== undefined },
+    {
+      kind: "report",
+      config,
+      tape,
+      color,
+      html: html !== undefined,
+      replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),
+    },
     { protocol: config.protocol, scenario: config.scenario },
   );
   if (r.kind === "build-error")
@@ -1626,12 +1668,11 @@ async function merge(
     print,
     shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
     html: opts.html === undefined ? undefined : htmlPath(opts.html, usage),
-    ...(sources.length > 0
-      ? {
-          surveyed: new Set(sources.map((s) => s.definition.name)),
-          scenarioArguments: options.elfArguments as string,
-        }
-      : {}),
+    ...(sources.length > 0 ? { surveyed: new Set(sources.map((s) => s.definition.name)) } : {}),
+    replayArguments: replayArgumentsOf(
+      modules,
+      sources.length > 0 ? (options.elfArguments as string) : undefined,
+    ),
   });
   if (merged.missing.length === 0) return code;
   io.stderr(

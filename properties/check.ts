@@ -190,8 +190,7 @@ export function resolveConfig(
   scenario: string,
   hardware: Partial<Hardware> = {},
 ): RunConfig {
-  const s = findScenario(scenario);
-  const hw: Hardware = { ...DEFAULT_HARDWARE, nmis: s.nmis, mces: s.mces, ...stripUndefined(hardware) };
+  const hw = hardwareOf(findScenario(scenario), hardware);
   for (const [k, v] of Object.entries({ nmis: hw.nmis, mces: hw.mces, stepBound: hw.stepBound })) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`${k} must be a whole number, not ${v}`);
   }
@@ -200,6 +199,11 @@ export function resolveConfig(
   const config = { protocol, scenario, hardware: hw };
   machineFor(config); // rejects unknown names and bad CPU counts now, with their own messages
   return config;
+}
+
+/** The hardware of a run: the defaults, the scenario's event budgets, then what was given. */
+export function hardwareOf(scenario: { nmis: number; mces: number }, hardware: Partial<Hardware>): Hardware {
+  return { ...DEFAULT_HARDWARE, nmis: scenario.nmis, mces: scenario.mces, ...stripUndefined(hardware) };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

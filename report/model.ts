@@ -191,12 +191,17 @@ export function violationLine(v: Violation): string {
   return `${v.property} ${PROPERTY_NAME.get(v.property) ?? ""} (${v.kind})${at}: ${v.message}`;
 }
 
-export function replayCommand(token: string): string {
-  return `replay: npx livepatch-check replay ${token}`;
+/**
+ * The command that replays a token; `replayArguments`: what the token cannot be replayed without, the
+ * --module files that define its protocol or scenario and the options that built a scenario from an
+ * ELF file (`--elf FILE --site ...`).
+ */
+export function replayCommand(token: string, replayArguments?: string): string {
+  return `replay: npx livepatch-check replay ${token}${replayArguments ? ` ${replayArguments}` : ""}`;
 }
 
 /** The model of the report of a replay (every property judged, or only `property`). */
-export function buildReportModel(rep: Replay, property?: PropertyId): ReportModel {
+export function buildReportModel(rep: Replay, property?: PropertyId, replayArguments?: string): ReportModel {
   const hw = rep.config.hardware;
   const token = encodeToken(rep.config, rep.tape);
   const insns = collectInstructions(rep.spec, rep.log);
@@ -225,7 +230,7 @@ export function buildReportModel(rep: Replay, property?: PropertyId): ReportMode
     timeline,
     ...site,
     token,
-    replayCommand: replayCommand(token),
+    replayCommand: replayCommand(token, replayArguments),
   };
 }
 

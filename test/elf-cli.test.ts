@@ -32,6 +32,7 @@ interface JsonProperty {
   holds: boolean;
   violation?: { kind: string; cpu: number; step: number; message: string };
   token?: string;
+  how?: string;
 }
 interface JsonVerdict {
   protocol: string;
@@ -70,6 +71,43 @@ describe("check --elf", () => {
     expect(without.stdout).toBe("");
     expect(without.stderr).toContain("the replay token names an unknown scenario 'hook_b+4'");
     expect(without.stderr).toContain("a token of such a scenario replays with the options that built it");
+  });
+
+  it("prints under each counterexample a replay command that carries the options that built the scenario", async () => {
+    const r = await run("check", "-p", "no-mask", ...NMI_SITE, "--runs", "300");
+    expect(r.code).toBe(1);
+    const line = r.stdout.split("\n").find((l) => l.startsWith("replay: "));
+    const [npx, tool, verb, token, ...options] = (line as string).replace(/^replay: /, "").split(" ");
+    expect([npx, tool, verb]).toEqual(["npx", "livepatch-check", "replay"]);
+    expect(token).toMatch(/^v\d+\/no-mask\/hook_b\+4\//);
+    expect(options).toEqual(NMI_SITE);
+    // That command, as printed, replays the counterexample.
+    const argv = (line as string).replace(/^replay: npx livepatch-check /, "").split(" ");
+    const again = await run(...argv);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain("✗ P1 atomic-patch (torn-fetch)");
+    expect(again.stdout.split("\n").find((l) => l.startsWith("replay: "))).toBe(line);
+  });
+
+  it("runs an --example token of the scenario first (its configuration is the workers' to build)", async () => {
+    const found = await run("check", "-p", "no-mask", ...NMI_SITE, "--runs", "300", "--json");
+    const token = (JSON.parse(found.stdout) as { verdicts: JsonVerdict[] }).verdicts[0].properties?.find(
+      (p) => p.id === "P1",
+    )?.token as string;
+    expect(token).toMatch(/^v\d+\/no-mask\/hook_b\+4\//);
+    const once = ["check", "-p", "no-mask", ...NMI_SITE, "--strategy", "exhaustive", "--preemptions", "0"];
+    const p1Of = (r: CapturedRun) =>
+      (JSON.parse(r.stdout) as { verdicts: JsonVerdict[] }).verdicts[0].properties?.find(
+        (p) => p.id === "P1",
+      );
+    // The one run with no choice tears nothing; with the example first, the example's run does.
+    const alone = await run(...once, "--events", "0", "--json");
+    expect(alone.code).toBe(0);
+    expect(p1Of(alone)?.holds).toBe(true);
+    const withExample = await run(...once, "--events", "0", "--example", token, "--json");
+    expect(withExample.stderr).toBe("");
+    expect(withExample.code).toBe(1);
+    expect(p1Of(withExample)).toMatchObject({ holds: false, how: "example", token });
   });
 
   it("is refused by both blacklists: the site is inside an NMI-reachable function", async () => {
@@ -209,9 +247,10 @@ describe("the main command with --elf", () => {
     expect(r.stdout).toContain(
       "No protocol declares a verdict on hook_b+4, built from your file: its column shows what each protocol gets.",
     );
-    expect(r.stdout).toContain(
-      `A token of a scenario built from --elf replays with the options that built it: npx livepatch-check replay TOKEN --elf ${FIXTURE_PATH} --site hook_b+4 --workload mce_handler --nmi-service hook_b`,
-    );
+    // Every replay command printed under a counterexample carries the options that built the scenario.
+    const replays = r.stdout.split("\n").filter((l) => l.startsWith("replay: "));
+    expect(replays.length).toBeGreaterThan(0);
+    for (const l of replays) expect(l.endsWith(` ${NMI_SITE.join(" ")}`)).toBe(true);
   });
 });
 

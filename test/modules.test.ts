@@ -81,6 +81,32 @@ describe("--module with protocols and scenarios", () => {
     expect(r.stdout).toMatch(/confirmed on 4 threads: the same log/);
   });
 
+  it("prints a replay command with the module, and takes that token back as an --example", async () => {
+    const file = moduleFile("good.mjs", GOOD);
+    const cell = ["--module", file, "-p", "mod-xen-4.8", "-s", "mod-endbr", "--parallel", "1"];
+    const r = await runCaptured([...cell, "--runs", "200", "--seeds", "1"]);
+    expect(r.code).toBe(1);
+    const line = r.stdout.split("\n").find((l) => l.startsWith("replay: ")) as string;
+    const [npx, tool, verb, token, ...options] = line.replace(/^replay: /, "").split(" ");
+    expect([npx, tool, verb]).toEqual(["npx", "livepatch-check", "replay"]);
+    expect(token).toMatch(/^v\d+\/mod-xen-4\.8\/mod-endbr\//);
+    expect(options).toEqual(["--module", file]);
+    const again = await runCaptured(["replay", token, ...options]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain("P2 nmi-replayed (nmi-lost)");
+    // The token as a regression example: the one run with no choice loses no NMI; the example's does.
+    const once = [...cell, "--strategy", "exhaustive", "--preemptions", "0", "--events", "0"];
+    const alone = await runCaptured(once);
+    expect(alone.stdout).toMatch(/^ {2}P2 nmi-replayed: holds/m);
+    const withExample = await runCaptured([...once, "--example", token]);
+    expect(withExample.stderr).toBe("");
+    expect(withExample.code).toBe(1);
+    expect(withExample.stdout).toMatch(
+      /^ {2}P2 nmi-replayed: violated \(nmi-lost\), found by an example tape/m,
+    );
+    expect(withExample.stdout).toContain(`replay: npx livepatch-check replay ${token} --module ${file}`);
+  });
+
   it("names the module and the export that is malformed", async () => {
     const notOne = moduleFile("not-one.mjs", "export const protocols = [42];\n");
     const a = await runCaptured(["--module", notOne, "list"]);

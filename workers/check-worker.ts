@@ -37,6 +37,9 @@ export interface ProtocolInfo {
 export interface ScenarioInfo {
   name: string;
   summary: string;
+  /** The scenario's own event budgets (the hardware defaults a run configuration starts from). */
+  nmis: number;
+  mces: number;
   /** "built-in", or the path of the module that exported it. */
   origin: string;
 }
@@ -67,6 +70,8 @@ export type UnitTask =
       color: boolean;
       /** Also answer with the report's model, for an HTML page. */
       html?: boolean;
+      /** The --module files and --elf options the replay command needs (report/model replayCommand). */
+      replayArguments?: string;
     })
   /** Runs each tape on the threaded engine and compares its log with the inline engine's, in turn. */
   | (TaskBase & { kind: "confirm"; runs: Array<{ config: RunConfig; tape: number[] }> });
@@ -166,6 +171,8 @@ export default async function runUnit(task: UnitTask): Promise<UnitResult> {
         scenarios: SCENARIOS.map((x) => ({
           name: x.name,
           summary: x.summary,
+          nmis: x.nmis,
+          mces: x.mces,
           origin: originOf("scenario", x.name),
         })),
       };
@@ -203,7 +210,7 @@ async function reportUnit(task: Extract<UnitTask, { kind: "report" }>): Promise<
   }
   notePhase(Phase.Running);
   const rep = replayTape(config, tape, task.property);
-  const model = buildReportModel(rep, task.property);
+  const model = buildReportModel(rep, task.property, task.replayArguments);
   return {
     kind: "report",
     text: renderReport(model, task.color),
