@@ -9,7 +9,8 @@
 //   caching     one cell (default nmi-replay/nmi-path, K=1 E=1): every reduction with and without state
 //               caching, and without caching and DPOR, side by side
 //   matrix      the default matrix's wall time without declared examples
-//   spin        the cells compared with SPIN, at 3 CPUs
+//   spin        the cells compared with SPIN, at 3 CPUs: bounds K=0..2, E=0..1 (state caching on unless CACHING=0,
+//               each search within BUDGET_MS), then the portfolio
 // CELL is protocol/scenario (default: every cell of the matrix; `first` takes the violated ones).
 import os from "node:os";
 import fc from "fast-check";
@@ -324,7 +325,7 @@ async function benchMatrix(strategy: "portfolio" | "random"): Promise<void> {
 
 async function benchSpin(): Promise<void> {
   console.log(
-    "at 3 CPUs (SPIN on a hand model: int3-restartable/mce-path 27 s exhaustive, easy cells 0.6-1.8 s)",
+    `at 3 CPUs (SPIN on a hand model: int3-restartable/mce-path 27 s exhaustive, easy cells 0.6-1.8 s); every reduction, state caching ${num("CACHING", 1) === 1 ? "on" : "off"}, each search capped at ${secs(num("BUDGET_MS", 60_000))}; load ${loadAverage()}`,
   );
   for (const [protocol, scenario] of [
     ["int3-restartable", "mce-path"],
@@ -334,10 +335,16 @@ async function benchSpin(): Promise<void> {
     const spec = specOf(protocol, scenario, { cpus: 3 });
     if (!spec) continue;
     for (const bounds of LADDER) {
-      const r = exhaustive(spec, { bounds, stopWhenAllViolated: false, maxExecutions: 2_000_000 });
+      const r = exhaustive(spec, {
+        bounds,
+        reductions: { ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
+        stopWhenAllViolated: false,
+        maxExecutions: 2_000_000,
+        maxMs: num("BUDGET_MS", 60_000),
+      });
       const found = [...r.findings.entries()].map(([p, f]) => `${p}(${total(f.cost)})`).join(" ");
       console.log(
-        `  ${protocol}/${scenario} 3 CPUs ${b(bounds)}: ${r.executions} executions, ${secs(r.elapsedMs)}${r.complete ? "" : " (incomplete)"}; violated: ${found || "none"}`,
+        `  ${protocol}/${scenario} 3 CPUs ${b(bounds)}: ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}${r.complete ? "" : " (stopped)"}; violated: ${found || "none"}`,
       );
     }
     const t0 = performance.now();

@@ -448,7 +448,7 @@ export class Cpu {
       return false;
     }
     w[o + C.rsp] = rsp;
-    this.mem.stack[slot] = value;
+    this.mem.writeStack(slot, value);
     return true;
   }
 

@@ -25,6 +25,20 @@ export function stackTop(cpu: number, ist: number): number {
 /** Values the model stores for what it does not track; none is a code or stack address. */
 export const UNKNOWN_VALUE = 0x0bad_0000; // a register the model keeps abstract
 export const UNWRITTEN_SLOT = 0x0bad_5107; // a stack slot nothing has written (`sub rsp, 16`)
+
+/** The stack segments of one CPU, as slot ranges [low, high): the main stack, then IST1..IST7. */
+export const STACK_SEGMENTS: ReadonlyArray<readonly [number, number]> = [
+  [0, MAIN_STACK_SLOTS],
+  ...Array.from({ length: 7 }, (_, k): [number, number] => [
+    MAIN_STACK_SLOTS + k * IST_STACK_SLOTS,
+    MAIN_STACK_SLOTS + (k + 1) * IST_STACK_SLOTS,
+  ]),
+];
+
+/** The segment (index into STACK_SEGMENTS) of a slot of one CPU's stacks. */
+export function stackSegmentOf(slot: number): number {
+  return slot < MAIN_STACK_SLOTS ? 0 : 1 + Math.floor((slot - MAIN_STACK_SLOTS) / IST_STACK_SLOTS);
+}
 /** The return address a routine's `call` into real code pushes: `ret` to it resumes the routine. */
 export const ROUTINE_RETURN = 0x7fff_f000;
 /** The saved RIP of an event frame that interrupted a routine step, not real code. */
@@ -144,6 +158,12 @@ export class MachineMemory {
   readonly log: Int32Array;
   /** Per CPU, STACK_SLOTS 8-byte slots (one Int32 each): the main stack, then IST1..IST7. */
   readonly stack: Int32Array;
+  /**
+   * Per CPU and stack segment, the lowest slot written since the last reset (the segment's end when
+   * none). Kept in this thread only (not in the shared buffer): the state hash of the inline search
+   * reads it; writeStack keeps it.
+   */
+  readonly stackLow: Int32Array;
   /** The placed code bytes, layout.code's ranges one after another (index with codeIndex). */
   readonly code: Uint8Array;
   /**
@@ -228,6 +248,8 @@ export class MachineMemory {
     this.strategy = ints(layout.strategyWords);
     this.log = ints(layout.logMax * LOG_RECORD_WORDS);
     this.stack = ints(layout.cpus * STACK_SLOTS);
+    this.stackLow = new Int32Array(layout.cpus * STACK_SEGMENTS.length);
+    this.clearStackLow();
     const writableBytes = total(layout.writable);
     this.history = ints(writableBytes * HISTORY_DEPTH * 2);
     this.code = new Uint8Array(this.buffer, off, total(layout.code));
@@ -276,6 +298,25 @@ export class MachineMemory {
 
   setCpuWord(cpu: number, word: number, value: number): void {
     this.cpu[cpu * CPU_WORDS + word] = value;
+  }
+
+  /**
+   * Writes a stack slot. Every stack write goes through here, so that `stackLow` stays true: the
+   * search's state hash (workers/strategies/state-cache) reads each segment from its lowest written
+   * slot up instead of scanning the unwritten slots below it.
+   */
+  writeStack(slot: number, value: number): void {
+    this.stack[slot] = value;
+    const cpu = Math.floor(slot / STACK_SLOTS);
+    const k = cpu * STACK_SEGMENTS.length + stackSegmentOf(slot - cpu * STACK_SLOTS);
+    if (slot < this.stackLow[k]) this.stackLow[k] = slot;
+  }
+
+  private clearStackLow(): void {
+    for (let c = 0; c < this.layout.cpus; c++)
+      STACK_SEGMENTS.forEach(([, hi], k) => {
+        this.stackLow[c * STACK_SEGMENTS.length + k] = c * STACK_SLOTS + hi;
+      });
   }
 
   /** The stack slot holding `address` on `cpu`'s stacks, or -1 if the address is not on them. */
@@ -335,6 +376,7 @@ export class MachineMemory {
     this.data.fill(0);
     this.record.fill(0);
     this.stack.fill(UNWRITTEN_SLOT);
+    this.clearStackLow();
     this.history.fill(0);
     this.historyCount.fill(0);
     this.header[H.cpus] = this.layout.cpus;

@@ -143,6 +143,16 @@ interface SleepEntry {
    * `cpu`" sleeps (an explored event placement), and only that pair.
    */
   event: number;
+  /** Its signature in the state cache's visits (made once: an entry is shared down the tree). */
+  signature?: string;
+}
+
+/** A sleep entry as the state cache compares sleep sets: everything that decides what it wakes on. */
+function signatureOf(z: SleepEntry): string {
+  z.signature ??=
+    `${z.cpu}/${z.event}/${z.endsRun ? 1 : 0}/${z.fp.crashed ? 1 : 0}${z.fp.boundary ? 1 : 0}/` +
+    `${[...z.fp.reads].sort((x, y) => x - y).join(",")}/${[...z.fp.writes].sort((x, y) => x - y).join(",")}`;
+  return z.signature;
 }
 
 /** What followed an event placement explored from a node: the follower's footprint and flags. */
@@ -490,14 +500,10 @@ export class ExhaustiveSearch implements Scheduler {
     h.mix(node.curRunnable ? 1 : 0);
     h.mix(node.mustFollow);
     h.mix(this.lastClosed && this.lastClosed.actor < 0 ? followOf(this.lastClosed.entry) : -1);
-    const sleep = node.sleep.map(
-      (z) =>
-        `${z.cpu}/${z.event}/${z.endsRun ? 1 : 0}/${z.fp.crashed ? 1 : 0}${z.fp.boundary ? 1 : 0}/` +
-        `${[...z.fp.reads].sort((x, y) => x - y).join(",")}/${[...z.fp.writes].sort((x, y) => x - y).join(",")}`,
-    );
+    const sleep = node.sleep.map(signatureOf);
     const used = node.used;
     return (this.cache as StateCache).covered(
-      h.key(),
+      h,
       {
         preemptions: this.bounds.preemptions - used.preemptions,
         events: this.bounds.events - used.events,

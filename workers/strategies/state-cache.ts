@@ -37,12 +37,10 @@ import { Ev, EventSource } from "../../model/events.js";
 import {
   H,
   HISTORY_DEPTH,
-  IST_STACK_SLOTS,
   LOG_RECORD_WORDS,
-  MAIN_STACK_SLOTS,
   type MachineMemory,
+  STACK_SEGMENTS,
   STACK_SLOTS,
-  UNWRITTEN_SLOT,
 } from "../../model/memory.js";
 import { Mark } from "../../model/routine.js";
 import type { MachineSpec } from "../../model/types.js";
@@ -137,8 +135,11 @@ export class PropertyHistory {
   }
 }
 
-/** A visit of a state: the budgets it had left and its sleep set (sorted signatures). */
+/** A visit of a state: the rest of its hash, the budgets it had left and its sleep set (sorted signatures). */
 interface Visit {
+  /** The hash bits the map key leaves out: lane b's top 11 bits and lane c. */
+  bHigh: number;
+  c: number;
   preemptions: number;
   events: number;
   branches: number;
@@ -176,26 +177,37 @@ export class StateHasher {
       this.c = Math.imul((this.c ^ x) + 0x27d4eb2f, 0xc2b2ae35);
     }
   }
-  key(): string {
-    return `${(this.a >>> 0).toString(36)}.${(this.b >>> 0).toString(36)}.${(this.c >>> 0).toString(36)}`;
-  }
 }
 
+/** 2^21: lane a and the low 21 bits of lane b make a map key of 53 bits (an exact double). */
+const LOW_B = 0x20_0000;
+
 export class StateCache {
-  private readonly visits = new Map<string, Visit[]>();
+  /** By 53 bits of the hash; the visit holds the other 43. */
+  private readonly visits = new Map<number, Visit[]>();
+  private count = 0;
   /** Distinct states stored. */
   get states(): number {
-    return this.visits.size;
+    return this.count;
   }
 
   /**
-   * True when a remembered visit of `key` covers this one (budgets at least as large in every
-   * dimension, sleep set contained in this one's); otherwise remembers this visit and returns false.
+   * True when a remembered visit of the state `h` hashes covers this one (budgets at least as large
+   * in every dimension, sleep set contained in this one's); otherwise remembers this visit and
+   * returns false.
    */
-  covered(key: string, budgets: Budgets, sleep: string[]): boolean {
+  covered(h: StateHasher, budgets: Budgets, sleep: string[]): boolean {
+    const a = h.a >>> 0;
+    const b = h.b >>> 0;
+    const c = h.c >>> 0;
+    const key = a * LOW_B + (b % LOW_B);
+    const bHigh = Math.floor(b / LOW_B);
     const list = this.visits.get(key);
+    let same = false;
     if (list) {
       for (const v of list) {
+        if (v.bHigh !== bHigh || v.c !== c) continue;
+        same = true;
         if (
           v.preemptions >= budgets.preemptions &&
           v.events >= budgets.events &&
@@ -206,52 +218,49 @@ export class StateCache {
           return true;
       }
     }
-    const visit: Visit = { ...budgets, sleep };
-    if (list) {
-      // A visit this one covers is no longer needed.
-      const kept = list.filter(
-        (v) =>
-          !(
-            v.preemptions <= budgets.preemptions &&
-            v.events <= budgets.events &&
-            v.branches <= budgets.branches &&
-            v.total <= budgets.total &&
-            sleep.every((s) => v.sleep.includes(s))
-          ),
-      );
-      kept.push(visit);
-      this.visits.set(key, kept);
-    } else this.visits.set(key, [visit]);
+    if (!same) this.count++;
+    const visit: Visit = { bHigh, c, ...budgets, sleep };
+    if (!list) {
+      this.visits.set(key, [visit]);
+      return false;
+    }
+    // A visit of the same state that this one covers is no longer needed.
+    const kept = list.filter(
+      (v) =>
+        v.bHigh !== bHigh ||
+        v.c !== c ||
+        !(
+          v.preemptions <= budgets.preemptions &&
+          v.events <= budgets.events &&
+          v.branches <= budgets.branches &&
+          v.total <= budgets.total &&
+          sleep.every((s) => v.sleep.includes(s))
+        ),
+    );
+    kept.push(visit);
+    this.visits.set(key, kept);
     return false;
   }
 }
-
-/** The stack segments of one CPU (model/memory): the main stack, then IST1..IST7, as slot ranges. */
-const SEGMENTS: Array<[number, number]> = [
-  [0, MAIN_STACK_SLOTS],
-  ...Array.from({ length: 7 }, (_, k): [number, number] => [
-    MAIN_STACK_SLOTS + k * IST_STACK_SLOTS,
-    MAIN_STACK_SLOTS + (k + 1) * IST_STACK_SLOTS,
-  ]),
-];
 
 /**
  * Hashes the buffer's state regions (see the header): header words that are state, every CPU block,
  * the data words, the stacks, and the written code bytes with their write history. A stack grows
  * down from its top, so below the lowest slot ever written every slot is UNWRITTEN_SLOT: each
- * segment is hashed from its lowest written slot (and that slot's index) to its top.
+ * segment is hashed from its lowest written slot (and that slot's index, kept by
+ * MachineMemory.writeStack) to its top.
  */
 export function hashBuffer(h: StateHasher, mem: MachineMemory, written: readonly number[]): void {
   for (const i of HEADER_STATE) h.mix(mem.header[i]);
   h.mixArray(mem.cpu);
   h.mixArray(mem.data);
   const stack = mem.stack;
+  const segments = STACK_SEGMENTS.length;
   for (let c = 0; c < mem.layout.cpus; c++) {
     const base = c * STACK_SLOTS;
-    for (const [lo, hi] of SEGMENTS) {
-      let i = base + lo;
-      const end = base + hi;
-      while (i < end && stack[i] === UNWRITTEN_SLOT) i++;
+    for (let k = 0; k < segments; k++) {
+      const end = base + STACK_SEGMENTS[k][1];
+      let i = mem.stackLow[c * segments + k];
       h.mix(i);
       for (; i < end; i++) h.mix(stack[i]);
     }
