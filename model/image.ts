@@ -14,7 +14,7 @@ import {
   Register,
 } from "iced-x86";
 import { CODE_BASE } from "./memory.js";
-import { type Decoded, decode, instructionStarts, operandAddresses } from "./x86.js";
+import { type Decoded, decode, disassemble, hex, instructionStarts, operandAddresses } from "./x86.js";
 
 /**
  * One function of an image. `code` is a list of instructions in a small assembly dialect
@@ -591,6 +591,33 @@ export class CodeImage {
   }
 
   /** `name+0xoff` for an address, by the symbol that contains it (payload symbols included). */
+  /**
+   * Intel-syntax text of the instruction `bytes` at `address`, its near-branch targets named by
+   * symbol (payload symbols included), as the report and the violations print it. A long run fetches
+   * the same few instructions thousands of times: iced-x86 is asked once for each.
+   */
+  disassemble(bytes: readonly number[], address: number): string {
+    const key = `${address}:${hex(bytes)}`;
+    let text = this.texts.get(key);
+    if (text === undefined) {
+      text = this.symbolizeTargets(disassemble(bytes, address));
+      this.texts.set(key, text);
+    }
+    return text;
+  }
+
+  private readonly texts = new Map<string, string>();
+
+  private symbolizeTargets(text: string): string {
+    if (!/^(j\w+|call|loop\w*|jrcxz)\s/.test(text)) return text;
+    // iced-x86 prints near-branch targets as 16 hex digits with an h suffix: name them.
+    return text.replace(/\b([0-9A-F]{8,16})h\b/g, (_m, h: string) => {
+      const target = Number.parseInt(h, 16);
+      if (!Number.isSafeInteger(target)) return `0x${h.toLowerCase().replace(/^0+/, "")}`;
+      return this.functionAt(target) ? this.symbolize(target) : `0x${target.toString(16)}`;
+    });
+  }
+
   symbolize(address: number): string {
     const s = this.functionAt(address);
     if (!s) return `0x${address.toString(16)}`;

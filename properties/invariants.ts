@@ -29,7 +29,7 @@ function describeValue(v: number): string {
 import { Mark } from "../model/routine.js";
 import { waiters } from "../model/schedule.js";
 import type { MachineSpec } from "../model/types.js";
-import { disassemble, hex } from "../model/x86.js";
+import { hex } from "../model/x86.js";
 
 export const PROPERTIES = [
   { id: "P1", name: "atomic-patch" },
@@ -287,12 +287,12 @@ function tornViolation(spec: MachineSpec, log: LogRecord[], crash: LogRecord): V
   });
   const expect = spec.siteOracle.expectation(crash.addr);
   const show = (b: number[] | null) =>
-    b ? `\`${disassemble(b, crash.addr)}\` (${hex(b)})` : "no instruction starting";
+    b ? `\`${spec.image.disassemble(b, crash.addr)}\` (${hex(b)})` : "no instruction starting";
   return {
     property: "P1",
     kind: "torn-fetch",
     cpu: crash.cpu,
     step: crash.step,
-    message: `CPU ${crash.cpu} decoded \`${disassemble(bytes, crash.addr)}\` (${hex(bytes)}) at ${spec.image.symbolize(crash.addr)}: ${parts.join(", ")}; the old code has ${show(expect.old)} here and the new code ${show(expect.new)}`,
+    message: `CPU ${crash.cpu} decoded \`${spec.image.disassemble(bytes, crash.addr)}\` (${hex(bytes)}) at ${spec.image.symbolize(crash.addr)}: ${parts.join(", ")}; the old code has ${show(expect.old)} here and the new code ${show(expect.new)}`,
   };
 }

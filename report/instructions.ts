@@ -3,7 +3,7 @@
 import { ContextKind, CrashKind, Ev } from "../model/events.js";
 import { Mark } from "../model/routine.js";
 import type { MachineSpec, Site } from "../model/types.js";
-import { disassemble, hex } from "../model/x86.js";
+import { hex } from "../model/x86.js";
 import type { LogRecord } from "../properties/invariants.js";
 
 export interface FetchedByte {
@@ -29,33 +29,9 @@ export interface Instruction {
   text: string;
 }
 
-const textCache = new WeakMap<object, Map<string, string>>();
-
-/** Intel-syntax text with near-branch targets named by symbol (payload symbols included). */
+/** Intel-syntax text with near-branch targets named by symbol (model/image CodeImage.disassemble). */
 export function insnText(spec: MachineSpec, bytes: number[], address: number): string {
-  // A long run fetches the same few instructions thousands of times; iced-x86 is asked once for each.
-  let cache = textCache.get(spec.image);
-  if (!cache) {
-    cache = new Map();
-    textCache.set(spec.image, cache);
-  }
-  const key = `${address}:${hex(bytes)}`;
-  let text = cache.get(key);
-  if (text === undefined) {
-    text = symbolizeTargets(spec, disassemble(bytes, address));
-    cache.set(key, text);
-  }
-  return text;
-}
-
-function symbolizeTargets(spec: MachineSpec, text: string): string {
-  if (!/^(j\w+|call|loop\w*|jrcxz)\s/.test(text)) return text;
-  // iced-x86 prints near-branch targets as 16 hex digits with an h suffix: name them.
-  return text.replace(/\b([0-9A-F]{8,16})h\b/g, (_m, h: string) => {
-    const target = Number.parseInt(h, 16);
-    if (!Number.isSafeInteger(target)) return `0x${h.toLowerCase().replace(/^0+/, "")}`;
-    return spec.image.functionAt(target) ? spec.image.symbolize(target) : `0x${target.toString(16)}`;
-  });
+  return spec.image.disassemble(bytes, address);
 }
 
 export function collectInstructions(spec: MachineSpec, log: LogRecord[]): Map<LogRecord, Instruction> {
