@@ -642,11 +642,6 @@ const WATCHDOG_OPTION = [
 ] as const;
 
 /**
- * The protocol modules' absolute paths, each checked to exist. They are imported only by worker
- * threads (workers/check-worker), never by this one: top-level code that never ends cannot hang the
- * command, the watchdog stops it.
- */
-/**
  * What a replay command needs besides the token: the --module files that define its protocol or
  * scenario, and the options that built a scenario from an ELF file; undefined when nothing.
  */
@@ -658,6 +653,11 @@ function replayArgumentsOf(modules: readonly string[], elfArguments: string | un
   return args.length > 0 ? args.join(" ") : undefined;
 }
 
+/**
+ * The protocol modules' absolute paths, each checked to exist. They are imported only by worker
+ * threads (workers/check-worker), never by this one: top-level code that never ends cannot hang the
+ * command, the watchdog stops it.
+ */
 function modulePaths(paths: readonly string[] = []): string[] {
   const absolute = paths.map((p) => resolve(p));
   for (const p of absolute) {
@@ -951,7 +951,7 @@ interface ReportContext {
    * protocol gets, and are not judged against a declaration.
    */
   surveyed?: ReadonlySet<string>;
-  /** The options that built those scenarios, to give `replay` with their tokens. */
+  /** What `replay` needs besides a token: the --module files and the --elf options (replayArgumentsOf). */
   replayArguments?: string;
 }
 

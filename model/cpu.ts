@@ -448,7 +448,7 @@ export class Cpu {
       return false;
     }
     w[o + C.rsp] = rsp;
-    this.mem.writeStack(slot, value);
+    this.mem.writeStack(this.id, slot, value);
     return true;
   }
 

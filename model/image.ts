@@ -590,7 +590,6 @@ export class CodeImage {
     return undefined;
   }
 
-  /** `name+0xoff` for an address, by the symbol that contains it (payload symbols included). */
   /**
    * Intel-syntax text of the instruction `bytes` at `address`, its near-branch targets named by
    * symbol (payload symbols included), as the report and the violations print it. A long run fetches
@@ -618,6 +617,7 @@ export class CodeImage {
     });
   }
 
+  /** `name+0xoff` for an address, by the symbol that contains it (payload symbols included). */
   symbolize(address: number): string {
     const s = this.functionAt(address);
     if (!s) return `0x${address.toString(16)}`;

@@ -39,6 +39,7 @@ export const STACK_SEGMENTS: ReadonlyArray<readonly [number, number]> = [
 export function stackSegmentOf(slot: number): number {
   return slot < MAIN_STACK_SLOTS ? 0 : 1 + Math.floor((slot - MAIN_STACK_SLOTS) / IST_STACK_SLOTS);
 }
+
 /** The return address a routine's `call` into real code pushes: `ret` to it resumes the routine. */
 export const ROUTINE_RETURN = 0x7fff_f000;
 /** The saved RIP of an event frame that interrupted a routine step, not real code. */
@@ -301,13 +302,12 @@ export class MachineMemory {
   }
 
   /**
-   * Writes a stack slot. Every stack write goes through here, so that `stackLow` stays true: the
+   * Writes a stack slot of `cpu` (a slot stackSlot gave). Every stack write goes through here, so that `stackLow` stays true: the
    * search's state hash (workers/strategies/state-cache) reads each segment from its lowest written
    * slot up instead of scanning the unwritten slots below it.
    */
-  writeStack(slot: number, value: number): void {
+  writeStack(cpu: number, slot: number, value: number): void {
     this.stack[slot] = value;
-    const cpu = Math.floor(slot / STACK_SLOTS);
     const k = cpu * STACK_SEGMENTS.length + stackSegmentOf(slot - cpu * STACK_SLOTS);
     if (slot < this.stackLow[k]) this.stackLow[k] = slot;
   }

@@ -143,7 +143,10 @@ interface SleepEntry {
    * `cpu`" sleeps (an explored event placement), and only that pair.
    */
   event: number;
-  /** Its signature in the state cache's visits (made once: an entry is shared down the tree). */
+  /**
+   * Its signature in the state cache's visits, made once: an entry is shared down the tree, and its
+   * footprint is final by then (a branch sleeps only after its own subtree was explored).
+   */
   signature?: string;
 }
 
