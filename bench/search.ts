@@ -253,7 +253,7 @@ function benchProofs(args: string[], budgetMs: number): void {
       }
       const r = exhaustive(spec, {
         bounds,
-        reductions: { ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
+        reductions: proofReductions(),
         deepening: false,
         stopWhenAllViolated: false,
         maxMs: budgetMs,
@@ -297,6 +297,9 @@ function benchCaching(args: string[], bounds: Bounds, budgetMs: number): void {
   }
 }
 
+/** Every default reduction, with state caching unless CACHING=0 (the proofs and the SPIN comparison). */
+const proofReductions = (): Reductions => ({ ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 });
+
 const loadAverage = () =>
   os
     .loadavg()
@@ -337,7 +340,7 @@ async function benchSpin(): Promise<void> {
     for (const bounds of LADDER) {
       const r = exhaustive(spec, {
         bounds,
-        reductions: { ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 },
+        reductions: proofReductions(),
         stopWhenAllViolated: false,
         maxExecutions: 2_000_000,
         maxMs: num("BUDGET_MS", 60_000),

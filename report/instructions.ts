@@ -29,11 +29,6 @@ export interface Instruction {
   text: string;
 }
 
-/** Intel-syntax text with near-branch targets named by symbol (model/image CodeImage.disassemble). */
-export function insnText(spec: MachineSpec, bytes: number[], address: number): string {
-  return spec.image.disassemble(bytes, address);
-}
-
 export function collectInstructions(spec: MachineSpec, log: LogRecord[]): Map<LogRecord, Instruction> {
   const byRecord = new Map<LogRecord, Instruction>();
   const pending = new Map<number, FetchedByte[]>();
@@ -56,7 +51,7 @@ export function collectInstructions(spec: MachineSpec, log: LogRecord[]): Map<Lo
       context: end.kind === Ev.Exec ? end.c : top(cpu),
       crash,
       atSite: bytes.length > 0 && spec.siteOracle.overlaps(address, bytes.length),
-      text: bytes.length > 0 ? insnText(spec, values, address) : "(nothing fetched)",
+      text: bytes.length > 0 ? spec.image.disassemble(values, address) : "(nothing fetched)",
     };
     for (const b of bytes) byRecord.set(b.record, insn);
     byRecord.set(end, insn);

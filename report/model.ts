@@ -15,7 +15,6 @@ import {
   collectInstructions,
   type FetchedByte,
   type Instruction,
-  insnText,
   isRepeat,
   provenance,
   siteOf,
@@ -732,8 +731,8 @@ function siteModel(
     const byteSymbols: string[] = [];
     for (let a = site.address; a < end; a++) {
       const e = spec.siteOracle.expectation(a);
-      if (e.old) oldCode.push(`${sym(a)}: ${insnText(spec, e.old, a)}`);
-      if (e.new) newCode.push(`${sym(a)}: ${insnText(spec, e.new, a)}`);
+      if (e.old) oldCode.push(`${sym(a)}: ${spec.image.disassemble(e.old, a)}`);
+      if (e.new) newCode.push(`${sym(a)}: ${spec.image.disassemble(e.new, a)}`);
       byteSymbols.push(sym(a));
     }
     return {
@@ -811,7 +810,7 @@ function siteModel(
       };
     });
     const show = (code: number[] | null) =>
-      code ? `${insnText(spec, code, insn.address)} (${hex(code)})` : "no instruction starting here";
+      code ? `${spec.image.disassemble(code, insn.address)} (${hex(code)})` : "no instruction starting here";
     fetches.push({
       cpu: insn.cpu,
       firstStep: insn.firstStep,

@@ -179,6 +179,17 @@ export class StateHasher {
   }
 }
 
+/** Visit `v` covers visit `w`: budgets at least as large in every dimension, a sleep set contained in w's. */
+function covers(v: Visit, w: Visit): boolean {
+  return (
+    v.preemptions >= w.preemptions &&
+    v.events >= w.events &&
+    v.branches >= w.branches &&
+    v.total >= w.total &&
+    v.sleep.every((s) => w.sleep.includes(s))
+  );
+}
+
 /** 2^21: lane a and the low 21 bits of lane b make a map key of 53 bits (an exact double). */
 const LOW_B = 0x20_0000;
 
@@ -203,40 +214,21 @@ export class StateCache {
     const key = a * LOW_B + (b % LOW_B);
     const bHigh = Math.floor(b / LOW_B);
     const list = this.visits.get(key);
+    const visit: Visit = { bHigh, c, ...budgets, sleep };
+    const sameState = (v: Visit) => v.bHigh === bHigh && v.c === c;
     let same = false;
-    if (list) {
-      for (const v of list) {
-        if (v.bHigh !== bHigh || v.c !== c) continue;
-        same = true;
-        if (
-          v.preemptions >= budgets.preemptions &&
-          v.events >= budgets.events &&
-          v.branches >= budgets.branches &&
-          v.total >= budgets.total &&
-          v.sleep.every((s) => sleep.includes(s))
-        )
-          return true;
-      }
+    for (const v of list ?? []) {
+      if (!sameState(v)) continue;
+      same = true;
+      if (covers(v, visit)) return true;
     }
     if (!same) this.count++;
-    const visit: Visit = { bHigh, c, ...budgets, sleep };
     if (!list) {
       this.visits.set(key, [visit]);
       return false;
     }
     // A visit of the same state that this one covers is no longer needed.
-    const kept = list.filter(
-      (v) =>
-        v.bHigh !== bHigh ||
-        v.c !== c ||
-        !(
-          v.preemptions <= budgets.preemptions &&
-          v.events <= budgets.events &&
-          v.branches <= budgets.branches &&
-          v.total <= budgets.total &&
-          sleep.every((s) => v.sleep.includes(s))
-        ),
-    );
+    const kept = list.filter((v) => !sameState(v) || !covers(visit, v));
     kept.push(visit);
     this.visits.set(key, kept);
     return false;
