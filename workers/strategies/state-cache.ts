@@ -135,18 +135,6 @@ export class PropertyHistory {
   }
 }
 
-/** A visit of a state: the rest of its hash, the budgets it had left and its sleep set (sorted signatures). */
-interface Visit {
-  /** The hash bits the map key leaves out: lane b's top 11 bits and lane c. */
-  bHigh: number;
-  c: number;
-  preemptions: number;
-  events: number;
-  branches: number;
-  total: number;
-  sleep: string[];
-}
-
 export interface Budgets {
   preemptions: number;
   events: number;
@@ -179,27 +167,50 @@ export class StateHasher {
   }
 }
 
-/** Visit `v` covers visit `w`: budgets at least as large in every dimension, a sleep set contained in w's. */
-function covers(v: Visit, w: Visit): boolean {
+/**
+ * The visits remembered, in a table of typed arrays (open addressing, linear probing), a row of
+ * ROW words per visit: the three hash lanes, the budgets left packed a byte each (with the
+ * occupied bit), and the id of its sleep set: 20 bytes a row, at most 3/4 of the rows used. An
+ * object per visit took ~300 bytes of node's heap and ran it out of memory at a few million states. A state has as many rows as visits kept; a visit covered by a
+ * later one of the same state is overwritten by it.
+ */
+const ROW = 5;
+const OCCUPIED = 0x8000_0000;
+/** A budget left, as a byte of the packed word; an unbounded total (Infinity) is 255. */
+const budgetByte = (x: number): number => Math.min(255, Math.max(0, x));
+const packBudgets = (b: Budgets): number =>
+  (OCCUPIED |
+    (budgetByte(b.preemptions) << 24) |
+    (budgetByte(b.events) << 16) |
+    (budgetByte(b.branches) << 8) |
+    budgetByte(b.total)) >>>
+  0;
+/** Packed budgets `v` are at least `w` in every byte (the occupied bit aside). */
+function budgetsCover(v: number, w: number): boolean {
   return (
-    v.preemptions >= w.preemptions &&
-    v.events >= w.events &&
-    v.branches >= w.branches &&
-    v.total >= w.total &&
-    v.sleep.every((s) => w.sleep.includes(s))
+    ((v >>> 24) & 0x7f) >= ((w >>> 24) & 0x7f) &&
+    ((v >>> 16) & 0xff) >= ((w >>> 16) & 0xff) &&
+    ((v >>> 8) & 0xff) >= ((w >>> 8) & 0xff) &&
+    (v & 0xff) >= (w & 0xff)
   );
 }
-
-/** 2^21: lane a and the low 21 bits of lane b make a map key of 53 bits (an exact double). */
-const LOW_B = 0x20_0000;
+const INITIAL_ROWS = 1 << 16;
 
 export class StateCache {
-  /** By 53 bits of the hash; the visit holds the other 43. */
-  private readonly visits = new Map<number, Visit[]>();
+  private rows = INITIAL_ROWS;
+  private table = new Uint32Array(INITIAL_ROWS * ROW);
+  private used = 0;
   private count = 0;
+  /** Sleep sets by id (id 0: the empty set), and the ids by their sorted signatures joined. */
+  private readonly sleepSets: Array<ReadonlySet<string>> = [new Set()];
+  private readonly sleepIds = new Map<string, number>([["", 0]]);
   /** Distinct states stored. */
   get states(): number {
     return this.count;
+  }
+  /** Bytes the table takes. */
+  get bytes(): number {
+    return this.table.byteLength;
   }
 
   /**
@@ -211,28 +222,77 @@ export class StateCache {
     const a = h.a >>> 0;
     const b = h.b >>> 0;
     const c = h.c >>> 0;
-    const key = a * LOW_B + (b % LOW_B);
-    const bHigh = Math.floor(b / LOW_B);
-    const list = this.visits.get(key);
-    const visit: Visit = { bHigh, c, ...budgets, sleep };
-    const sameState = (v: Visit) => v.bHigh === bHigh && v.c === c;
+    const packed = packBudgets(budgets);
+    const sleepId = this.sleepIdOf(sleep);
+    const mine = this.sleepSets[sleepId];
+    const t = this.table;
+    const mask = this.rows - 1;
     let same = false;
-    for (const v of list ?? []) {
-      if (!sameState(v)) continue;
+    /** A row of the same state that this visit covers: overwritten by it. */
+    let replace = -1;
+    let i = a & mask;
+    for (; ; i = (i + 1) & mask) {
+      const o = i * ROW;
+      const w = t[o + 3];
+      if (w === 0) break;
+      if (t[o] !== a || t[o + 1] !== b || t[o + 2] !== c) continue;
       same = true;
-      if (covers(v, visit)) return true;
+      const theirs = this.sleepSets[t[o + 4]];
+      if (budgetsCover(w, packed) && isSubset(theirs, mine)) return true;
+      if (replace < 0 && budgetsCover(packed, w) && isSubset(mine, theirs)) replace = i;
     }
     if (!same) this.count++;
-    if (!list) {
-      this.visits.set(key, [visit]);
+    if (replace >= 0) {
+      const o = replace * ROW;
+      t[o + 3] = packed;
+      t[o + 4] = sleepId;
       return false;
     }
-    // A visit of the same state that this one covers is no longer needed.
-    const kept = list.filter((v) => !sameState(v) || !covers(visit, v));
-    kept.push(visit);
-    this.visits.set(key, kept);
+    const o = i * ROW;
+    t[o] = a;
+    t[o + 1] = b;
+    t[o + 2] = c;
+    t[o + 3] = packed;
+    t[o + 4] = sleepId;
+    if (++this.used * 4 > this.rows * 3) this.grow();
     return false;
   }
+
+  private sleepIdOf(sleep: string[]): number {
+    if (sleep.length === 0) return 0;
+    const key = [...sleep].sort().join("\n");
+    let id = this.sleepIds.get(key);
+    if (id === undefined) {
+      id = this.sleepSets.length;
+      this.sleepSets.push(new Set(sleep));
+      this.sleepIds.set(key, id);
+    }
+    return id;
+  }
+
+  /** Doubles the table and re-inserts every row (the order of a state's rows does not matter). */
+  private grow(): void {
+    const old = this.table;
+    const oldRows = this.rows;
+    this.rows *= 2;
+    this.table = new Uint32Array(this.rows * ROW);
+    const t = this.table;
+    const mask = this.rows - 1;
+    for (let r = 0; r < oldRows; r++) {
+      const o = r * ROW;
+      if (old[o + 3] === 0) continue;
+      let i = old[o] & mask;
+      while (t[i * ROW + 3] !== 0) i = (i + 1) & mask;
+      t.set(old.subarray(o, o + ROW), i * ROW);
+    }
+  }
+}
+
+function isSubset(x: ReadonlySet<string>, y: ReadonlySet<string>): boolean {
+  if (x.size === 0) return true;
+  if (x.size > y.size) return false;
+  for (const s of x) if (!y.has(s)) return false;
+  return true;
 }
 
 /**

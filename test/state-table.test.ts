@@ -1,0 +1,105 @@
+// The state cache's table of visits (workers/strategies/state-cache.ts StateCache): a visit is
+// covered only by a remembered visit of the same state with budgets at least as large in every
+// dimension and a sleep set contained in its own; the table keeps every state through its growth.
+import { describe, expect, it } from "vitest";
+import { type Budgets, StateCache, StateHasher } from "../workers/strategies/state-cache.js";
+
+/** A hasher holding the state made of `words`. */
+function stateOf(...words: number[]): StateHasher {
+  const h = new StateHasher();
+  h.reset();
+  for (const w of words) h.mix(w);
+  return h;
+}
+
+const budgets = (
+  preemptions: number,
+  events: number,
+  branches = 0,
+  total = Number.POSITIVE_INFINITY,
+): Budgets => ({
+  preemptions,
+  events,
+  branches,
+  total,
+});
+
+describe("StateCache", () => {
+  it("covers a visit only with budgets at least as large in every dimension", () => {
+    const cache = new StateCache();
+    const s = stateOf(1, 2, 3);
+    expect(cache.covered(s, budgets(1, 1, 1, 3), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1, 1, 3), [])).toBe(true);
+    expect(cache.covered(s, budgets(0, 1, 0, 1), [])).toBe(true);
+    // More of any one budget left: not covered (and remembered).
+    expect(cache.covered(s, budgets(2, 1, 1, 3), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 2, 1, 3), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1, 2, 3), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1, 1, 4), [])).toBe(false);
+    // An unbounded total covers every finite one, and is covered only by an unbounded one.
+    expect(cache.covered(s, budgets(2, 2, 2), [])).toBe(false);
+    expect(cache.covered(s, budgets(2, 2, 2, 5), [])).toBe(true);
+    expect(cache.covered(s, budgets(2, 2, 2), [])).toBe(true);
+    expect(cache.states).toBe(1);
+  });
+
+  it("covers a visit only when the remembered one slept on no more", () => {
+    const cache = new StateCache();
+    const s = stateOf(7);
+    expect(cache.covered(s, budgets(1, 1), ["a", "b"])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1), ["b", "a", "c"])).toBe(true);
+    expect(cache.covered(s, budgets(1, 1), ["a"])).toBe(false);
+    // The visit that slept on {a} now covers {a, x}, which {a, b} did not.
+    expect(cache.covered(s, budgets(1, 1), ["a", "x"])).toBe(true);
+    expect(cache.covered(s, budgets(1, 1), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1), ["z"])).toBe(true);
+  });
+
+  it("tells states apart by every lane of the hash", () => {
+    const cache = new StateCache();
+    const s = stateOf(5);
+    expect(cache.covered(s, budgets(1, 1), [])).toBe(false);
+    for (const lane of ["a", "b", "c"] as const) {
+      const t = stateOf(5);
+      t[lane] ^= 1;
+      expect(cache.covered(t, budgets(0, 0), [])).toBe(false);
+    }
+    expect(cache.states).toBe(4);
+  });
+
+  it("keeps every state and visit through the table's growth", () => {
+    const cache = new StateCache();
+    const n = 300_000;
+    // Lanes drawn at random, so that states share the rows they start probing at (mixing
+    // consecutive numbers gives lane a distinct low bits, and no probing at all).
+    const lanes = new Uint32Array(3 * n);
+    let x = 0x2545f491;
+    for (let i = 0; i < lanes.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      lanes[i] = x;
+    }
+    const stateOf = (i: number) => {
+      const h = new StateHasher();
+      h.a = lanes[3 * i];
+      h.b = lanes[3 * i + 1];
+      h.c = lanes[3 * i + 2];
+      return h;
+    };
+    for (let i = 0; i < n; i++) expect(cache.covered(stateOf(i), budgets(1, i % 3), [])).toBe(false);
+    expect(cache.states).toBe(n);
+    // The table grew past its first 65,536 rows, 20 bytes a row, at most 3/4 of them used.
+    expect(cache.bytes).toBeGreaterThanOrEqual(((n * 4) / 3) * 20);
+    expect(cache.bytes).toBeLessThanOrEqual(((n * 8) / 3) * 20 + 20);
+    let covered = 0;
+    let open = 0;
+    for (let i = 0; i < n; i++) {
+      if (cache.covered(stateOf(i), budgets(1, i % 3), [])) covered++;
+      if (!cache.covered(stateOf(i), budgets(1, (i % 3) + 1), [])) open++;
+    }
+    expect(covered).toBe(n);
+    expect(open).toBe(n);
+    expect(cache.states).toBe(n);
+  });
+});
