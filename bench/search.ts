@@ -5,7 +5,8 @@
 //   first       per violated cell and property: time and executions to the first counterexample for
 //               exhaustive (iterative deepening), random, PCT and the portfolio, no declared examples
 //   proofs      per holds cell of the default matrix: the bounds proven (K=2 E=0, K=1 E=1, then K=2 E=1 and up), each search
-//               within a time cap (BUDGET_MS), with executions, distinct states and time
+//               within a time cap (BUDGET_MS), with executions, distinct states, time and memory; RUNG=i runs
+//               only the ladder's i-th rung (2: K=2 E=1), taking the rungs below it as proven by an earlier run
 //   caching     one cell (default nmi-replay/nmi-path, K=1 E=1): every reduction with and without state
 //               caching, and without caching and DPOR, side by side
 //   matrix      the default matrix's wall time without declared examples
@@ -246,7 +247,15 @@ function benchProofs(args: string[], budgetMs: number): void {
     if (!spec) continue;
     const proven: string[] = [];
     const ok: boolean[] = [];
-    for (const { bounds, after } of PROOF_LADDER.slice(0, num("RUNGS", PROOF_LADDER.length))) {
+    const only = num("RUNG", -1);
+    for (const [rung, { bounds, after }] of PROOF_LADDER.slice(
+      0,
+      num("RUNGS", PROOF_LADDER.length),
+    ).entries()) {
+      if (only >= 0 && rung !== only) {
+        ok.push(true);
+        continue;
+      }
       if (!after.every((i) => ok[i])) {
         ok.push(false);
         continue;
@@ -260,7 +269,7 @@ function benchProofs(args: string[], budgetMs: number): void {
       });
       const reached = r.coverage.filter((c) => c > 0).length;
       console.log(
-        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? (r.findings.size > 0 ? "violated" : "proven") : "stopped"}, ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}, ${reached} of ${r.coverage.length} situations reached; load ${loadAverage()}`,
+        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? (r.findings.size > 0 ? "violated" : "proven") : "stopped"}, ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}, ${reached} of ${r.coverage.length} situations reached; ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB resident; load ${loadAverage()}`,
       );
       ok.push(r.complete && r.findings.size === 0);
       if (r.complete && r.findings.size === 0) proven.push(b(bounds));
