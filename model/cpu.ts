@@ -64,6 +64,10 @@ interface PendingIndirect {
 interface Context {
   kind: ContextKind;
   routine: Routine<unknown>;
+  /** What made the routine, from its context: a snapshot's restore makes it again (Cpu.restore). */
+  make: (rctx: RoutineContext) => Routine<unknown>;
+  /** Every result handed to the routine, in order (the first is the 0 that starts it). */
+  inputs: number[];
   /** The step the routine yielded and that this context performs next (null: routine finished). */
   next: Step | null;
   real: RealCode | null;
@@ -83,6 +87,32 @@ interface Context {
    */
   trailA: number;
   trailB: number;
+}
+
+/** A CPU's state beyond the buffer (Cpu.save), opaque to everyone but Cpu.restore. */
+export interface CpuSnapshot {
+  readonly contexts: ReadonlyArray<{
+    readonly context: Context;
+    /** The generator the context had, and what made it; `taken` of its inputs had been handed to it. */
+    routine: Routine<unknown>;
+    readonly make: (rctx: RoutineContext) => Routine<unknown>;
+    readonly inputs: number[];
+    readonly taken: number;
+    readonly next: Step | null;
+    readonly real: RealCode | null;
+    readonly ist: number;
+    readonly frame: Frame;
+    readonly repeatNmi: boolean;
+    readonly hook: RoutineContext["hook"];
+    readonly savedIf: number;
+    readonly savedRsp: number;
+    readonly frameRsp: number;
+    readonly trailA: number;
+    readonly trailB: number;
+  }>;
+  readonly pendingIndirect: PendingIndirect | null;
+  readonly fetch: Uint8Array;
+  readonly fetchStart: number;
 }
 
 /** The variant of an NMI handler restarted by Linux's repeat_nmi (any value no IRQ vector takes). */
@@ -215,7 +245,7 @@ export class Cpu {
     this.fetchLen = 0;
     this.pendingIndirect = null;
     const ctx = this.routineContext({ rip: 0, fromRealCode: false, interruptedIf: 1 });
-    this.push(ContextKind.Base, this.spec.baseRoutine(ctx), -1, ctx);
+    this.push(ContextKind.Base, (c) => this.spec.baseRoutine(c), -1, ctx);
     this.publish();
   }
 
@@ -258,20 +288,92 @@ export class Cpu {
     } else mix(-1);
   }
 
+  /**
+   * This CPU's state beyond the buffer, to come back to with restore (the exhaustive search resumes a
+   * run from a snapshot instead of re-executing it from the start). A context's routine is kept as
+   * what made it and how many of its inputs it had taken: a generator cannot be copied, but one made
+   * again and handed the same inputs is in the same state, as routines compute only from their
+   * inputs and their context (the determinism every engine relies on).
+   */
+  save(): CpuSnapshot {
+    return {
+      contexts: this.contexts.map((c) => ({
+        context: c,
+        routine: c.routine,
+        make: c.make,
+        inputs: c.inputs,
+        taken: c.inputs.length,
+        next: c.next,
+        real: c.real ? { rip: c.real.rip, entrySlot: c.real.entrySlot } : null,
+        ist: c.ist,
+        frame: c.rctx.frame,
+        repeatNmi: c.rctx.repeatNmi,
+        hook: c.rctx.hook,
+        savedIf: c.savedIf,
+        savedRsp: c.savedRsp,
+        frameRsp: c.frameRsp,
+        trailA: c.trailA,
+        trailB: c.trailB,
+      })),
+      pendingIndirect: this.pendingIndirect ? { ...this.pendingIndirect } : null,
+      fetch: this.fetchBuf.slice(0, this.fetchLen),
+      fetchStart: this.fetchStart,
+    };
+  }
+
+  /**
+   * Puts the CPU back in the state `save` returned. The snapshot must be of this run's past on the
+   * path being resumed: a context's routine that took inputs since is made again and handed its
+   * first `taken` inputs (the later ones are dropped).
+   */
+  restore(s: CpuSnapshot): void {
+    this.contexts = s.contexts.map((k) => {
+      const c = k.context;
+      if (c.routine !== k.routine || c.inputs !== k.inputs || c.inputs.length !== k.taken) {
+        const rctx = this.routineContext(k.frame);
+        const routine = k.make(rctx);
+        k.inputs.length = k.taken;
+        for (const v of k.inputs) routine.next(v);
+        c.routine = routine;
+        c.rctx = rctx;
+        c.make = k.make;
+        c.inputs = k.inputs;
+        k.routine = routine;
+      }
+      c.next = k.next;
+      c.real = k.real ? { rip: k.real.rip, entrySlot: k.real.entrySlot } : null;
+      c.ist = k.ist;
+      c.rctx.repeatNmi = k.repeatNmi;
+      c.rctx.hook = k.hook;
+      c.savedIf = k.savedIf;
+      c.savedRsp = k.savedRsp;
+      c.frameRsp = k.frameRsp;
+      c.trailA = k.trailA;
+      c.trailB = k.trailB;
+      return c;
+    });
+    this.pendingIndirect = s.pendingIndirect ? { ...s.pendingIndirect } : null;
+    this.fetchBuf.set(s.fetch);
+    this.fetchLen = s.fetch.length;
+    this.fetchStart = s.fetchStart;
+  }
+
   private routineContext(frame: Frame): RoutineContext {
     return { cpu: this.id, cpus: this.spec.config.hardware.cpus, spec: this.spec, frame, repeatNmi: false };
   }
 
   private push(
     kind: ContextKind,
-    routine: Routine<unknown>,
+    make: (rctx: RoutineContext) => Routine<unknown>,
     ist: number,
     rctx: RoutineContext,
     variant = 0,
   ): void {
     const ctx: Context = {
       kind,
-      routine,
+      routine: make(rctx),
+      make,
+      inputs: [],
       next: null,
       real: null,
       ist,
@@ -294,6 +396,7 @@ export class Cpu {
     noteRoutine(this.id, this.mem.header[H.step], ctx.kind, ctx.rctx.hook);
     ctx.trailA = mixA(ctx.trailA, result);
     ctx.trailB = mixB(ctx.trailB, result);
+    ctx.inputs.push(result);
     const r = ctx.routine.next(result);
     ctx.next = r.done
       ? null
@@ -410,7 +513,7 @@ export class Cpu {
     w[o + C.halted] = 0;
     const interruptedRsp = w[o + C.rsp];
     const frameRsp = this.pushEventFrame(ist, ctx.frame);
-    this.push(kind, make(ctx), ist, ctx, variant);
+    this.push(kind, make, ist, ctx, variant);
     const top = this.contexts[this.contexts.length - 1];
     top.savedRsp = interruptedRsp;
     top.frameRsp = frameRsp;
@@ -525,7 +628,7 @@ export class Cpu {
     const ctx = this.routineContext(frame);
     const interruptedRsp = w[o + C.rsp];
     const frameRsp = this.pushEventFrame(-1, frame);
-    this.push(ContextKind.Bp, this.spec.os.bpHandler(ctx), -1, ctx);
+    this.push(ContextKind.Bp, (c) => this.spec.os.bpHandler(c), -1, ctx);
     const top = this.contexts[this.contexts.length - 1];
     top.savedRsp = interruptedRsp;
     top.frameRsp = frameRsp;
@@ -548,7 +651,9 @@ export class Cpu {
       this.mem.logEvent(this.id, Ev.Iret, w[o + C.rip], ContextKind.Nmi, 1, 1);
       this.serialize(3);
       this.mem.logEvent(this.id, Ev.Mark, 0, Mark.RepeatNmi, 0);
-      top.routine = this.spec.os.nmiHandler(top.rctx);
+      top.make = (c) => this.spec.os.nmiHandler(c);
+      top.routine = top.make(top.rctx);
+      top.inputs = [];
       // A new generator: its trail starts again, marked as a repeat (a fresh routine state).
       top.trailA = mixA(0x811c9dc5, REPEAT_VARIANT);
       top.trailB = mixB(0x01000193, REPEAT_VARIANT);
@@ -674,8 +779,10 @@ export class Cpu {
     w[o + C.atBoundary] = 1;
     const oracle = this.spec.siteOracle;
     if (oracle.overlaps(address, length) && !oracle.valid(address, this.fetchBuf, length)) {
-      const b = this.fetchBuf;
-      const pack = (k: number) => (b[k] | (b[k + 1] << 8) | (b[k + 2] << 16) | (b[k + 3] << 24)) >>> 0;
+      // The bytes fetched, zero past the instruction's length: what the buffer holds there is left
+      // from earlier fetches, which the record must not depend on.
+      const b = (k: number) => (k < length ? this.fetchBuf[k] : 0);
+      const pack = (k: number) => (b(k) | (b(k + 1) << 8) | (b(k + 2) << 16) | (b(k + 3) << 24)) >>> 0;
       this.crash(CrashKind.Torn, address, length, pack(0) | 0, pack(4) | 0);
       return;
     }

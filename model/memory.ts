@@ -145,6 +145,18 @@ export interface MemoryLayout {
   strategyWords: number;
 }
 
+/** A copy of what a run can change in a buffer (MachineMemory.saveRun), the log and record aside. */
+export interface RunState {
+  header: Int32Array;
+  cpu: Int32Array;
+  data: Int32Array;
+  stack: Int32Array;
+  stackLow: Int32Array;
+  code: Uint8Array;
+  history: Int32Array;
+  historyCount: Uint8Array;
+}
+
 /** Typed views over one machine's buffer. Cheap to construct from a buffer in any thread. */
 export class MachineMemory {
   readonly buffer: SharedArrayBuffer;
@@ -380,6 +392,75 @@ export class MachineMemory {
     this.history.fill(0);
     this.historyCount.fill(0);
     this.header[H.cpus] = this.layout.cpus;
+  }
+
+  /** Room for this buffer's run state (saveRun, restoreRun), to be reused. */
+  newRunState(): RunState {
+    const writable = this.historyCount.length;
+    return {
+      header: new Int32Array(HEADER_WORDS),
+      cpu: new Int32Array(this.cpu.length),
+      data: new Int32Array(this.data.length),
+      stack: new Int32Array(this.stack.length),
+      stackLow: new Int32Array(this.stackLow.length),
+      code: new Uint8Array(writable),
+      history: new Int32Array(this.history.length),
+      historyCount: new Uint8Array(writable),
+    };
+  }
+
+  /**
+   * Copies into `into` what a run can change, except the log and the record of choices: those only
+   * grow, so a run resumed from this point on the same path finds them as they were up to the counts
+   * the header keeps. Stacks are copied from their low-water marks up (below them every slot is
+   * UNWRITTEN_SLOT), code and history only where code is writable.
+   */
+  saveRun(into: RunState): void {
+    into.header.set(this.header);
+    into.cpu.set(this.cpu);
+    into.data.set(this.data);
+    into.stackLow.set(this.stackLow);
+    this.forEachStackSegment((low, end) => into.stack.set(this.stack.subarray(low, end), low));
+    let at = 0;
+    for (const w of this.layout.writable) {
+      const i = this.codeIndex(w.address);
+      into.code.set(this.code.subarray(i, i + w.length), at);
+      at += w.length;
+    }
+    into.history.set(this.history);
+    into.historyCount.set(this.historyCount);
+  }
+
+  /** Puts back what saveRun copied (the log and the record are cut back by the header's counts). */
+  restoreRun(from: RunState): void {
+    this.header.set(from.header);
+    this.cpu.set(from.cpu);
+    this.data.set(from.data);
+    const segments = STACK_SEGMENTS.length;
+    for (let c = 0; c < this.layout.cpus; c++)
+      for (let k = 0; k < segments; k++) {
+        const j = c * segments + k;
+        const low = from.stackLow[j];
+        const end = c * STACK_SLOTS + STACK_SEGMENTS[k][1];
+        if (this.stackLow[j] < low) this.stack.fill(UNWRITTEN_SLOT, this.stackLow[j], low);
+        this.stack.set(from.stack.subarray(low, end), low);
+      }
+    this.stackLow.set(from.stackLow);
+    let at = 0;
+    for (const w of this.layout.writable) {
+      this.code.set(from.code.subarray(at, at + w.length), this.codeIndex(w.address));
+      at += w.length;
+    }
+    this.history.set(from.history);
+    this.historyCount.set(from.historyCount);
+  }
+
+  /** Calls `f` with each stack segment's written slots [low, end), every CPU's. */
+  private forEachStackSegment(f: (low: number, end: number) => void): void {
+    const segments = STACK_SEGMENTS.length;
+    for (let c = 0; c < this.layout.cpus; c++)
+      for (let k = 0; k < segments; k++)
+        f(this.stackLow[c * segments + k], c * STACK_SLOTS + STACK_SEGMENTS[k][1]);
   }
 
   /** Copies of the regions that define a run's outcome, for comparing engines byte for byte. */

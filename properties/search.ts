@@ -5,7 +5,7 @@
 // choices of any run within the bounds that violates it: it is minimal.
 import { H, type MachineMemory } from "../model/memory.js";
 import type { MachineSpec } from "../model/types.js";
-import { runSpec } from "../workers/inline.js";
+import { continueSpec, runSpec } from "../workers/inline.js";
 import { memoryFor } from "../workers/setup.js";
 import {
   type Bounds,
@@ -27,6 +27,11 @@ export interface ExhaustiveOptions {
   maxExecutions?: number;
   /** Stop after this many milliseconds (benches: a time cap per search): the result is then incomplete. */
   maxMs?: number;
+  /**
+   * Resume each execution from a snapshot of an earlier one (default) rather than re-executing it from
+   * the start: the same executions and verdicts, less work (false: the reference the tests compare with).
+   */
+  resume?: boolean;
   properties?: readonly PropertyId[];
   /** Iterative deepening over the total of choices (default true): counterexamples are then minimal. */
   deepening?: boolean;
@@ -56,6 +61,8 @@ export interface ExhaustiveResult {
   executions: number;
   /** Complete runs judged. */
   judged: number;
+  /** Runs resumed from a snapshot of an earlier one rather than executed from the start. */
+  resumed: number;
   pruned: { sleep: number; placement: number; cache: number };
   /** Distinct states the state cache held at its largest level (0 without state caching). */
   states: number;
@@ -98,6 +105,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
   let reductions: Reductions = { ...(opts.reductions ?? DEFAULT_REDUCTIONS) };
   let symmetryGivenUp: string | undefined;
   let executions = 0;
+  let resumed = 0;
   for (;;) {
     const findings = new Map<PropertyId, ExhaustiveFinding>();
     const hazards = new Map<PropertyId, ExhaustiveFinding>();
@@ -110,7 +118,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     let restart = false;
     const levels = deepening ? Array.from({ length: top + 1 }, (_, i) => i) : [top];
     explore: for (const limit of levels) {
-      const search = new ExhaustiveSearch(spec, bounds, reductions, limit);
+      const search = new ExhaustiveSearch(spec, bounds, reductions, limit, opts.resume ?? true);
       do {
         if (
           executions >= max ||
@@ -120,8 +128,11 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
           states = Math.max(states, search.states);
           break explore;
         }
-        search.begin(mem);
-        const r = runSpec(spec, { scheduler: search }, mem);
+        const resuming = search.begin(mem);
+        if (resuming) resumed++;
+        const r = resuming
+          ? continueSpec(mem, search.runCpus, search)
+          : runSpec(spec, { scheduler: search }, mem);
         const end = search.end(r.status);
         executions++;
         if (end.kind === "error") throw new SearchRunError(r.error ?? "the run failed");
@@ -176,6 +187,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
       cpus: spec.config.hardware.cpus,
       executions,
       judged,
+      resumed,
       pruned,
       states,
       level,

@@ -5,6 +5,7 @@ import { H, type MachineMemory, RunStatus } from "../model/memory.js";
 import { noteRun } from "../model/progress.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { machineFor, memoryFor, prepare, type Strategy } from "./setup.js";
+import type { Scheduler } from "./strategies/scheduler.js";
 import { bufferScheduler } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
@@ -52,10 +53,35 @@ export function runSpec(
     (_, i) => new Cpu(i, mem, spec, scheduler, scheduler.observer),
   );
   scheduler.attach?.(cpus);
-  const actions = new Int32Array(3 * config.hardware.cpus);
-  let current = -1;
   try {
     for (const cpu of cpus) cpu.start();
+  } catch (e) {
+    return failed(mem, -1, e);
+  }
+  return drive(mem, cpus, scheduler, onTurn);
+}
+
+/**
+ * Goes on with a run whose buffer and CPUs a scheduler has put back to a point of an earlier run
+ * (the exhaustive search's snapshots): the same loop as runSpec, without the reset and the start.
+ */
+export function continueSpec(
+  mem: MachineMemory,
+  cpus: readonly { step(): void }[],
+  scheduler: Scheduler,
+): RunResult {
+  return drive(mem, cpus, scheduler);
+}
+
+function drive(
+  mem: MachineMemory,
+  cpus: readonly { step(): void }[],
+  scheduler: Scheduler,
+  onTurn?: TurnObserver,
+): RunResult {
+  const actions = new Int32Array(3 * cpus.length);
+  let current = -1;
+  try {
     for (;;) {
       current = nextTurn(mem, actions, scheduler);
       onTurn?.(current, mem);
@@ -63,10 +89,14 @@ export function runSpec(
       cpus[current].step();
     }
   } catch (e) {
-    mem.header[H.status] = RunStatus.Error;
-    const where = current >= 0 ? `CPU ${current} at step ${mem.header[H.step]}` : "machine start";
-    return { mem, status: RunStatus.Error, error: `${where}: ${(e as Error).message}` };
+    return failed(mem, current, e);
   }
   noteRun();
   return { mem, status: mem.header[H.status] as RunStatus };
+}
+
+function failed(mem: MachineMemory, current: number, e: unknown): RunResult {
+  mem.header[H.status] = RunStatus.Error;
+  const where = current >= 0 ? `CPU ${current} at step ${mem.header[H.step]}` : "machine start";
+  return { mem, status: RunStatus.Error, error: `${where}: ${(e as Error).message}` };
 }

@@ -64,8 +64,10 @@
 // sets, event placement and symmetry are argued above; for DPOR under the bound we rely on BPOR's
 // conservative points. The soundness tests check the whole on generated machines against an unreduced
 // enumeration of the same bounds (test/search-soundness.test.ts).
+
+import type { CpuSnapshot } from "../../model/cpu.js";
 import { type AccessObserver, Shared } from "../../model/cpu.js";
-import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../../model/memory.js";
+import { C, CPU_WORDS, H, type MachineMemory, type RunState, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 import { ALL_CPUS, eventDependent, eventTarget, Footprint, location, stepsDependent } from "./footprint.js";
 import type { CpuState, Scheduler } from "./scheduler.js";
@@ -246,6 +248,24 @@ function othersRunnable(actions: Int32Array, cpus: number, cpu: number): boolean
   return false;
 }
 
+/**
+ * A point of the execution in progress to resume later ones from: taken as a node with more than one
+ * branch is created, before its transition runs. Holds the buffer's run state, the CPUs' states and
+ * the search's own state of the execution there.
+ */
+interface Snapshot {
+  node: ActionNode;
+  run: RunState;
+  cpus: CpuSnapshot[];
+  used: Cost;
+  canContinue: boolean;
+  transitions: number;
+  lastCpuActor: number;
+  written: number[];
+  history: number[] | null;
+  symmetry: Uint32Array | null;
+}
+
 /** Thrown from the scheduler to stop an execution the search has found redundant. */
 class Pruned extends Error {}
 
@@ -303,6 +323,8 @@ export class ExhaustiveSearch implements Scheduler {
   private cpuStates: readonly CpuState[] = [];
   private readonly written: number[] = [];
   private readonly history: PropertyHistory | null;
+  /** Per position in the stack, the snapshot taken when its node was created (if it had branches). */
+  private readonly snapshots: Array<Snapshot | undefined> = [];
 
   constructor(
     spec: MachineSpec,
@@ -310,6 +332,11 @@ export class ExhaustiveSearch implements Scheduler {
     readonly reductions: Reductions = DEFAULT_REDUCTIONS,
     /** At most this many preemptions, events and branch choices together (iterative deepening). */
     total = Number.POSITIVE_INFINITY,
+    /**
+     * Resume each execution from the snapshot nearest above its branch point instead of re-executing
+     * it from the start (the same executions either way: a test compares them).
+     */
+    readonly resume = true,
   ) {
     this.cpus = spec.config.hardware.cpus;
     this.mceBroadcast = (spec.config.hardware.mceDelivery ?? "broadcast") === "broadcast";
@@ -345,7 +372,20 @@ export class ExhaustiveSearch implements Scheduler {
     return this.symmetry?.broken ?? null;
   }
 
-  begin(mem: MachineMemory): void {
+  /**
+   * Prepares the next execution. Returns true when it resumed it from a snapshot: the buffer and the
+   * attached CPUs are then as they were at that point, and the run goes on from there (inline
+   * continueSpec); false: run it from the start (runSpec).
+   */
+  begin(mem: MachineMemory): boolean {
+    if (this.resume && this.cpuStates.length > 0)
+      for (let j = this.stack.length - 1; j >= 0; j--) {
+        const snap = this.snapshots[j];
+        if (snap && snap.node === this.stack[j]) {
+          this.resumeFrom(mem, j, snap);
+          return true;
+        }
+      }
     this.mem = mem;
     this.depth = 0;
     this.used = { preemptions: 0, events: 0, branches: 0 };
@@ -376,6 +416,71 @@ export class ExhaustiveSearch implements Scheduler {
     this.symmetry?.begin(mem);
     this.written.length = 0;
     this.history?.reset();
+    return false;
+  }
+
+  /** Puts the machine, the CPUs and this execution's state back to snapshot `snap`, at stack position j. */
+  private resumeFrom(mem: MachineMemory, j: number, snap: Snapshot): void {
+    this.mem = mem;
+    this.depth = j;
+    this.used = { ...snap.used };
+    this.open = null;
+    this.fp.clear();
+    this.targets.length = 0;
+    this.pruned = null;
+    this.canContinue = snap.canContinue;
+    this.lastClosed = null;
+    this.firstFresh = Math.max(0, this.stack.length - 1);
+    this.trace.length = Math.min(this.trace.length, snap.transitions);
+    this.lastWrite.clear();
+    this.readsSince.clear();
+    this.lastOfSlot.fill(-1);
+    for (let me = 0; me < this.trace.length; me++) this.remember(me);
+    this.lastCpuActor = snap.lastCpuActor;
+    this.transitions = snap.transitions;
+    if (snap.symmetry) this.symmetry?.restore(mem, snap.symmetry);
+    this.written.length = 0;
+    this.written.push(...snap.written);
+    if (snap.history) this.history?.restore(snap.history);
+    mem.restoreRun(snap.run);
+    this.cpuStates.forEach((cpu, i) => {
+      cpu.restore(snap.cpus[i]);
+    });
+  }
+
+  /** The CPUs of the run in progress (those a resumed execution goes on with). */
+  get runCpus(): readonly CpuState[] {
+    return this.cpuStates;
+  }
+
+  /** Takes the snapshot of the node just created at stack position j (the pool keeps one per position). */
+  private snapshot(mem: MachineMemory, j: number, node: ActionNode): void {
+    let snap = this.snapshots[j];
+    if (!snap) {
+      snap = {
+        node,
+        run: mem.newRunState(),
+        cpus: [],
+        used: { ...this.used },
+        canContinue: this.canContinue,
+        transitions: this.transitions,
+        lastCpuActor: this.lastCpuActor,
+        written: [],
+        history: null,
+        symmetry: null,
+      };
+      this.snapshots[j] = snap;
+    }
+    snap.node = node;
+    mem.saveRun(snap.run);
+    snap.cpus = this.cpuStates.map((cpu) => cpu.save());
+    snap.used = { ...this.used };
+    snap.canContinue = this.canContinue;
+    snap.transitions = this.transitions;
+    snap.lastCpuActor = this.lastCpuActor;
+    snap.written = this.written.slice();
+    snap.history = this.history?.save() ?? null;
+    snap.symmetry = this.symmetry?.save() ?? null;
   }
 
   /** Closes the execution after the run returned; `status` is its RunStatus. */
@@ -440,6 +545,9 @@ export class ExhaustiveSearch implements Scheduler {
       node.chosen = first;
       node.done.push(first);
       if (!this.dpor) for (const e of this.allEntries(node)) node.todo.add(e);
+      // A node that may be branched at later: remember how to come back to it.
+      if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1))
+        this.snapshot(mem, this.depth, node);
     }
     const entry = node.chosen;
     const index = indexOf(entry);

@@ -3,7 +3,7 @@
 // enabled actions (model/schedule enabledActions) and asks which one runs; inside a step the model asks
 // for a value (a branch direction, a stale-fetch value) through the `Chooser` it is handed. Nothing
 // here knows how a strategy decides: a tape, PCT priorities, or a depth-first exhaustive search.
-import type { AccessObserver, Chooser } from "../../model/cpu.js";
+import type { AccessObserver, Chooser, CpuSnapshot } from "../../model/cpu.js";
 
 export interface Scheduler extends Chooser {
   /**
@@ -18,7 +18,13 @@ export interface Scheduler extends Chooser {
   attach?(cpus: readonly CpuState[]): void;
 }
 
-/** What a CPU can tell of its state beyond the buffer (model/cpu Cpu.fingerprint). */
+/**
+ * What a CPU can tell of its state beyond the buffer (model/cpu Cpu.fingerprint), and hand over to be
+ * put back (Cpu.save, Cpu.restore: the exhaustive search resumes runs from snapshots).
+ */
 export interface CpuState {
   fingerprint(mix: (v: number) => void): void;
+  save(): CpuSnapshot;
+  restore(s: CpuSnapshot): void;
+  step(): void;
 }

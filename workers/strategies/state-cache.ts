@@ -96,6 +96,15 @@ export class PropertyHistory {
     this.crash = 0;
   }
 
+  /** Its state, for a run resumed from a snapshot (restore). */
+  save(): number[] {
+    return [this.cursor, this.awaiting, this.clobbers, this.probing, this.reached, this.crash];
+  }
+
+  restore(s: readonly number[]): void {
+    [this.cursor, this.awaiting, this.clobbers, this.probing, this.reached, this.crash] = s;
+  }
+
   /** Reads the records logged since the last call. */
   update(mem: MachineMemory): void {
     const log = mem.log;

@@ -68,6 +68,20 @@ export class Symmetry {
     this.hashB.fill(0x01000193);
   }
 
+  /** The CPUs' fingerprints, for a run resumed from a snapshot (restore). */
+  save(): Uint32Array {
+    const s = new Uint32Array(2 * this.cpus);
+    s.set(this.hashA);
+    s.set(this.hashB, this.cpus);
+    return s;
+  }
+
+  restore(mem: MachineMemory, s: Uint32Array): void {
+    this.mem = mem;
+    this.hashA.set(s.subarray(0, this.cpus));
+    this.hashB.set(s.subarray(this.cpus));
+  }
+
   /** A data word as CPU `cpu` sees it: its own per-CPU slot is the same for every CPU. */
   private word(cpu: number, w: number): number {
     const owner = this.owner[w] ?? -1;
