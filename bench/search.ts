@@ -9,6 +9,8 @@
 //               only the ladder's i-th rung (2: K=2 E=1), taking the rungs below it as proven by an earlier run
 //   caching     one cell (default nmi-replay/nmi-path, K=1 E=1): every reduction with and without state
 //               caching, and without caching and DPOR, side by side
+//   resume      per cell (default: three), resuming executions from snapshots against re-executing each from
+//               the start, side by side: executions (equal) and time (K, E, ROUNDS, BUDGET executions)
 //   matrix      the default matrix's wall time without declared examples
 //   spin        the cells compared with SPIN, at 3 CPUs: bounds K=0..2, E=0..1 (state caching on unless CACHING=0,
 //               each search within BUDGET_MS), then the portfolio
@@ -306,6 +308,45 @@ function benchCaching(args: string[], bounds: Bounds, budgetMs: number): void {
   }
 }
 
+/**
+ * Resuming executions from snapshots against re-executing each from the start, per cell, side by side
+ * (interleaved, so that load affects both alike): executions must be equal; time is the figure.
+ */
+function benchResume(args: string[], bounds: Bounds, rounds: number): void {
+  const list =
+    args.length > 0 ? args : ["no-mask/normal", "nmi-replay/nmi-path", "int3-restartable/mce-path"];
+  console.log(
+    `resuming from snapshots vs re-executing from the start, ${b(bounds)}, every reduction with state caching, ${rounds} rounds interleaved; load ${loadAverage()}`,
+  );
+  for (const cell of list) {
+    const [protocol, scenario] = cell.split("/");
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    const times: Record<string, number[]> = { resumed: [], restarted: [] };
+    const counts = new Set<string>();
+    let resumed = 0;
+    for (let round = 0; round < rounds; round++)
+      for (const resume of [true, false]) {
+        const r = exhaustive(spec, {
+          bounds,
+          reductions: { ...DEFAULT_REDUCTIONS, stateCaching: true },
+          deepening: false,
+          stopWhenAllViolated: false,
+          resume,
+          maxExecutions: num("BUDGET", 100_000),
+        });
+        times[resume ? "resumed" : "restarted"].push(r.elapsedMs);
+        counts.add(`${r.executions} executions, ${r.states} states, ${r.complete ? "complete" : "stopped"}`);
+        if (resume) resumed = r.resumed;
+      }
+    const from = median(times.restarted);
+    const to = median(times.resumed);
+    console.log(
+      `  ${cell}: ${[...counts].join(" / ")}${counts.size > 1 ? " (DIFFERENT)" : ""}; ${resumed} resumed; from the start ${secs(from)}, resumed ${secs(to)} (medians): ${(from / to).toFixed(2)}x`,
+    );
+  }
+}
+
 /** Every default reduction, with state caching unless CACHING=0 (the proofs and the SPIN comparison). */
 const proofReductions = (): Reductions => ({ ...DEFAULT_REDUCTIONS, stateCaching: num("CACHING", 1) === 1 });
 
@@ -409,6 +450,9 @@ switch (section) {
       num("BUDGET_MS", 600_000),
     );
     break;
+  case "resume":
+    benchResume(rest, { preemptions: num("K", 1), events: num("E", 1), branches: 0 }, num("ROUNDS", 3));
+    break;
   case "matrix":
     await benchMatrix(rest[0] === "random" ? "random" : "portfolio");
     break;
@@ -417,6 +461,6 @@ switch (section) {
     break;
   default:
     console.log(
-      "sections: bounds, reductions, first, proofs, caching, matrix, spin (see the head of bench/search.ts)",
+      "sections: bounds, reductions, first, proofs, caching, resume, matrix, spin (see the head of bench/search.ts)",
     );
 }

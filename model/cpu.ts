@@ -68,6 +68,8 @@ interface Context {
   make: (rctx: RoutineContext) => Routine<unknown>;
   /** Every result handed to the routine, in order (the first is the 0 that starts it). */
   inputs: number[];
+  /** The event frame as the routine was made: routines rewrite theirs (an int3 handler's return RIP). */
+  initialFrame: Frame;
   /** The step the routine yielded and that this context performs next (null: routine finished). */
   next: Step | null;
   real: RealCode | null;
@@ -98,6 +100,7 @@ export interface CpuSnapshot {
     readonly make: (rctx: RoutineContext) => Routine<unknown>;
     readonly inputs: number[];
     readonly taken: number;
+    readonly initialFrame: Frame;
     readonly next: Step | null;
     readonly real: RealCode | null;
     readonly ist: number;
@@ -303,10 +306,11 @@ export class Cpu {
         make: c.make,
         inputs: c.inputs,
         taken: c.inputs.length,
+        initialFrame: c.initialFrame,
         next: c.next,
         real: c.real ? { rip: c.real.rip, entrySlot: c.real.entrySlot } : null,
         ist: c.ist,
-        frame: c.rctx.frame,
+        frame: { ...c.rctx.frame },
         repeatNmi: c.rctx.repeatNmi,
         hook: c.rctx.hook,
         savedIf: c.savedIf,
@@ -330,7 +334,9 @@ export class Cpu {
     this.contexts = s.contexts.map((k) => {
       const c = k.context;
       if (c.routine !== k.routine || c.inputs !== k.inputs || c.inputs.length !== k.taken) {
-        const rctx = this.routineContext(k.frame);
+        // Made again from the frame it was made with: handed the same inputs, it rewrites the frame
+        // as it did then.
+        const rctx = this.routineContext({ ...k.initialFrame });
         const routine = k.make(rctx);
         k.inputs.length = k.taken;
         for (const v of k.inputs) routine.next(v);
@@ -338,8 +344,10 @@ export class Cpu {
         c.rctx = rctx;
         c.make = k.make;
         c.inputs = k.inputs;
+        c.initialFrame = k.initialFrame;
         k.routine = routine;
       }
+      Object.assign(c.rctx.frame, k.frame);
       c.next = k.next;
       c.real = k.real ? { rip: k.real.rip, entrySlot: k.real.entrySlot } : null;
       c.ist = k.ist;
@@ -374,6 +382,7 @@ export class Cpu {
       routine: make(rctx),
       make,
       inputs: [],
+      initialFrame: { ...rctx.frame },
       next: null,
       real: null,
       ist,
@@ -654,6 +663,7 @@ export class Cpu {
       top.make = (c) => this.spec.os.nmiHandler(c);
       top.routine = top.make(top.rctx);
       top.inputs = [];
+      top.initialFrame = { ...top.rctx.frame };
       // A new generator: its trail starts again, marked as a repeat (a fresh routine state).
       top.trailA = mixA(0x811c9dc5, REPEAT_VARIANT);
       top.trailB = mixB(0x01000193, REPEAT_VARIANT);

@@ -85,6 +85,18 @@ describe("resuming executions from snapshots", () => {
     expect(resumed).toBeGreaterThan(1_000);
   });
 
+  it("on a Linux cell whose int3 handler rewrites its frame's return address, with state caching", () => {
+    // A routine made again must start from the frame it was first made with, not the one it rewrote.
+    const spec = machineFor(resolveConfig("linux-optprobe", "normal", {}));
+    const resumed = same(
+      spec,
+      { preemptions: 1, events: 1, branches: 0 },
+      { ...DEFAULT_REDUCTIONS, stateCaching: true },
+      3_000,
+    );
+    expect(resumed).toBeGreaterThan(1_000);
+  });
+
   it("on a broadcast #MC cell with IST frames and state caching", () => {
     const spec = machineFor(resolveConfig("int3-restartable", "mce-path", {}));
     const resumed = same(
