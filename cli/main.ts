@@ -524,7 +524,7 @@ function addCheckOptions(cmd: Command): Command {
     )
     .option(
       "--reductions <list>",
-      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default and all: sleep-sets, event-placement, symmetry; dpor misses outcomes under a preemption bound and state-caching switches dpor off, so each is used only when named)`,
+      `exhaustive, portfolio: the reductions to use, comma-separated from ${REDUCTION_NAMES.map(kebab).join(", ")}, or all or none (default and all: sleep-sets, event-placement, symmetry, state-caching; dpor misses outcomes under a preemption bound, so it is used only when named, and state-caching switches it off)`,
     )
     .option(
       "--bound <k>",

@@ -14,7 +14,7 @@ import {
 } from "./helpers/generated.js";
 
 describe("exhaustive search: the reductions reach every outcome of the unreduced enumeration", () => {
-  it("with the default reductions (sleep sets, event placement, symmetry)", () => {
+  it("with the default reductions (sleep sets, event placement, symmetry, state caching)", () => {
     const { compared } = sameOutcomes(DEFAULT_REDUCTIONS, 60, 11);
     expect(compared).toBeGreaterThan(40);
   });
