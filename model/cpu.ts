@@ -20,7 +20,7 @@ import {
 import { noteRoutine, routineLabel } from "./progress.js";
 import { checkStep, Mark, type Routine, type Step, WAIT_OPS } from "./routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "./types.js";
-import { type Decoded, decode } from "./x86.js";
+import { type Decoded, decodeAt, FETCH_START, type FetchCursor, nextByte } from "./x86.js";
 
 /** Choices inside a step (branch direction, stale-fetch value), drawn from the run's tape. */
 export interface Chooser {
@@ -208,6 +208,8 @@ export class Cpu {
   private pendingIndirect: PendingIndirect | null = null;
   private fetchBuf = new Uint8Array(MAX_INSN);
   private fetchLen = 0;
+  /** The bytes fetched so far, as the decode cache's cursor (model/x86 FetchCursor). */
+  private fetchCursor: FetchCursor = FETCH_START;
   private fetchStart = 0;
   /** Per writable byte (by historyIndex), what the image holds there before any write (H10's oldest candidate). */
   private readonly original: Uint8Array;
@@ -363,6 +365,7 @@ export class Cpu {
     this.pendingIndirect = s.pendingIndirect ? { ...s.pendingIndirect } : null;
     this.fetchBuf.set(s.fetch);
     this.fetchLen = s.fetch.length;
+    this.fetchCursor = s.fetch.reduce(nextByte, FETCH_START);
     this.fetchStart = s.fetchStart;
   }
 
@@ -758,7 +761,10 @@ export class Cpu {
     const w = this.mem.cpu;
     const o = this.base;
     const mem = this.mem;
-    if (this.fetchLen === 0) this.fetchStart = real.rip;
+    if (this.fetchLen === 0) {
+      this.fetchStart = real.rip;
+      this.fetchCursor = FETCH_START;
+    }
     let d: Decoded;
     do {
       const address = this.fetchStart + this.fetchLen;
@@ -775,7 +781,8 @@ export class Cpu {
       const [writer, seq] = this.lastWrite(h);
       mem.logEvent(this.id, Ev.Fetch, address, value, writer, seq);
       this.fetchBuf[this.fetchLen++] = value;
-      d = decode(this.fetchBuf, this.fetchLen);
+      this.fetchCursor = nextByte(this.fetchCursor, value);
+      d = decodeAt(this.fetchCursor, this.fetchBuf, this.fetchLen);
       if (!d.complete && this.fetchLen === MAX_INSN)
         d = { ...d, complete: true, invalid: true, length: MAX_INSN };
     } while (!d.complete && this.atomicFetch);

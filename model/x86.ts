@@ -113,6 +113,42 @@ export function decode(bytes: ArrayLike<number>, n: number): Decoded {
   const k = key(bytes, n);
   const hit = cache.get(k);
   if (hit) return hit;
+  const out = decodeUncached(bytes, n);
+  cache.set(k, out);
+  return out;
+}
+
+/**
+ * A fetch in progress, for decoding a byte at a time: the bytes so far as a node of a trie whose
+ * nodes keep their decoding. A CPU steps it with each byte it fetches (nextByte), so the hot path
+ * of bytewise fetch neither builds a key nor walks the bytes again.
+ */
+export interface FetchCursor {
+  decoded?: Decoded;
+  next?: Map<number, FetchCursor>;
+}
+
+/** The cursor of a fetch with no byte yet. */
+export const FETCH_START: FetchCursor = {};
+
+/** The cursor after one more byte. */
+export function nextByte(cursor: FetchCursor, byte: number): FetchCursor {
+  cursor.next ??= new Map();
+  let child = cursor.next.get(byte);
+  if (!child) {
+    child = {};
+    cursor.next.set(byte, child);
+  }
+  return child;
+}
+
+/** decode of the `n` bytes that led to `cursor` (from FETCH_START, one nextByte each). */
+export function decodeAt(cursor: FetchCursor, bytes: ArrayLike<number>, n: number): Decoded {
+  cursor.decoded ??= decode(bytes, n);
+  return cursor.decoded;
+}
+
+function decodeUncached(bytes: ArrayLike<number>, n: number): Decoded {
   const buf = new Uint8Array(n);
   for (let i = 0; i < n; i++) buf[i] = bytes[i];
   const decoder = new Decoder(64, buf, DecoderOptions.None);
@@ -128,7 +164,6 @@ export function decode(bytes: ArrayLike<number>, n: number): Decoded {
   }
   insn.free();
   decoder.free();
-  cache.set(k, out);
   return out;
 }
 
