@@ -22,6 +22,7 @@ import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { pctParams, sparseChoices } from "../properties/arbitraries.js";
 import { check, resolveConfig, tapeSpan } from "../properties/check.js";
+import { SITUATIONS } from "../properties/coverage.js";
 import { evaluate, type PropertyId } from "../properties/invariants.js";
 import { exhaustive, total } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
@@ -269,9 +270,9 @@ function benchProofs(args: string[], budgetMs: number): void {
         stopWhenAllViolated: false,
         maxMs: budgetMs,
       });
-      const reached = r.coverage.filter((c) => c > 0).length;
+      const reached = SITUATIONS.filter((_, i) => r.coverage[i] > 0).map((x) => x.id);
       console.log(
-        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? (r.findings.size > 0 ? "violated" : "proven") : "stopped"}, ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}, ${reached} of ${r.coverage.length} situations reached; ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB resident; load ${loadAverage()}`,
+        `  ${protocol}/${scenario} ${b(bounds)}: ${r.complete ? (r.findings.size > 0 ? "violated" : "proven") : "stopped"}, ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}, ${reached.length} of ${r.coverage.length} situations reached (${reached.join(", ") || "none"}); ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB resident; load ${loadAverage()}`,
       );
       ok.push(r.complete && r.findings.size === 0);
       if (r.complete && r.findings.size === 0) proven.push(b(bounds));

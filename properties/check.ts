@@ -395,7 +395,7 @@ function runExhaustive(
     byScenario.set(spec.scenario, memory);
   }
   state.total += r.executions;
-  state.coverageRuns += r.judged;
+  state.coverageRuns += r.coverageRuns;
   addCoverage(state.coverage, r.coverage);
   state.search.exhaustive = {
     bounds,

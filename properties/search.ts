@@ -72,6 +72,8 @@ export interface ExhaustiveResult {
   /** Violations found only through hazards, for properties with no finding of the protocol's own. */
   hazards: Map<PropertyId, ExhaustiveFinding>;
   coverage: Coverage;
+  /** Runs whose situations `coverage` counts: those judged, and those cut at a state explored before. */
+  coverageRuns: number;
   reductions: Reductions;
   /** Why symmetry reduction was given up (the program tells CPUs 1..n-1 apart), if it was. */
   symmetryGivenUp?: string;
@@ -113,6 +115,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     const pruned = { sleep: 0, placement: 0, cache: 0 };
     let states = 0;
     let judged = 0;
+    let coverageRuns = 0;
     let level = -1;
     let complete = true;
     let restart = false;
@@ -146,13 +149,17 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
           pruned[end.kind]++;
           // A run cut at a state explored before: its futures were judged there, but the situations
           // its prefix reached count for it (the vacuity witness reads the history).
-          if (end.kind === "cache") countSituations(coverage, situationsOf(spec, mem));
+          if (end.kind === "cache") {
+            countSituations(coverage, situationsOf(spec, mem));
+            coverageRuns++;
+          }
           continue;
         }
         // A run with fewer choices was judged at an earlier level already.
         if (deepening && total(end.cost) < limit) continue;
         judged++;
         countSituations(coverage, situationsOf(spec, mem));
+        coverageRuns++;
         const violations = evaluate(spec, mem);
         for (const v of violations) {
           // A violation only through a hazard (a second #MC, ...) is kept apart: the protocol's own
@@ -194,6 +201,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
       findings,
       hazards,
       coverage,
+      coverageRuns,
       reductions,
       symmetryGivenUp,
       elapsedMs: performance.now() - started,

@@ -30,6 +30,22 @@ describe("check() with the exhaustive strategy", () => {
     expect(v.search?.coverage[SITUATIONS.findIndex((s) => s.id === "event-in-handler")]).toBe(0);
   });
 
+  it("counts the witness over the runs it counted, those cut at a state explored before among them", async () => {
+    const v = await check({
+      protocol: "nmi-replay",
+      scenario: "nmi-path",
+      strategy: "exhaustive",
+      bounds: { preemptions: 1, events: 1, branches: 0 },
+    });
+    expect(v.kind).toBe("holds");
+    if (v.kind !== "holds" || !v.search) return;
+    const { coverage, coverageRuns } = v.search;
+    // The cache cut runs here, and each of them counts: more runs than were judged to their end.
+    expect(coverageRuns).toBeGreaterThan(0);
+    expect(Math.max(...coverage)).toBeGreaterThan(0);
+    for (const n of coverage) expect(n).toBeLessThanOrEqual(coverageRuns);
+  });
+
   it("finds no-mask's torn fetch on nmi-path with one event, minimal, and its token replays it", async () => {
     const v = await check({
       protocol: "no-mask",
