@@ -44,6 +44,8 @@ export const REQUIRED = [
   "TEXT-POKE-LOOKUP",
   // The exhaustive search's state caching (workers/strategies/state-cache.ts): DPOR off with it.
   "CACHE",
+  // Executions resumed from snapshots (Cpu.save/restore, MachineMemory.saveRun/restoreRun).
+  "RESUME",
 ];
 
 const CPU = "model/cpu.ts";
@@ -60,6 +62,8 @@ const TEXT_POKE = "model/protocols/linux-text-poke.ts";
 const MULTI_SITE_LINUX = "test/multi-site-linux.test.ts";
 const SEARCH = "workers/strategies/exhaustive.ts";
 const CACHE_TEST = "test/state-cache.test.ts";
+const RESUME_TEST = "test/resume.test.ts";
+const TABLE_TEST = "test/state-table.test.ts";
 
 export const MUTATIONS: Mutation[] = [
   // ---- CACHE: state caching switches DPOR off (Yang et al.'s propagation is not done) ----
@@ -70,6 +74,39 @@ export const MUTATIONS: Mutation[] = [
     find: "this.dpor = reductions.dpor && !reductions.stateCaching;",
     replace: "this.dpor = reductions.dpor;",
     tests: [CACHE_TEST],
+  },
+  {
+    id: "CACHE-table-lane-c",
+    breaks: "CACHE",
+    file: "workers/strategies/state-cache.ts",
+    find: "if (t[o] !== a || t[o + 1] !== b || t[o + 2] !== c) continue;",
+    replace: "if (t[o] !== a || t[o + 1] !== b) continue;",
+    tests: [TABLE_TEST],
+  },
+  // ---- RESUME: a resumed execution is the one re-executed from the start ----
+  {
+    id: "RESUME-generator-kept",
+    breaks: "RESUME",
+    file: CPU,
+    find: "if (c.routine !== k.routine || c.inputs !== k.inputs || c.inputs.length !== k.taken) {",
+    replace: "if (false) {",
+    tests: [RESUME_TEST],
+  },
+  {
+    id: "RESUME-rewritten-frame",
+    breaks: "RESUME",
+    file: CPU,
+    find: "const rctx = this.routineContext({ ...k.initialFrame });",
+    replace: "const rctx = this.routineContext(k.frame);",
+    tests: [RESUME_TEST],
+  },
+  {
+    id: "RESUME-stack-unwritten",
+    breaks: "RESUME",
+    file: "model/memory.ts",
+    find: "if (this.stackLow[j] < low) this.stack.fill(UNWRITTEN_SLOT, this.stackLow[j], low);",
+    replace: "",
+    tests: [RESUME_TEST],
   },
   // ---- H1: NMI delivered at a boundary only when not blocked; delivery blocks; ignores IF ----
   {

@@ -11,7 +11,7 @@ const root = join(import.meta.dirname, "..");
 const read = (path: string) => readFileSync(join(root, path), "utf8");
 
 describe("the mutation list", () => {
-  it("is well formed and breaks every rule H1-H11, property P1-P6, real-code rule, OS entry rule and text_poke lookup", () => {
+  it("is well formed and breaks every rule H1-H11, property P1-P6, real-code rule, OS entry rule, text_poke lookup, state cache and resume", () => {
     expect(listProblems(MUTATIONS, (path) => existsSync(join(root, path)))).toEqual([]);
     expect(REQUIRED).toEqual([
       ...["H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10", "H11"],
@@ -20,6 +20,7 @@ describe("the mutation list", () => {
       ...["XEN-INT3", "XEN-BP-STI", "MCE-BARRIER"],
       "TEXT-POKE-LOOKUP",
       "CACHE",
+      "RESUME",
     ]);
   });
 
