@@ -1,6 +1,8 @@
 // Bounded exhaustive search (SPEC §8): stateless, depth-first enumeration of every run within bounds,
-// re-executing the machine from its start for each branch, as CHESS (Musuvathi & Qadeer, "Iterative
-// context bounding for systematic testing of multithreaded programs", PLDI 2007) and loom do.
+// as CHESS (Musuvathi & Qadeer, "Iterative context bounding for systematic testing of multithreaded
+// programs", PLDI 2007) and loom do; but rather than re-executing the machine from its start for each
+// branch, an execution resumes from a snapshot taken where its branch point was created (begin,
+// resumeFrom; the CPUs' routines are made again from their inputs, model/cpu Cpu.restore).
 //
 // The choices of a run are the decisions of the Scheduler: at every scheduling point, which enabled
 // action runs (a CPU's step, or an NMI or #MC arriving at CPU k); inside a step, a value (a branch
