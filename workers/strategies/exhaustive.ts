@@ -390,18 +390,7 @@ export class ExhaustiveSearch implements Scheduler {
           return true;
         }
       }
-    this.mem = mem;
-    this.depth = 0;
-    this.used = { preemptions: 0, events: 0, branches: 0 };
-    this.open = null;
-    this.fp.clear();
-    this.targets.length = 0;
-    this.pruned = null;
-    this.canContinue = true;
-    this.lastClosed = null;
-    this.firstFresh = Math.max(0, this.stack.length - 1);
-    // The transitions before the branch point are those of the previous execution: keep them, with
-    // their vector clocks, and rebuild the last-access maps from them.
+    // The transitions before the branch point are those of the previous execution: keep them.
     let keep = 0;
     for (let i = this.stack.length - 1; i >= 0; i--) {
       const node = this.stack[i];
@@ -410,12 +399,7 @@ export class ExhaustiveSearch implements Scheduler {
         break;
       }
     }
-    this.trace.length = Math.min(this.trace.length, keep);
-    this.lastWrite.clear();
-    this.readsSince.clear();
-    this.lastOfSlot.fill(-1);
-    this.lastCpuActor = 0;
-    for (let me = 0; me < this.trace.length; me++) this.remember(me);
+    this.startAt(mem, 0, { preemptions: 0, events: 0, branches: 0 }, true, keep);
     this.transitions = 0;
     this.symmetry?.begin(mem);
     this.written.length = 0;
@@ -425,21 +409,7 @@ export class ExhaustiveSearch implements Scheduler {
 
   /** Puts the machine, the CPUs and this execution's state back to snapshot `snap`, at stack position j. */
   private resumeFrom(mem: MachineMemory, j: number, snap: Snapshot): void {
-    this.mem = mem;
-    this.depth = j;
-    this.used = { ...snap.used };
-    this.open = null;
-    this.fp.clear();
-    this.targets.length = 0;
-    this.pruned = null;
-    this.canContinue = snap.canContinue;
-    this.lastClosed = null;
-    this.firstFresh = Math.max(0, this.stack.length - 1);
-    this.trace.length = Math.min(this.trace.length, snap.transitions);
-    this.lastWrite.clear();
-    this.readsSince.clear();
-    this.lastOfSlot.fill(-1);
-    for (let me = 0; me < this.trace.length; me++) this.remember(me);
+    this.startAt(mem, j, snap.used, snap.canContinue, snap.transitions);
     this.lastCpuActor = snap.lastCpuActor;
     this.transitions = snap.transitions;
     if (snap.symmetry) this.symmetry?.restore(mem, snap.symmetry);
@@ -450,6 +420,30 @@ export class ExhaustiveSearch implements Scheduler {
     this.cpuStates.forEach((cpu, i) => {
       cpu.restore(snap.cpus[i]);
     });
+  }
+
+  /**
+   * What every execution starts with, from the start or resumed: the search's own state at stack
+   * position `depth`, and the first `keep` transitions of the previous execution's trace, with their
+   * vector clocks, and the last-access maps rebuilt from them (DPOR).
+   */
+  private startAt(mem: MachineMemory, depth: number, used: Cost, canContinue: boolean, keep: number): void {
+    this.mem = mem;
+    this.depth = depth;
+    this.used = { ...used };
+    this.open = null;
+    this.fp.clear();
+    this.targets.length = 0;
+    this.pruned = null;
+    this.canContinue = canContinue;
+    this.lastClosed = null;
+    this.firstFresh = Math.max(0, this.stack.length - 1);
+    this.trace.length = Math.min(this.trace.length, keep);
+    this.lastWrite.clear();
+    this.readsSince.clear();
+    this.lastOfSlot.fill(-1);
+    this.lastCpuActor = 0;
+    for (let me = 0; me < this.trace.length; me++) this.remember(me);
   }
 
   /** The CPUs of the run in progress (those a resumed execution goes on with). */
