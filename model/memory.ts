@@ -420,7 +420,7 @@ export class MachineMemory {
     into.cpu.set(this.cpu);
     into.data.set(this.data);
     into.stackLow.set(this.stackLow);
-    this.forEachStackSegment((low, end) => into.stack.set(this.stack.subarray(low, end), low));
+    this.forEachStackSegment(this.stackLow, (low, end) => into.stack.set(this.stack.subarray(low, end), low));
     let at = 0;
     for (const w of this.layout.writable) {
       const i = this.codeIndex(w.address);
@@ -436,15 +436,11 @@ export class MachineMemory {
     this.header.set(from.header);
     this.cpu.set(from.cpu);
     this.data.set(from.data);
-    const segments = STACK_SEGMENTS.length;
-    for (let c = 0; c < this.layout.cpus; c++)
-      for (let k = 0; k < segments; k++) {
-        const j = c * segments + k;
-        const low = from.stackLow[j];
-        const end = c * STACK_SLOTS + STACK_SEGMENTS[k][1];
-        if (this.stackLow[j] < low) this.stack.fill(UNWRITTEN_SLOT, this.stackLow[j], low);
-        this.stack.set(from.stack.subarray(low, end), low);
-      }
+    // Slots written since the snapshot, below its low-water marks, are unwritten again.
+    this.forEachStackSegment(from.stackLow, (low, end, j) => {
+      if (this.stackLow[j] < low) this.stack.fill(UNWRITTEN_SLOT, this.stackLow[j], low);
+      this.stack.set(from.stack.subarray(low, end), low);
+    });
     this.stackLow.set(from.stackLow);
     let at = 0;
     for (const w of this.layout.writable) {
@@ -455,12 +451,17 @@ export class MachineMemory {
     this.historyCount.set(from.historyCount);
   }
 
-  /** Calls `f` with each stack segment's written slots [low, end), every CPU's. */
-  private forEachStackSegment(f: (low: number, end: number) => void): void {
+  /**
+   * Calls `f` for each stack segment of every CPU with its slots [low, end) from the low-water mark
+   * `lows[j]` (j: the segment's index in stackLow; `lows` is stackLow or a copy of it) to its top.
+   */
+  forEachStackSegment(lows: Int32Array, f: (low: number, end: number, j: number) => void): void {
     const segments = STACK_SEGMENTS.length;
     for (let c = 0; c < this.layout.cpus; c++)
-      for (let k = 0; k < segments; k++)
-        f(this.stackLow[c * segments + k], c * STACK_SLOTS + STACK_SEGMENTS[k][1]);
+      for (let k = 0; k < segments; k++) {
+        const j = c * segments + k;
+        f(lows[j], c * STACK_SLOTS + STACK_SEGMENTS[k][1], j);
+      }
   }
 
   /** Copies of the regions that define a run's outcome, for comparing engines byte for byte. */

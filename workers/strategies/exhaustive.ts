@@ -453,32 +453,20 @@ export class ExhaustiveSearch implements Scheduler {
 
   /** Takes the snapshot of the node just created at stack position j (the pool keeps one per position). */
   private snapshot(mem: MachineMemory, j: number, node: ActionNode): void {
-    let snap = this.snapshots[j];
-    if (!snap) {
-      snap = {
-        node,
-        run: mem.newRunState(),
-        cpus: [],
-        used: { ...this.used },
-        canContinue: this.canContinue,
-        transitions: this.transitions,
-        lastCpuActor: this.lastCpuActor,
-        written: [],
-        history: null,
-        symmetry: null,
-      };
-      this.snapshots[j] = snap;
-    }
-    snap.node = node;
-    mem.saveRun(snap.run);
-    snap.cpus = this.cpuStates.map((cpu) => cpu.save());
-    snap.used = { ...this.used };
-    snap.canContinue = this.canContinue;
-    snap.transitions = this.transitions;
-    snap.lastCpuActor = this.lastCpuActor;
-    snap.written = this.written.slice();
-    snap.history = this.history?.save() ?? null;
-    snap.symmetry = this.symmetry?.save() ?? null;
+    const run = this.snapshots[j]?.run ?? mem.newRunState();
+    mem.saveRun(run);
+    this.snapshots[j] = {
+      node,
+      run,
+      cpus: this.cpuStates.map((cpu) => cpu.save()),
+      used: { ...this.used },
+      canContinue: this.canContinue,
+      transitions: this.transitions,
+      lastCpuActor: this.lastCpuActor,
+      written: this.written.slice(),
+      history: this.history?.save() ?? null,
+      symmetry: this.symmetry?.save() ?? null,
+    };
   }
 
   /** Closes the execution after the run returned; `status` is its RunStatus. */

@@ -34,14 +34,7 @@
 // The state is kept as a 96-bit hash (three 32-bit lanes), as SPIN's hash compaction does: two
 // different states are taken as one with a probability of about n^2 / 2^97 for n states stored.
 import { Ev, EventSource } from "../../model/events.js";
-import {
-  H,
-  HISTORY_DEPTH,
-  LOG_RECORD_WORDS,
-  type MachineMemory,
-  STACK_SEGMENTS,
-  STACK_SLOTS,
-} from "../../model/memory.js";
+import { H, HISTORY_DEPTH, LOG_RECORD_WORDS, type MachineMemory } from "../../model/memory.js";
 import { Mark } from "../../model/routine.js";
 import type { MachineSpec } from "../../model/types.js";
 
@@ -316,16 +309,10 @@ export function hashBuffer(h: StateHasher, mem: MachineMemory, written: readonly
   h.mixArray(mem.cpu);
   h.mixArray(mem.data);
   const stack = mem.stack;
-  const segments = STACK_SEGMENTS.length;
-  for (let c = 0; c < mem.layout.cpus; c++) {
-    const base = c * STACK_SLOTS;
-    for (let k = 0; k < segments; k++) {
-      const end = base + STACK_SEGMENTS[k][1];
-      let i = mem.stackLow[c * segments + k];
-      h.mix(i);
-      for (; i < end; i++) h.mix(stack[i]);
-    }
-  }
+  mem.forEachStackSegment(mem.stackLow, (low, end) => {
+    h.mix(low);
+    for (let i = low; i < end; i++) h.mix(stack[i]);
+  });
   const sorted = written.length > 1 ? [...written].sort((x, y) => x - y) : written;
   for (const i of sorted) {
     h.mix(i);
