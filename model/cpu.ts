@@ -1055,7 +1055,7 @@ export class Cpu {
         else if (old === s.expected) value = s.value;
         Atomics.store(mem.data, s.word, value);
         if (value !== old) mem.logEvent(this.id, Ev.Store, s.word, value);
-        result = old;
+        result = s.discard ? 0 : old;
         break;
       }
       case "writeCode":

@@ -18,7 +18,15 @@ export type IpiTarget = number | "others" | "all" | "self";
 export type Step =
   | { k: "load"; word: number }
   | { k: "store"; word: number; value: number }
-  | { k: "rmw"; word: number; op: "add" | "xchg" | "cmpxchg"; value: number; expected?: number }
+  | {
+      k: "rmw";
+      word: number;
+      op: "add" | "xchg" | "cmpxchg";
+      value: number;
+      expected?: number;
+      /** The routine receives 0, not the old value (atomicAdd): see there. */
+      discard?: true;
+    }
   | { k: "writeCode"; addr: number; bytes: number[] }
   | { k: "readCode"; addr: number }
   | { k: "serialize"; how: "cpuid" | "serialize" | "iret-to-self" }
@@ -59,7 +67,21 @@ export enum Mark {
 
 export const load = (word: number): Step => ({ k: "load", word });
 export const store = (word: number, value: number): Step => ({ k: "store", word, value });
+/** atomic_fetch_add(): adds `value` and returns the word's old value to the routine. */
 export const add = (word: number, value: number): Step => ({ k: "rmw", word, op: "add", value });
+/**
+ * atomic_add() / atomic_inc() / cpumask_set_cpu(): adds `value` and returns nothing (the routine
+ * receives 0). Use it where the old value is not used: a routine's state is known to the search only
+ * by what it was handed (model/cpu Context trail), so an ignored old value would still tell apart
+ * runs that differ only in the order CPUs counted in, and state caching would explore each order.
+ */
+export const atomicAdd = (word: number, value: number): Step => ({
+  k: "rmw",
+  word,
+  op: "add",
+  value,
+  discard: true,
+});
 export const xchg = (word: number, value: number): Step => ({ k: "rmw", word, op: "xchg", value });
 export const cmpxchg = (word: number, expected: number, value: number): Step => ({
   k: "rmw",

@@ -1,7 +1,7 @@
 // Entry and exit code shared by the OS models: what do_nmi, do_machine_check, do_int3 and an IPI
 // handler do around the protocol's hooks. The differences between OSes are in the flags of each model.
 import {
-  add,
+  atomicAdd,
   call,
   clearMcip,
   eq,
@@ -71,9 +71,9 @@ export function* mceEntry(ctx: RoutineContext): Routine {
 /** Xen mcheck/barrier.c mce_barrier_enter(): count in, spin until every online CPU is in. */
 function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {
   if (!wait) return;
-  yield add(w.barrierIngen, 1);
+  yield atomicAdd(w.barrierIngen, 1);
   const gen = yield load(w.barrierOutgen);
-  yield add(w.barrierVal, 1);
+  yield atomicAdd(w.barrierVal, 1);
   // while ( val != num_online_cpus() && outgen == gen )
   yield waitUntil(eq(w.barrierVal, ctx.cpus), ne(w.barrierOutgen, gen));
 }
@@ -81,9 +81,9 @@ function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Rout
 /** Xen mcheck/barrier.c mce_barrier_exit(): count out, spin until every CPU is out. */
 function* mceBarrierExit(_ctx: RoutineContext, w: MceWords, wait: boolean): Routine {
   if (!wait) return;
-  yield add(w.barrierOutgen, 1);
+  yield atomicAdd(w.barrierOutgen, 1);
   const gen = yield load(w.barrierIngen);
-  yield add(w.barrierVal, -1);
+  yield atomicAdd(w.barrierVal, -1);
   // while ( val != 0 && ingen == gen )
   yield waitUntil(eq(w.barrierVal, 0), ne(w.barrierIngen, gen));
 }

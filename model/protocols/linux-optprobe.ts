@@ -29,7 +29,7 @@
 // optimize_kprobe() adds each probe at the list's head (list_add), the last probe registered is the
 // first whose jump is written.
 import {
-  add,
+  atomicAdd,
   eq,
   ge,
   load,
@@ -198,7 +198,7 @@ export function optprobeProtocol(
     },
     *poll(ctx: RoutineContext) {
       // Back in the scheduler between work items: a voluntary context switch, an RCU Tasks quiescent state
-      yield add(protocolWords<Words>(ctx.spec).quiescent[ctx.cpu], 1);
+      yield atomicAdd(protocolWords<Words>(ctx.spec).quiescent[ctx.cpu], 1);
     },
     *enterIdle(ctx: RoutineContext) {
       yield store(protocolWords<Words>(ctx.spec).idle[ctx.cpu], 1);

@@ -12,6 +12,7 @@
 // the same length, so a site that is not exactly one old instruction is refused.
 import {
   add,
+  atomicAdd,
   eq,
   ge,
   load,
@@ -164,7 +165,7 @@ export function* textPokeBatch(
     firsts++;
   }
   if (firsts > 0) yield* syncEachCpu(ctx, w);
-  for (const r of w.refs) yield add(r, -1); // the final atomic_dec_and_test, then wait for zero
+  for (const r of w.refs) yield atomicAdd(r, -1); // the final atomic_dec_and_test, then wait for zero
   for (const r of w.refs) yield waitUntil(eq(r, 0));
 }
 
@@ -196,7 +197,7 @@ export function* textPokeInt3Handler(ctx: RoutineContext, w: TextPokeWords): Rou
   if (!ctx.frame.fromRealCode) return 0;
   // try_get_text_poke_array(): atomic_inc_not_zero on this CPU's refcount
   if ((yield load(w.refs[ctx.cpu])) === 0) return 0;
-  yield add(w.refs[ctx.cpu], 1);
+  yield atomicAdd(w.refs[ctx.cpu], 1);
   // Having observed the refcount, the handler reads the vector it guards (text_poke_array.vec)
   const batch = w.vector === undefined ? w.batches[0] : w.batches[yield load(w.vector)];
   let claimed = 0;
@@ -206,7 +207,7 @@ export function* textPokeInt3Handler(ctx: RoutineContext, w: TextPokeWords): Rou
     ctx.frame.rip = ctx.spec.image.symbol(site.payload).address;
     claimed = 1;
   }
-  yield add(w.refs[ctx.cpu], -1); // put_text_poke_array()
+  yield atomicAdd(w.refs[ctx.cpu], -1); // put_text_poke_array()
   return claimed;
 }
 
@@ -214,7 +215,7 @@ export function* textPokeInt3Handler(ctx: RoutineContext, w: TextPokeWords): Rou
 export function* textPokeIpiHandler(w: TextPokeWords, vector: number): Routine {
   if (vector !== VECTOR_SYNC) return;
   yield syncCore();
-  yield add(w.syncAcks, 1);
+  yield atomicAdd(w.syncAcks, 1);
 }
 
 /** The text_poke protocol with `steps`, under a name and declared verdicts of its own. */

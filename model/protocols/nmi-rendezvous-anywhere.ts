@@ -6,7 +6,7 @@
 // was coalesced with the rendezvous NMI. (Xen 4.11+ alternative.c nmi_apply_alternatives, self_nmi;
 // microcode_nmi_callback.)
 import {
-  add,
+  atomicAdd,
   cpuid,
   ge,
   load,
@@ -72,7 +72,7 @@ export const nmiRendezvousAnywhere: Protocol = {
     if ((yield load(w.active)) === 0) return 0;
     if ((yield load(w.joined[ctx.cpu])) !== 0) return 0;
     yield store(w.joined[ctx.cpu], 1);
-    yield add(w.arrived, 1);
+    yield atomicAdd(w.arrived, 1);
     if (ctx.cpu === 0) {
       // Sent from inside the master's NMI, whichever NMI got it here (its self-NMI or an external one
       // that arrived first): NMI IPIs bring every other CPU into the rendezvous.
@@ -85,7 +85,7 @@ export const nmiRendezvousAnywhere: Protocol = {
       yield waitUntil(ne(w.patched, 0));
       yield cpuid();
     }
-    yield add(w.left, 1);
+    yield atomicAdd(w.left, 1);
     return 0; // do_nmi continues with the real work, covering a coalesced external NMI
   },
 };

@@ -8,7 +8,7 @@
 // active NMI-shadow will defer any further NMIs"), then sets LOADING_EXIT. The callback returns 0, so
 // do_nmi goes on with its real work and an external NMI coalesced with the self-NMI is serviced.
 import {
-  add,
+  atomicAdd,
   cpuid,
   eq,
   ge,
@@ -99,7 +99,7 @@ export const nmiRendezvous: Protocol = {
     const w = protocolWords<Words>(ctx.spec);
     // microcode_nmi_callback(): "System-generated NMI, leave to main handler"
     if ((yield load(w.state)) !== LOADING_CALLIN) return 0;
-    yield add(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)
+    yield atomicAdd(w.callin, 1); // cpumask_set_cpu(cpu, &cpu_callin_map)
     if (ctx.cpu === 0) {
       yield waitUntil(ge(w.callin, ctx.cpus)); // wait_for_condition(wait_cpu_callin, num_online_cpus())
       yield* applyPayload(ctx); // arch_livepatch_apply() per function: memcpy

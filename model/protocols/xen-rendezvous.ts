@@ -2,7 +2,7 @@
 // livepatch_spin), shared by the protocols that keep it and differ in how they write the site and
 // treat NMIs. The master is CPU 0; the semaphore counts the others in, twice.
 import {
-  add,
+  atomicAdd,
   cli,
   cpuid,
   eq,
@@ -78,10 +78,10 @@ export interface SlaveHooks {
 export function* slave(ctx: RoutineContext, w: RendezvousWords, hooks: SlaveHooks = {}): Routine {
   const { common } = ctx.spec;
   if ((yield load(common.rendezvousWanted)) === 0) return;
-  yield add(w.semaphore, 1); // atomic_inc_and_test(&semaphore): not the master
+  yield atomicAdd(w.semaphore, 1); // atomic_inc_and_test(&semaphore): not the master
   yield waitUntil(ne(w.ready, 0)); // spin while do_work && !ready, IRQs on
   yield cli(); // local_irq_save()
-  yield add(w.semaphore, 1);
+  yield atomicAdd(w.semaphore, 1);
   if (hooks.atSafePoint) yield* hooks.atSafePoint();
   yield waitUntil(eq(common.rendezvousWanted, 0)); // spin while do_work
   yield cpuid(); // arch_livepatch_post_action(): cpuid_eax(0) serializes
