@@ -3,14 +3,22 @@
 // alone and together with the other reductions. A search that kept DPOR on with state caching reaches
 // fewer outcomes on machine 89 of seed 101 (3 CPUs, one broadcast #MC, branchy code); under
 // `npm run mutate -- --only CACHE` this file then ran past the runner's 240 s limit, which the runner
-// counts as killed, not an assertion seen failing. The generated machines do not tell a key without the budgets left, the property monitors or
-// the routine trails, nor a cache that ignores sleep sets, from the right one (the runs such a cache
-// would prune reach outcomes that other runs reach too): those parts rest on the argument in
-// state-cache.ts.
+// counts as killed, not an assertion seen failing. The generated machines do not tell a key without the budgets left or the property
+// monitors, nor a cache that ignores sleep sets, from the right one (the runs such a cache would prune
+// reach outcomes that other runs reach too): those parts rest on the argument in state-cache.ts. A key
+// without the routines' trails is told apart by a machine built for it (below).
 import { describe, expect, it } from "vitest";
 import type { Reductions } from "../workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
-import { searchOutcomes as outcomes, RACY_MACHINE, sameOutcomes } from "./helpers/generated.js";
+import { atomicAdd, add as fetchAdd, load, store } from "../model/routine.js";
+import {
+  keepingMachineArb,
+  type MachineDesc,
+  searchOutcomes as outcomes,
+  RACY_MACHINE,
+  sameOutcomes,
+} from "./helpers/generated.js";
+import { litmus } from "./helpers/litmus.js";
 
 /** Every reduction with state caching (DPOR is then off). */
 const WITH_CACHING: Reductions = { ...DEFAULT_REDUCTIONS, stateCaching: true };
@@ -65,5 +73,84 @@ describe("state caching reaches every outcome of the unreduced enumeration", () 
     expect(withCache.r.pruned.cache).toBeGreaterThan(0);
     expect(withCache.r.states).toBeGreaterThan(0);
     expect(withCache.r.executions).toBeLessThan(without.r.executions);
+  });
+});
+
+describe("the routines' trails are part of the state", () => {
+  it("a value a routine holds is state: each of the three values CPU 1 can hold is reached", () => {
+    // CPU 0 stores 1 then 2 to w0, then 1 and 2 to w1; CPU 1 loads w0, waits for w1 and then stores
+    // what it loaded to its own word. Once CPU 0 has stored 1 to w1 the buffer is the same whichever
+    // value CPU 1 loaded, and every run that keeps 0 or 1 passes there: only CPU 1's routine (its
+    // trail) tells those states apart. A cache that ignored the trails would prune all but the first
+    // and never reach the other values.
+    const d: MachineDesc = {
+      cpus: 2,
+      fetch: "bytewise",
+      nmis: 0,
+      mces: 0,
+      mceDelivery: "local",
+      master: [
+        { k: "store", word: 0, value: 1 },
+        { k: "store", word: 0, value: 2 },
+        { k: "store", word: 1, value: 1 },
+        { k: "store", word: 1, value: 2 },
+      ],
+      others: [{ k: "keep", word: 0 }, { k: "wait", word: 1, value: 1 }, { k: "put" }],
+      handler: [],
+    };
+    const bounds = { preemptions: 1, events: 0, branches: 0 };
+    const full = outcomes(d, bounds, NO_REDUCTIONS, false);
+    const cached = outcomes(d, bounds, { ...NO_REDUCTIONS, stateCaching: true }, false);
+    const held = (set: Set<string>) => new Set([...set].map((o) => JSON.parse(o)[3][0].split(",").at(-1)));
+    expect([...held(full.set)].sort()).toEqual(["0", "1", "2"]);
+    expect([...cached.set].sort()).toEqual([...full.set].sort());
+    expect(cached.r.pruned.cache).toBeGreaterThan(0);
+  });
+
+  it("on generated machines whose routines keep loaded values and discard old values", () => {
+    const { compared, cached } = sameOutcomes(WITH_CACHING, 60, 404, keepingMachineArb);
+    expect(compared).toBeGreaterThan(40);
+    expect(cached).toBeGreaterThan(compared / 4);
+  });
+});
+
+describe("atomicAdd: an atomic add whose old value the routine does not receive", () => {
+  it("hands the routine 0, where add hands it the old value; both add to the word", () => {
+    const seen: number[] = [];
+    const m = litmus({
+      cpus: 2,
+      words: [["counter", 5]],
+      *program(ctx, env) {
+        if (ctx.cpu !== 0) return;
+        seen.push(yield atomicAdd(env.w.counter, 1));
+        seen.push(yield fetchAdd(env.w.counter, 1));
+        seen.push(yield load(env.w.counter));
+        yield store(env.w.counter, 0);
+      },
+    });
+    m.run([]);
+    expect(seen).toEqual([0, 6, 7]);
+  });
+
+  it("runs that differ only in the order CPUs counted in reach one state, not one per order", () => {
+    // Three CPUs count in on w0 and wait for all three (a rendezvous). With add each CPU's routine
+    // holds the count it saw; with atomicAdd it holds nothing, and the orders meet in one state.
+    const machine = (k: "add" | "atomicAdd"): MachineDesc => ({
+      cpus: 3,
+      fetch: "bytewise",
+      nmis: 0,
+      mces: 0,
+      mceDelivery: "local",
+      master: [{ k, word: 0 }, { k: "wait", word: 0, value: 3 } as const, { k: "store", word: 1, value: 1 }],
+      others: [{ k, word: 0 }, { k: "wait", word: 0, value: 3 } as const],
+      handler: [],
+    });
+    const bounds = { preemptions: 2, events: 0, branches: 0 };
+    const reductions = { ...NO_REDUCTIONS, stateCaching: true };
+    const withAdd = outcomes(machine("add"), bounds, reductions, false);
+    const withAtomicAdd = outcomes(machine("atomicAdd"), bounds, reductions, false);
+    expect(withAtomicAdd.set).toEqual(withAdd.set);
+    expect(withAtomicAdd.r.states).toBeLessThan(withAdd.r.states);
+    expect(withAtomicAdd.r.executions).toBeLessThan(withAdd.r.executions);
   });
 });

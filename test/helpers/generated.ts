@@ -10,6 +10,7 @@ import type { FunctionDesc } from "../../model/image.js";
 import { C, CPU_WORDS, type MachineMemory } from "../../model/memory.js";
 import {
   add,
+  atomicAdd,
   call,
   cli,
   cpuid,
@@ -31,6 +32,9 @@ export type Op =
   | { k: "store"; word: number; value: number } // word -1: the CPU's own per-CPU word
   | { k: "load"; word: number }
   | { k: "add"; word: number }
+  | { k: "atomicAdd"; word: number } // the routine does not receive the old value
+  | { k: "keep"; word: number } // load the word and keep the value in the routine (not in the buffer)
+  | { k: "put" } // store the last kept value into the CPU's own word
   | { k: "wait"; word: number; value: number } // until word >= value (may deadlock: a P5 outcome)
   | { k: "write"; offset: number } // the new byte at site+offset (0xCC when offset is 5: int3 at 0)
   | { k: "call" } // call the site: fetches of the bytes being written
@@ -54,8 +58,21 @@ export interface MachineDesc {
 
 const SHARED = 2; // shared words w0, w1
 
-const opArb = (inHandler: boolean): fc.Arbitrary<Op> =>
+/**
+ * Steps of a generated program. `keeps` adds the steps whose effect lies in what the routine was
+ * handed (keep and put: a loaded value held across steps; atomicAdd: an old value not handed over), so that
+ * a state cache that ignores the routines' trails is told apart from the right one. It is a separate
+ * generator so that the machines the fixed seeds of the other tests draw stay as they were.
+ */
+const opArb = (inHandler: boolean, keeps = false): fc.Arbitrary<Op> =>
   fc.oneof(
+    ...(keeps
+      ? [
+          fc.record({ k: fc.constant("keep" as const), word: fc.integer({ min: 0, max: SHARED - 1 }) }),
+          fc.constant({ k: "put" as const }),
+          fc.record({ k: fc.constant("atomicAdd" as const), word: fc.integer({ min: 0, max: SHARED - 1 }) }),
+        ]
+      : []),
     fc.record({
       k: fc.constant("store" as const),
       word: fc.integer({ min: -1, max: SHARED - 1 }),
@@ -82,16 +99,21 @@ const opArb = (inHandler: boolean): fc.Arbitrary<Op> =>
     fc.constant({ k: "branchy" as const }),
   );
 
-export const machineArb: fc.Arbitrary<MachineDesc> = fc.record({
-  cpus: fc.integer({ min: 2, max: 3 }),
-  fetch: fc.constantFrom<FetchModel>("bytewise", "bytewise", "stale"),
-  nmis: fc.integer({ min: 0, max: 1 }),
-  mces: fc.integer({ min: 0, max: 1 }),
-  mceDelivery: fc.constantFrom<MceDelivery>("broadcast", "local"),
-  master: fc.array(opArb(false), { minLength: 1, maxLength: 4 }),
-  others: fc.array(opArb(false), { minLength: 1, maxLength: 3 }),
-  handler: fc.array(opArb(true), { maxLength: 2 }),
-});
+const machineArbOf = (keeps: boolean): fc.Arbitrary<MachineDesc> =>
+  fc.record({
+    cpus: fc.integer({ min: 2, max: 3 }),
+    fetch: fc.constantFrom<FetchModel>("bytewise", "bytewise", "stale"),
+    nmis: fc.integer({ min: 0, max: 1 }),
+    mces: fc.integer({ min: 0, max: 1 }),
+    mceDelivery: fc.constantFrom<MceDelivery>("broadcast", "local"),
+    master: fc.array(opArb(false, keeps), { minLength: 1, maxLength: 4 }),
+    others: fc.array(opArb(false, keeps), { minLength: 1, maxLength: 3 }),
+    handler: fc.array(opArb(true, keeps), { maxLength: 2 }),
+  });
+
+export const machineArb: fc.Arbitrary<MachineDesc> = machineArbOf(false);
+/** Machines whose programs also hold loaded values (keep, put) and discard old values (atomicAdd). */
+export const keepingMachineArb: fc.Arbitrary<MachineDesc> = machineArbOf(true);
 
 const FUNCTIONS: FunctionDesc[] = [
   // jz +1; nop; ret: the direction of the jz is a branch choice.
@@ -101,6 +123,7 @@ const FUNCTIONS: FunctionDesc[] = [
 function* runOps(ops: Op[], ctx: RoutineContext, env: LitmusEnv): Routine {
   const site = ctx.spec.sites[0];
   const word = (w: number) => (w < 0 ? env.w[`own[${ctx.cpu}]`] : env.w[`w${w}`]);
+  let kept = 0;
   for (const op of ops) {
     switch (op.k) {
       case "store":
@@ -111,6 +134,15 @@ function* runOps(ops: Op[], ctx: RoutineContext, env: LitmusEnv): Routine {
         break;
       case "add":
         yield add(word(op.word), 1);
+        break;
+      case "atomicAdd":
+        yield atomicAdd(word(op.word), 1);
+        break;
+      case "keep":
+        kept = yield load(word(op.word));
+        break;
+      case "put":
+        yield store(word(-1), kept);
         break;
       case "wait":
         yield waitUntil(ge(word(op.word), op.value));
@@ -248,11 +280,16 @@ export const boundsArb: fc.Arbitrary<Bounds> = fc.record({
  * outcomes of the unreduced enumeration (up to swapping CPUs 1..n-1 when symmetry is among them).
  * Counts the machines compared and those on which state caching pruned a run.
  */
-export function sameOutcomes(reductions: Reductions, numRuns: number, seed: number) {
+export function sameOutcomes(
+  reductions: Reductions,
+  numRuns: number,
+  seed: number,
+  machines: fc.Arbitrary<MachineDesc> = machineArb,
+) {
   let compared = 0;
   let cached = 0;
   fc.assert(
-    fc.property(machineArb, boundsArb, (d, bounds) => {
+    fc.property(machines, boundsArb, (d, bounds) => {
       const full = searchOutcomes(d, bounds, NO_REDUCTIONS, reductions.symmetry);
       fc.pre(full.r.complete);
       const reduced = searchOutcomes(d, bounds, reductions, reductions.symmetry);
