@@ -51,7 +51,7 @@ export const DEFAULT_BOUNDS: Bounds = { preemptions: 2, events: 1, branches: 0 }
 /**
  * Executions an exhaustive search may take before it stops, incomplete. Every holds cell of the
  * built-in matrix is proven at DEFAULT_BOUNDS within it (the largest, the nmi-rendezvous ones, take
- * 3.4-4 million executions and about 20 minutes: `npm run bench:search proofs`).
+ * 3.4-4.3 million executions and 20-22 minutes: `npm run bench:search proofs`).
  */
 export const DEFAULT_MAX_EXECUTIONS = 5_000_000;
 /**

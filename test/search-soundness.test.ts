@@ -6,12 +6,7 @@
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
-import {
-  type MachineDesc,
-  searchOutcomes as outcomes,
-  RACY_MACHINE,
-  sameOutcomes,
-} from "./helpers/generated.js";
+import { machineOf, searchOutcomes as outcomes, RACY_MACHINE, sameOutcomes } from "./helpers/generated.js";
 
 describe("exhaustive search: the reductions reach every outcome of the unreduced enumeration", () => {
   it("with the default reductions (sleep sets, event placement, symmetry, state caching)", () => {
@@ -30,11 +25,8 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
   it("DPOR (only when named) misses outcomes under a preemption bound: why it is not a default", () => {
     // CPU 0 sends an NMI to every CPU; CPUs 1 and 2 write the site's first byte and add to a word; the
     // NMI handler calls the site. With one preemption, DPOR alone reaches 12 of the 14 outcomes.
-    const d: MachineDesc = {
+    const d = machineOf({
       cpus: 3,
-      fetch: "bytewise",
-      nmis: 0,
-      mces: 0,
       mceDelivery: "broadcast",
       master: [{ k: "nmi", target: "all" }],
       others: [
@@ -42,7 +34,7 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
         { k: "add", word: 0 },
       ],
       handler: [{ k: "call" }],
-    };
+    });
     const bounds = { preemptions: 1, events: 0, branches: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, false);
     const dpor = outcomes(d, bounds, { ...NO_REDUCTIONS, dpor: true }, false);
@@ -69,16 +61,12 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
     // runs sets softirq_pending.MACHINE_CHECK[2], then CPU 2 tears (P1). Symmetry explores only the
     // #MC to CPU 1, whose run is that one's image: the outcomes agree once per-CPU words move with
     // their CPU.
-    const d: MachineDesc = {
+    const d = machineOf({
       cpus: 3,
-      fetch: "bytewise",
-      nmis: 0,
       mces: 1,
-      mceDelivery: "local",
       master: [{ k: "write", offset: 0 }],
       others: [{ k: "call" }, { k: "cli" }],
-      handler: [],
-    };
+    });
     const bounds = { preemptions: 0, events: 1, branches: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, true);
     const reduced = outcomes(d, bounds, { ...NO_REDUCTIONS, symmetry: true }, true);

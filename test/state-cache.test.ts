@@ -13,7 +13,7 @@ import type { Reductions } from "../workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
 import {
   keepingMachineArb,
-  type MachineDesc,
+  machineOf,
   searchOutcomes as outcomes,
   RACY_MACHINE,
   sameOutcomes,
@@ -83,12 +83,7 @@ describe("the routines' trails are part of the state", () => {
     // value CPU 1 loaded, and every run that keeps 0 or 1 passes there: only CPU 1's routine (its
     // trail) tells those states apart. A cache that ignored the trails would prune all but the first
     // and never reach the other values.
-    const d: MachineDesc = {
-      cpus: 2,
-      fetch: "bytewise",
-      nmis: 0,
-      mces: 0,
-      mceDelivery: "local",
+    const d = machineOf({
       master: [
         { k: "store", word: 0, value: 1 },
         { k: "store", word: 0, value: 2 },
@@ -96,11 +91,11 @@ describe("the routines' trails are part of the state", () => {
         { k: "store", word: 1, value: 2 },
       ],
       others: [{ k: "keep", word: 0 }, { k: "wait", word: 1, value: 1 }, { k: "put" }],
-      handler: [],
-    };
+    });
     const bounds = { preemptions: 1, events: 0, branches: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, false);
     const cached = outcomes(d, bounds, { ...NO_REDUCTIONS, stateCaching: true }, false);
+    // outcomeOf: [shared words, site bytes, CPU 0, [CPU 1, ...], violated]; a CPU's own word comes last.
     const held = (set: Set<string>) => new Set([...set].map((o) => JSON.parse(o)[3][0].split(",").at(-1)));
     expect([...held(full.set)].sort()).toEqual(["0", "1", "2"]);
     expect([...cached.set].sort()).toEqual([...full.set].sort());
@@ -135,16 +130,19 @@ describe("atomicAdd: an atomic add whose old value the routine does not receive"
   it("runs that differ only in the order CPUs counted in reach one state, not one per order", () => {
     // Three CPUs count in on w0 and wait for all three (a rendezvous). With add each CPU's routine
     // holds the count it saw; with atomicAdd it holds nothing, and the orders meet in one state.
-    const machine = (k: "add" | "atomicAdd"): MachineDesc => ({
-      cpus: 3,
-      fetch: "bytewise",
-      nmis: 0,
-      mces: 0,
-      mceDelivery: "local",
-      master: [{ k, word: 0 }, { k: "wait", word: 0, value: 3 } as const, { k: "store", word: 1, value: 1 }],
-      others: [{ k, word: 0 }, { k: "wait", word: 0, value: 3 } as const],
-      handler: [],
-    });
+    const machine = (k: "add" | "atomicAdd") =>
+      machineOf({
+        cpus: 3,
+        master: [
+          { k, word: 0 },
+          { k: "wait", word: 0, value: 3 },
+          { k: "store", word: 1, value: 1 },
+        ],
+        others: [
+          { k, word: 0 },
+          { k: "wait", word: 0, value: 3 },
+        ],
+      });
     const bounds = { preemptions: 2, events: 0, branches: 0 };
     const reductions = { ...NO_REDUCTIONS, stateCaching: true };
     const withAdd = outcomes(machine("add"), bounds, reductions, false);

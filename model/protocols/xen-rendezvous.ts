@@ -78,7 +78,9 @@ export interface SlaveHooks {
 export function* slave(ctx: RoutineContext, w: RendezvousWords, hooks: SlaveHooks = {}): Routine {
   const { common } = ctx.spec;
   if ((yield load(common.rendezvousWanted)) === 0) return;
-  yield atomicAdd(w.semaphore, 1); // atomic_inc_and_test(&semaphore): not the master
+  // atomic_inc_and_test(&semaphore): Xen picks the master by its result; here CPU 0 is the master, so
+  // the others count in without it
+  yield atomicAdd(w.semaphore, 1);
   yield waitUntil(ne(w.ready, 0)); // spin while do_work && !ready, IRQs on
   yield cli(); // local_irq_save()
   yield atomicAdd(w.semaphore, 1);

@@ -1,7 +1,8 @@
 // Small generated machines for the soundness tests of the search's reductions: 2-3 CPUs, CPU 0 runs one
 // generated program and CPUs 1..n-1 another (the same for all of them, touching their own per-CPU
 // word), an NMI callback that runs generated steps inside the NMI handler, and an event budget. The
-// programs store, load, add and wait on data words, write bytes of the patch site, call it (fetching
+// programs store, load, add (with or without the old value) and wait on data words, hold a loaded
+// value across steps (keepingMachineArb), write bytes of the patch site, call it (fetching
 // the bytes being written, from normal context or from the handler), send NMIs, and run code with a
 // conditional branch (a branch choice). Handlers end in IRET (the OS's NMI and #MC entry).
 import fc from "fast-check";
@@ -112,6 +113,11 @@ const machineArbOf = (keeps: boolean): fc.Arbitrary<MachineDesc> =>
   });
 
 export const machineArb: fc.Arbitrary<MachineDesc> = machineArbOf(false);
+
+/** A hand-written machine: 2 CPUs, bytewise fetch, no events, no handler steps unless given. */
+export function machineOf(parts: Pick<MachineDesc, "master" | "others"> & Partial<MachineDesc>): MachineDesc {
+  return { cpus: 2, fetch: "bytewise", nmis: 0, mces: 0, mceDelivery: "local", handler: [], ...parts };
+}
 /** Machines whose programs also hold loaded values (keep, put) and discard old values (atomicAdd). */
 export const keepingMachineArb: fc.Arbitrary<MachineDesc> = machineArbOf(true);
 
