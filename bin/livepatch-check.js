@@ -4,13 +4,19 @@
 // workers always run the same, current code. The exit code is set, not forced, so that output is
 // flushed and the process ends once the engine's threads have closed.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const entry = join(root, "dist", "cli", "main.js");
-const SOURCES = ["model", "properties", "workers", "cli"];
+/** The folders tsc compiles (tsconfig.json's "include"), so that an edit in any of them rebuilds. */
+function sourceFolders() {
+  const tsconfig = join(root, "tsconfig.json");
+  if (!existsSync(tsconfig)) return [];
+  const include = JSON.parse(readFileSync(tsconfig, "utf8")).include ?? [];
+  return [...new Set(include.map((pattern) => pattern.split("/")[0]))];
+}
 
 /** Newest modification time of the .ts sources (0 when the package ships without them). */
 function newestSource(dir) {
@@ -24,7 +30,7 @@ function newestSource(dir) {
   return newest;
 }
 
-const sources = Math.max(...SOURCES.map((d) => newestSource(join(root, d))));
+const sources = Math.max(0, ...sourceFolders().map((d) => newestSource(join(root, d))));
 const built = existsSync(entry) ? statSync(entry).mtimeMs : 0;
 if (sources > built && existsSync(join(root, "tsconfig.json"))) {
   try {

@@ -12,8 +12,8 @@ import {
   protocolWords,
   type ScenarioDefinition,
   store,
-} from "../api/index.js";
-import { DEFAULT_HARDWARE, defineMachine } from "../model/machine.js";
+} from "../dist/api/index.js";
+import { DEFAULT_HARDWARE, defineMachine } from "../dist/model/machine.js";
 
 const ELF = fileURLToPath(new URL("./fixtures/callgraph.elf", import.meta.url));
 

@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCaptured } from "../cli/capture.js";
-import { R_X86_64 } from "../model/elf.js";
-import { writeElf } from "../scripts/elf-writer.js";
-import { FIXTURE_PATH } from "../scripts/make-elf-fixture.js";
+import { runCaptured } from "../dist/cli/capture.js";
+import { R_X86_64 } from "../dist/model/elf.js";
+import { writeElf } from "../dist/scripts/elf-writer.js";
+import { FIXTURE_PATH } from "../dist/scripts/make-elf-fixture.js";
 
 /** AMD64 psABI §4.4.1: a GOT-relative relocation, which needs a GOT the loader does not build. */
 const R_X86_64_GOTPCREL = 9;

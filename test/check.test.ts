@@ -1,14 +1,14 @@
 // check() as a library call: a run that fails with an error ends the check at once, unshrunk; and the
 // memory of run outcomes it keeps while exploring is bounded, whatever the number of runs.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_HARDWARE } from "../model/machine.js";
-import { RunStatus } from "../model/memory.js";
-import { registerProtocol } from "../model/protocols/index.js";
-import { store } from "../model/routine.js";
-import type { Protocol } from "../model/types.js";
-import { check, OUTCOME_MEMORY } from "../properties/check.js";
-import type { Engine } from "../workers/engine.js";
-import { runInline } from "../workers/inline.js";
+import { DEFAULT_HARDWARE } from "../dist/model/machine.js";
+import { RunStatus } from "../dist/model/memory.js";
+import { registerProtocol } from "../dist/model/protocols/index.js";
+import { store } from "../dist/model/routine.js";
+import type { Protocol } from "../dist/model/types.js";
+import { check, OUTCOME_MEMORY } from "../dist/properties/check.js";
+import type { Engine } from "../dist/workers/engine.js";
+import { runInline } from "../dist/workers/inline.js";
 
 // The master installs an NMI callback for a while; the callback throws. Only runs in which an NMI
 // reaches a CPU during that window fail, so the error depends on the interleaving.

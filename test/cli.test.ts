@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CapturedRun, runCaptured } from "../cli/capture.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
+import { type CapturedRun, runCaptured } from "../dist/cli/capture.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { SCENARIOS } from "../dist/model/scenarios/index.js";
 
 type Outcome = CapturedRun;
 

@@ -3,11 +3,11 @@
 // buffers, a run in a reused (dirty) buffer, and a replay of the choices the run recorded.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { H, type MachineMemory } from "../model/memory.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
-import { FETCH_MODELS, OS_NAMES, type RunConfig } from "../model/types.js";
-import { type RunResult, runInline } from "../workers/inline.js";
+import { H, type MachineMemory } from "../dist/model/memory.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { SCENARIOS } from "../dist/model/scenarios/index.js";
+import { FETCH_MODELS, OS_NAMES, type RunConfig } from "../dist/model/types.js";
+import { type RunResult, runInline } from "../dist/workers/inline.js";
 
 type Snapshot = ReturnType<MachineMemory["snapshot"]>;
 

@@ -5,11 +5,11 @@ import { appendFileSync, copyFileSync, mkdtempSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type CapturedRun, runCaptured } from "../cli/capture.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
-import { writeElf } from "../scripts/elf-writer.js";
-import { FIXTURE_PATH, PAYLOAD_PATH } from "../scripts/make-elf-fixture.js";
+import { type CapturedRun, runCaptured } from "../dist/cli/capture.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { SCENARIOS } from "../dist/model/scenarios/index.js";
+import { writeElf } from "../dist/scripts/elf-writer.js";
+import { FIXTURE_PATH, PAYLOAD_PATH } from "../dist/scripts/make-elf-fixture.js";
 
 const run = (...argv: string[]): Promise<CapturedRun> => runCaptured(argv);
 /** How errors name the file: its absolute path. */

@@ -9,9 +9,9 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { readElf } from "../model/elf.js";
-import { ElfProgram } from "../model/elf-image.js";
-import { FIXTURE_PATH } from "../scripts/make-elf-fixture.js";
+import { readElf } from "../dist/model/elf.js";
+import { ElfProgram } from "../dist/model/elf-image.js";
+import { FIXTURE_PATH } from "../dist/scripts/make-elf-fixture.js";
 import { objdumpCallGraph } from "./helpers/objdump.js";
 
 function hasObjdump(): boolean {

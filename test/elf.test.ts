@@ -3,11 +3,11 @@
 // and malformed input.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { R_X86_64, readElf, SHF_ALLOC, SHF_EXECINSTR } from "../model/elf.js";
-import { ElfProgram } from "../model/elf-image.js";
-import { CODE_BASE } from "../model/memory.js";
-import { type ElfDescription, writeElf } from "../scripts/elf-writer.js";
-import { FIXTURE_PATH, makeFixture } from "../scripts/make-elf-fixture.js";
+import { R_X86_64, readElf, SHF_ALLOC, SHF_EXECINSTR } from "../dist/model/elf.js";
+import { ElfProgram } from "../dist/model/elf-image.js";
+import { CODE_BASE } from "../dist/model/memory.js";
+import { type ElfDescription, writeElf } from "../dist/scripts/elf-writer.js";
+import { FIXTURE_PATH, makeFixture } from "../dist/scripts/make-elf-fixture.js";
 
 const FIXTURE = new Uint8Array(readFileSync(FIXTURE_PATH));
 const program = () => new ElfProgram(readElf(FIXTURE, "callgraph.elf"));

@@ -2,13 +2,13 @@
 // counterexamples that replay, a budget that runs out says incomplete (never holds), bounds out of
 // range are refused with exit code 2, and the coverage witness names what was never reached.
 import { describe, expect, it } from "vitest";
-import { runCaptured } from "../cli/capture.js";
-import { check } from "../properties/check.js";
-import { SITUATIONS } from "../properties/coverage.js";
-import { evaluate } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { runCaptured } from "../dist/cli/capture.js";
+import { check } from "../dist/properties/check.js";
+import { SITUATIONS } from "../dist/properties/coverage.js";
+import { evaluate } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 
 const run = (...argv: string[]) => runCaptured(argv);
 

@@ -5,10 +5,10 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../cli/main.js";
-import { buildReportModel, type ReportModel, replayTape } from "../properties/report.js";
-import { decodeToken } from "../properties/token.js";
-import { browserMissing, launchBrowser } from "../scripts/chromium.js";
+import { main } from "../dist/cli/main.js";
+import { buildReportModel, type ReportModel, replayTape } from "../dist/properties/report.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { browserMissing, launchBrowser } from "../dist/scripts/chromium.js";
 
 const missing = browserMissing();
 if (missing) console.warn(`\n!!! HTML report browser tests SKIPPED: ${missing} !!!\n`);
@@ -33,6 +33,7 @@ async function pageOf(token: string, file: string): Promise<{ path: string; mode
     stdout: (t: string) => out.push(t),
     stderr: (t: string) => out.push(t),
     stdoutIsTTY: false,
+    stderrIsTTY: false,
     env: {},
   };
   const code = await main(["replay", token, "--html", path], io);
@@ -275,7 +276,7 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
   it("makes no request but for the page itself and logs no error, whatever is clicked", async () => {
     const { page, requests, errors } = await open(torn.path);
     await page.click("a.violation");
-    for (const key of ["n", "n", "p", "s", "S"]) await page.keyboard.press(key);
+    for (const key of ["n", "n", "p", "s", "S"] as const) await page.keyboard.press(key);
     const folds = await page.$$("button.fold");
     for (const f of folds.slice(0, 3)) await f.click();
     await page.hover("a.byte");

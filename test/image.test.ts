@@ -2,14 +2,14 @@
 // clear errors for bad images, the exact call graph, payload symbolization (seed item g), and the
 // check that routines yield only steps (model/routine.ts checkStep).
 import { describe, expect, it } from "vitest";
-import { CodeImage, type FunctionDesc } from "../model/image.js";
-import { defineMachine } from "../model/machine.js";
-import { CODE_BASE, RunStatus } from "../model/memory.js";
-import { findProtocol } from "../model/protocols/index.js";
-import { load, type Routine, type Step, store } from "../model/routine.js";
-import { findScenario } from "../model/scenarios/index.js";
-import type { Protocol, RoutineContext } from "../model/types.js";
-import { runSpec } from "../workers/inline.js";
+import { CodeImage, type FunctionDesc } from "../dist/model/image.js";
+import { defineMachine } from "../dist/model/machine.js";
+import { CODE_BASE, RunStatus } from "../dist/model/memory.js";
+import { findProtocol } from "../dist/model/protocols/index.js";
+import { load, type Routine, type Step, store } from "../dist/model/routine.js";
+import { findScenario } from "../dist/model/scenarios/index.js";
+import type { Protocol, RoutineContext } from "../dist/model/types.js";
+import { runSpec } from "../dist/workers/inline.js";
 import { litmus } from "./helpers/litmus.js";
 
 // root: push rbp (1) | mov rbp,rsp (3) | sub rsp,16 (4) | call a (5) | je root (2) | add rsp,16 (4) |

@@ -2,8 +2,8 @@
 // in the buffer, IRETQ in real code, IF in real code and the STI shadow, indirect branches through
 // function-pointer data symbols, and machine-check broadcast. Each test fails if its rule is removed.
 import { describe, expect, it } from "vitest";
-import { ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
-import { C, RunStatus, stackTop } from "../model/memory.js";
+import { ContextKind, CrashKind, Ev, EventSource } from "../dist/model/events.js";
+import { C, RunStatus, stackTop } from "../dist/model/memory.js";
 import {
   call,
   cli,
@@ -16,8 +16,8 @@ import {
   store,
   waitUntil,
   writeCode,
-} from "../model/routine.js";
-import { evaluate } from "../properties/invariants.js";
+} from "../dist/model/routine.js";
+import { evaluate } from "../dist/properties/invariants.js";
 import { type LitmusRun, litmus, trace } from "./helpers/litmus.js";
 
 function expectStatus(run: LitmusRun, status: RunStatus): void {

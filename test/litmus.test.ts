@@ -5,8 +5,8 @@
 // tape value v picks action v % count.
 import { Mnemonic } from "iced-x86";
 import { describe, expect, it } from "vitest";
-import { ContextKind, CrashKind, Ev, EventSource } from "../model/events.js";
-import { C, RunStatus } from "../model/memory.js";
+import { ContextKind, CrashKind, Ev, EventSource } from "../dist/model/events.js";
+import { C, RunStatus } from "../dist/model/memory.js";
 import {
   call,
   cli,
@@ -24,8 +24,8 @@ import {
   syncCore,
   waitUntil,
   writeCode,
-} from "../model/routine.js";
-import { evaluate, NESTED_MC } from "../properties/invariants.js";
+} from "../dist/model/routine.js";
+import { evaluate, NESTED_MC } from "../dist/properties/invariants.js";
 import { type LitmusDef, type LitmusRun, litmus, trace } from "./helpers/litmus.js";
 
 function expectStatus(run: LitmusRun, status: RunStatus): void {

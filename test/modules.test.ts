@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { runCaptured } from "../cli/capture.js";
+import { runCaptured } from "../dist/cli/capture.js";
 
 const API = pathToFileURL(fileURLToPath(new URL("../dist/api/index.js", import.meta.url))).href;
 

@@ -5,15 +5,15 @@
 // among all the batch's sites. linux-optprobe registers one probe per site and, after one RCU Tasks
 // grace period, writes each probe's jump with its own text_poke_bp() (arch_optimize_kprobes()).
 import { beforeAll, describe, expect, it } from "vitest";
-import { ContextKind, CrashKind, Ev } from "../model/events.js";
-import { INSN_SLOT, insnSlotName } from "../model/protocols/linux-optprobe.js";
-import { queueBatches, type TextPokeWords } from "../model/protocols/linux-text-poke.js";
-import { protocolWords } from "../model/protocols/words.js";
-import { Mark } from "../model/routine.js";
-import { resolveConfig } from "../properties/check.js";
-import { evaluate, type LogRecord, readLog } from "../properties/invariants.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { ContextKind, CrashKind, Ev } from "../dist/model/events.js";
+import { INSN_SLOT, insnSlotName } from "../dist/model/protocols/linux-optprobe.js";
+import { queueBatches, type TextPokeWords } from "../dist/model/protocols/linux-text-poke.js";
+import { protocolWords } from "../dist/model/protocols/words.js";
+import { Mark } from "../dist/model/routine.js";
+import { resolveConfig } from "../dist/properties/check.js";
+import { evaluate, type LogRecord, readLog } from "../dist/properties/invariants.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 import { registerLinuxSiteScenarios } from "./helpers/linux-sites.js";
 
 beforeAll(() => {

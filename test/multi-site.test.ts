@@ -2,18 +2,18 @@
 // sites in the payload's order, P1 and P6 are judged per site, and the blacklists refuse a payload
 // when any of its sites is NMI-reachable.
 import { describe, expect, it } from "vitest";
-import { defineProtocol, defineScenario, noMask } from "../api/index.js";
-import { Ev } from "../model/events.js";
-import { registerProtocol } from "../model/protocols/index.js";
-import { protocolWords } from "../model/protocols/words.js";
-import { masterAfterPatch, masterEnter, release } from "../model/protocols/xen-rendezvous.js";
-import { memcpyCode } from "../model/routine.js";
-import { registerScenario } from "../model/scenarios/index.js";
-import { EVENT_ROOTS, KERNEL_FUNCTIONS } from "../model/scenarios/kernel-image.js";
-import { check, resolveConfig } from "../properties/check.js";
-import { readLog } from "../properties/invariants.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { defineProtocol, defineScenario, noMask } from "../dist/api/index.js";
+import { Ev } from "../dist/model/events.js";
+import { registerProtocol } from "../dist/model/protocols/index.js";
+import { protocolWords } from "../dist/model/protocols/words.js";
+import { masterAfterPatch, masterEnter, release } from "../dist/model/protocols/xen-rendezvous.js";
+import { memcpyCode } from "../dist/model/routine.js";
+import { registerScenario } from "../dist/model/scenarios/index.js";
+import { EVENT_ROOTS, KERNEL_FUNCTIONS } from "../dist/model/scenarios/kernel-image.js";
+import { check, resolveConfig } from "../dist/properties/check.js";
+import { readLog } from "../dist/properties/invariants.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 
 // First a function only normal context calls, then one the NMI handler's watchdog tick calls.
 const twoSites = defineScenario({

@@ -4,8 +4,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { listProblems, mutantFiles } from "../scripts/mutation-checks.js";
-import { MUTATIONS, type Mutation, REQUIRED } from "../scripts/mutations.js";
+import { listProblems, mutantFiles } from "../dist/scripts/mutation-checks.js";
+import { MUTATIONS, type Mutation, REQUIRED } from "../dist/scripts/mutations.js";
 
 const root = join(import.meta.dirname, "..");
 const read = (path: string) => readFileSync(join(root, path), "utf8");

@@ -2,12 +2,12 @@
 // boundary check, the P6 probe (which calls the containing function) and both blacklists (which judge
 // the containing function) must all take such a site.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_HARDWARE, defineMachine } from "../model/machine.js";
-import { findProtocol } from "../model/protocols/index.js";
-import { registerScenario, SCENARIOS } from "../model/scenarios/index.js";
-import { KERNEL_FUNCTIONS } from "../model/scenarios/kernel-image.js";
-import type { Scenario } from "../model/types.js";
-import { check } from "../properties/check.js";
+import { DEFAULT_HARDWARE, defineMachine } from "../dist/model/machine.js";
+import { findProtocol } from "../dist/model/protocols/index.js";
+import { registerScenario, SCENARIOS } from "../dist/model/scenarios/index.js";
+import { KERNEL_FUNCTIONS } from "../dist/model/scenarios/kernel-image.js";
+import type { Scenario } from "../dist/model/types.js";
+import { check } from "../dist/properties/check.js";
 
 /** nmi-path with watchdog_kick starting with ENDBR64 (f3 0f 1e fa), as Xen's IBT builds do. */
 function endbrScenario(name: string, target: string): Scenario {

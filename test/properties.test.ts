@@ -3,9 +3,9 @@
 // differs in one respect and satisfies it. P5 is also found by the real checker (properties/check.ts)
 // on a protocol that deadlocks in some interleavings only.
 import { describe, expect, it } from "vitest";
-import { ContextKind, Ev } from "../model/events.js";
-import { H, RunStatus } from "../model/memory.js";
-import { registerProtocol } from "../model/protocols/index.js";
+import { ContextKind, Ev } from "../dist/model/events.js";
+import { H, RunStatus } from "../dist/model/memory.js";
+import { registerProtocol } from "../dist/model/protocols/index.js";
 import {
   add,
   call,
@@ -20,14 +20,14 @@ import {
   type WordTable,
   waitUntil,
   writeCode,
-} from "../model/routine.js";
-import type { MachineSpec, Protocol, RoutineContext } from "../model/types.js";
-import { hex } from "../model/x86.js";
-import { check } from "../properties/check.js";
-import { evaluate } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+} from "../dist/model/routine.js";
+import type { MachineSpec, Protocol, RoutineContext } from "../dist/model/types.js";
+import { hex } from "../dist/model/x86.js";
+import { check } from "../dist/properties/check.js";
+import { evaluate } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 import { type LitmusDef, type LitmusRun, litmus } from "./helpers/litmus.js";
 
 function expectStatus(run: LitmusRun, status: RunStatus): void {

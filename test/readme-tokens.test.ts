@@ -3,10 +3,10 @@
 // the model that changes a trace must bump the version and refresh the list, never leave it stale.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { evaluate, type PropertyId } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { evaluate, type PropertyId } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 
 interface Listed {
   cell: string;

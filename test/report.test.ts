@@ -1,15 +1,15 @@
 // Counterexample reports and the verdict matrix (properties/report).
 import { beforeAll, describe, expect, it } from "vitest";
-import type { RunConfig } from "../model/types.js";
-import { check, resolveConfig, type Verdict } from "../properties/check.js";
+import type { RunConfig } from "../dist/model/types.js";
+import { check, resolveConfig, type Verdict } from "../dist/properties/check.js";
 import {
   matchesExpected,
   renderCounterexample,
   renderVerdictMatrix,
   replayTape,
   verdictCell,
-} from "../properties/report.js";
-import { encodeToken } from "../properties/token.js";
+} from "../dist/properties/report.js";
+import { encodeToken } from "../dist/properties/token.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI escapes is the point
 const ANSI = /\x1b\[/;
@@ -157,10 +157,10 @@ describe("the verdict matrix", () => {
         : { property, holds: true, runs: 10 };
     }),
   });
-  const holds = (protocol: string, scenario: string): Verdict => ({
-    ...violated(protocol, scenario, []),
-    kind: "holds",
-  });
+  const holds = (protocol: string, scenario: string): Verdict => {
+    const v = violated(protocol, scenario, []);
+    return v.kind === "violated" ? { ...v, kind: "holds" } : v;
+  };
   const verdicts: Verdict[] = [
     violated("a", "nmi-path", [["P1", "torn-fetch"]]),
     violated("a", "mce-path", [

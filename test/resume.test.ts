@@ -5,13 +5,13 @@
 // and final state, and the same counts and verdicts.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { H, type MachineMemory } from "../model/memory.js";
-import type { MachineSpec } from "../model/types.js";
-import { resolveConfig } from "../properties/check.js";
-import { exhaustive } from "../properties/search.js";
-import { machineFor } from "../workers/setup.js";
-import type { Bounds, Reductions } from "../workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
+import { H, type MachineMemory } from "../dist/model/memory.js";
+import type { MachineSpec } from "../dist/model/types.js";
+import { resolveConfig } from "../dist/properties/check.js";
+import { exhaustive } from "../dist/properties/search.js";
+import { machineFor } from "../dist/workers/setup.js";
+import type { Bounds, Reductions } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
 import { boundsArb, buildGenerated, machineArb } from "./helpers/generated.js";
 
 /** A digest of everything a run leaves in the buffer: log, CPU blocks, data, stacks, code, header. */

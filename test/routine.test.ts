@@ -1,6 +1,6 @@
 // The step language's data-word table (model/routine WordTable).
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { WordTable } from "../model/routine.js";
+import { WordTable } from "../dist/model/routine.js";
 
 describe("WordTable", () => {
   afterEach(() => {

@@ -4,10 +4,10 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { check, defineScenario, type ScenarioDefinition } from "../api/index.js";
-import { CODE_BASE } from "../model/memory.js";
-import { writeElf } from "../scripts/elf-writer.js";
-import { makePayloadFixture, PAYLOAD_PATH } from "../scripts/make-elf-fixture.js";
+import { check, defineScenario, type ScenarioDefinition } from "../dist/api/index.js";
+import { CODE_BASE } from "../dist/model/memory.js";
+import { writeElf } from "../dist/scripts/elf-writer.js";
+import { makePayloadFixture, PAYLOAD_PATH } from "../dist/scripts/make-elf-fixture.js";
 
 const ELF = fileURLToPath(new URL("./fixtures/callgraph.elf", import.meta.url));
 const PAYLOAD = fileURLToPath(new URL("./fixtures/payload.o", import.meta.url));

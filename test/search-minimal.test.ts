@@ -4,12 +4,12 @@
 // and reports the property as holding. int3-restartable/nmi-path P4 needs 3 choices (2 preemptions,
 // 1 event) and about 300,000 executions: it is measured in bench/search.ts, not tested here.
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../properties/check.js";
-import { evaluate, type PropertyId } from "../properties/invariants.js";
-import { exhaustive, total } from "../properties/search.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
-import type { Bounds } from "../workers/strategies/exhaustive.js";
+import { resolveConfig } from "../dist/properties/check.js";
+import { evaluate, type PropertyId } from "../dist/properties/invariants.js";
+import { exhaustive, total } from "../dist/properties/search.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
+import type { Bounds } from "../dist/workers/strategies/exhaustive.js";
 
 const CELLS: Array<[string, string, PropertyId, number, Bounds, string]> = [
   // An NMI lands while the patcher writes the handler's function byte by byte.

@@ -5,14 +5,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCaptured } from "../cli/capture.js";
-import { counterexampleOrder, mergeShards, type ShardOutput } from "../cli/merge.js";
-import { assignShards, parseShard, planShards, shardChecks, workUnits } from "../cli/shard.js";
-import { CELL_COSTS } from "../cli/shard-costs.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
-import { MODEL_VERSION } from "../model/version.js";
-import type { PropertyResult } from "../properties/check.js";
+import { runCaptured } from "../dist/cli/capture.js";
+import { counterexampleOrder, mergeShards, type ShardOutput } from "../dist/cli/merge.js";
+import { assignShards, parseShard, planShards, shardChecks, workUnits } from "../dist/cli/shard.js";
+import { CELL_COSTS } from "../dist/cli/shard-costs.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { SCENARIOS } from "../dist/model/scenarios/index.js";
+import { MODEL_VERSION } from "../dist/model/version.js";
+import type { PropertyResult } from "../dist/properties/check.js";
 
 const dir = mkdtempSync(join(tmpdir(), "livepatch-check-shard-"));
 

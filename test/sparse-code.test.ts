@@ -4,20 +4,20 @@
 // the address, and a code write outside the writable ranges is an error naming the address.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { check } from "../api/check.js";
-import { defineScenario } from "../api/define.js";
-import { CrashKind, Ev } from "../model/events.js";
-import { CodeImage } from "../model/image.js";
-import { DEFAULT_HARDWARE, defineMachine, layoutFor } from "../model/machine.js";
-import { CODE_BASE, MachineMemory, RunStatus } from "../model/memory.js";
-import { noMask } from "../model/protocols/no-mask.js";
-import { call, type Routine, writeCode } from "../model/routine.js";
-import type { MachineSpec, Protocol, RunConfig, Scenario } from "../model/types.js";
-import { sparseTape } from "../properties/arbitraries.js";
-import { evaluate, readLog } from "../properties/invariants.js";
-import { writeElf } from "../scripts/elf-writer.js";
-import { runSpec } from "../workers/inline.js";
-import { memoryFor } from "../workers/setup.js";
+import { check } from "../dist/api/check.js";
+import { defineScenario } from "../dist/api/define.js";
+import { CrashKind, Ev } from "../dist/model/events.js";
+import { CodeImage } from "../dist/model/image.js";
+import { DEFAULT_HARDWARE, defineMachine, layoutFor } from "../dist/model/machine.js";
+import { CODE_BASE, MachineMemory, RunStatus } from "../dist/model/memory.js";
+import { noMask } from "../dist/model/protocols/no-mask.js";
+import { call, type Routine, writeCode } from "../dist/model/routine.js";
+import type { MachineSpec, Protocol, RunConfig, Scenario } from "../dist/model/types.js";
+import { sparseTape } from "../dist/properties/arbitraries.js";
+import { evaluate, readLog } from "../dist/properties/invariants.js";
+import { writeElf } from "../dist/scripts/elf-writer.js";
+import { runSpec } from "../dist/workers/inline.js";
+import { memoryFor } from "../dist/workers/setup.js";
 
 const TEXT = 0xffff82d0_40200000n;
 const FRAME = [0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3]; // push rbp; mov rbp, rsp; pop rbp; ret

@@ -5,10 +5,10 @@
 // #MC frames on theirs), and across the buffer's reuse between runs.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type MachineMemory, STACK_SEGMENTS, STACK_SLOTS, UNWRITTEN_SLOT } from "../model/memory.js";
-import { sparseTape } from "../properties/arbitraries.js";
-import { resolveConfig } from "../properties/check.js";
-import { runInline } from "../workers/inline.js";
+import { type MachineMemory, STACK_SEGMENTS, STACK_SLOTS, UNWRITTEN_SLOT } from "../dist/model/memory.js";
+import { sparseTape } from "../dist/properties/arbitraries.js";
+import { resolveConfig } from "../dist/properties/check.js";
+import { runInline } from "../dist/workers/inline.js";
 
 /** The lowest written slot of each CPU's segments, found by scanning (the segment's end if none). */
 function scanned(mem: MachineMemory): number[] {

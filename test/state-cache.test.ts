@@ -8,9 +8,9 @@
 // reach outcomes that other runs reach too): those parts rest on the argument in state-cache.ts. A key
 // without the routines' trails is told apart by a machine built for it (below).
 import { describe, expect, it } from "vitest";
-import { atomicAdd, add as fetchAdd, load, store } from "../model/routine.js";
-import type { Reductions } from "../workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../workers/strategies/exhaustive.js";
+import { atomicAdd, add as fetchAdd, load, store } from "../dist/model/routine.js";
+import type { Reductions } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
 import {
   keepingMachineArb,
   machineOf,

@@ -2,7 +2,7 @@
 // covered only by a remembered visit of the same state with budgets at least as large in every
 // dimension and a sleep set contained in its own; the table keeps every state through its growth.
 import { describe, expect, it } from "vitest";
-import { type Budgets, StateCache, StateHasher } from "../workers/strategies/state-cache.js";
+import { type Budgets, StateCache, StateHasher } from "../dist/workers/strategies/state-cache.js";
 
 /** A hasher holding the state made of `words`. */
 function stateOf(...words: number[]): StateHasher {

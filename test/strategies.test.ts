@@ -1,11 +1,11 @@
 // The three tape strategies over one engine: each finds the seed's headline failure, and its
 // counterexample is a plain tape that replays to the same violation.
 import { describe, expect, it } from "vitest";
-import { check } from "../properties/check.js";
-import { evaluate } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { check } from "../dist/properties/check.js";
+import { evaluate } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 
 async function firstViolation(strategy: "random" | "bounded" | "pct", bound?: number) {
   const v = await check({

@@ -6,22 +6,22 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { H, RunStatus } from "../model/memory.js";
-import { PROGRESS_WORDS } from "../model/progress.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
-import { FETCH_MODELS, type FetchModel, type RunConfig } from "../model/types.js";
-import { pctParams, sparseTape } from "../properties/arbitraries.js";
-import { closeUnitEngines, default as runUnit } from "../workers/check-worker.js";
-import type { RunResult, Strategy } from "../workers/engine.js";
-import { runInline } from "../workers/inline.js";
-import { loadProtocolModules } from "../workers/modules.js";
+import { H, RunStatus } from "../dist/model/memory.js";
+import { PROGRESS_WORDS } from "../dist/model/progress.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { SCENARIOS } from "../dist/model/scenarios/index.js";
+import { FETCH_MODELS, type FetchModel, type RunConfig } from "../dist/model/types.js";
+import { pctParams, sparseTape } from "../dist/properties/arbitraries.js";
+import { closeUnitEngines, default as runUnit } from "../dist/workers/check-worker.js";
+import type { RunResult, Strategy } from "../dist/workers/engine.js";
+import { runInline } from "../dist/workers/inline.js";
+import { loadProtocolModules } from "../dist/workers/modules.js";
 import {
   createThreadedEngine,
   KEPT_CONFIGURATIONS,
   type ThreadedEngine,
   workerFile,
-} from "../workers/threaded.js";
+} from "../dist/workers/threaded.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BAD_PROTOCOLS = join(here, "fixtures", "bad-protocols.mjs");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { MODEL_VERSION } from "../model/version.js";
-import { decodeTape, decodeToken, encodeTape, encodeToken } from "../properties/token.js";
+import { MODEL_VERSION } from "../dist/model/version.js";
+import { decodeTape, decodeToken, encodeTape, encodeToken } from "../dist/properties/token.js";
 
 const V = `v${MODEL_VERSION}`;
 const HW = "cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000";

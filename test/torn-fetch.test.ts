@@ -6,12 +6,12 @@
 import fc from "fast-check";
 import { Mnemonic } from "iced-x86";
 import { describe, expect, it } from "vitest";
-import { ContextKind, CrashKind, Ev } from "../model/events.js";
-import { RunStatus } from "../model/memory.js";
-import { call, Mark, mark, memcpyCode, type Routine } from "../model/routine.js";
-import type { FetchModel } from "../model/types.js";
-import { disassemble } from "../model/x86.js";
-import { evaluate, type LogRecord } from "../properties/invariants.js";
+import { ContextKind, CrashKind, Ev } from "../dist/model/events.js";
+import { RunStatus } from "../dist/model/memory.js";
+import { call, Mark, mark, memcpyCode, type Routine } from "../dist/model/routine.js";
+import type { FetchModel } from "../dist/model/types.js";
+import { disassemble } from "../dist/model/x86.js";
+import { evaluate, type LogRecord } from "../dist/properties/invariants.js";
 import { type LitmusRun, litmus } from "./helpers/litmus.js";
 
 const NOP5 = [0x0f, 0x1f, 0x44, 0x00, 0x00];

@@ -2,14 +2,14 @@
 // must reach the declared verdict (see test/helpers/verdicts.ts). The late-trapper schedule shows
 // what the #BP handler's re-check is for, and what an unclaimed int3 does on each OS.
 import { describe, expect, it } from "vitest";
-import { Ev } from "../model/events.js";
-import { Mark } from "../model/routine.js";
-import type { OsName } from "../model/types.js";
-import { resolveConfig } from "../properties/check.js";
-import { evaluate, readLog } from "../properties/invariants.js";
-import { decodeTape } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { Ev } from "../dist/model/events.js";
+import { Mark } from "../dist/model/routine.js";
+import type { OsName } from "../dist/model/types.js";
+import { resolveConfig } from "../dist/properties/check.js";
+import { evaluate, readLog } from "../dist/properties/invariants.js";
+import { decodeTape } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 import { declaredRows, expectVerdict } from "./helpers/verdicts.js";
 
 declaredRows([

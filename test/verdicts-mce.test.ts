@@ -3,14 +3,14 @@
 // the handlers do not wait for each other. The default (broadcast) cells are the declared rows of
 // the other verdict files.
 import { describe, expect, it } from "vitest";
-import { ContextKind, Ev } from "../model/events.js";
-import { RunStatus } from "../model/memory.js";
-import { store } from "../model/routine.js";
-import { check } from "../properties/check.js";
-import { evaluate, readLog } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { ContextKind, Ev } from "../dist/model/events.js";
+import { RunStatus } from "../dist/model/memory.js";
+import { store } from "../dist/model/routine.js";
+import { check } from "../dist/properties/check.js";
+import { evaluate, readLog } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 import { type LitmusDef, litmus } from "./helpers/litmus.js";
 import { expectVerdict, RUNS, SEEDS } from "./helpers/verdicts.js";
 

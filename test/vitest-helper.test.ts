@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it, test } from "vitest";
-import { assertProtocol, CheckFailure, checkProtocol } from "../api/vitest.js";
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { evaluate } from "../properties/invariants.js";
-import { decodeToken } from "../properties/token.js";
-import { runInline } from "../workers/inline.js";
-import { machineFor } from "../workers/setup.js";
+import { assertProtocol, CheckFailure, checkProtocol } from "../dist/api/vitest.js";
+import { PROTOCOLS } from "../dist/model/protocols/index.js";
+import { evaluate } from "../dist/properties/invariants.js";
+import { decodeToken } from "../dist/properties/token.js";
+import { runInline } from "../dist/workers/inline.js";
+import { machineFor } from "../dist/workers/setup.js";
 
 /** The public API as built (dist/), as a user's module imports it from the package. */
 const API = pathToFileURL(fileURLToPath(new URL("../dist/api/index.js", import.meta.url))).href;

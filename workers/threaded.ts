@@ -34,6 +34,8 @@ export interface ThreadedRunResult extends RunResult {
 
 export interface ThreadedEngine extends Engine {
   run(config: RunConfig, strategy: Strategy): Promise<ThreadedRunResult>;
+  /** Free buffers the engine keeps for reuse, over all configurations (memory held between runs). */
+  readonly keptBuffers: { configurations: number; buffers: number };
 }
 
 /** How long a machine (or a check) may make no progress before it is stopped. */

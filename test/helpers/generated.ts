@@ -7,8 +7,8 @@
 // conditional branch (a branch choice). Handlers end in IRET (the OS's NMI and #MC entry).
 import fc from "fast-check";
 import { expect } from "vitest";
-import type { FunctionDesc } from "../../model/image.js";
-import { C, CPU_WORDS, type MachineMemory } from "../../model/memory.js";
+import type { FunctionDesc } from "../../dist/model/image.js";
+import { C, CPU_WORDS, type MachineMemory } from "../../dist/model/memory.js";
 import {
   add,
   atomicAdd,
@@ -23,10 +23,10 @@ import {
   store,
   waitUntil,
   writeCode,
-} from "../../model/routine.js";
-import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../model/types.js";
-import { exhaustive } from "../../properties/search.js";
-import { type Bounds, NO_REDUCTIONS, type Reductions } from "../../workers/strategies/exhaustive.js";
+} from "../../dist/model/routine.js";
+import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../dist/model/types.js";
+import { exhaustive } from "../../dist/properties/search.js";
+import { type Bounds, NO_REDUCTIONS, type Reductions } from "../../dist/workers/strategies/exhaustive.js";
 import { type LitmusEnv, litmus } from "./litmus.js";
 
 export type Op =

@@ -1,12 +1,22 @@
 // Scenarios of payloads of two sites for Linux's protocols (test/multi-site-linux.test.ts and
 // test/verdicts-multi-site-linux.test.ts): the built-in image with two more padded functions.
-import { defineScenario } from "../../api/index.js";
-import type { TextPokeWords } from "../../model/protocols/linux-text-poke.js";
-import { protocolWords } from "../../model/protocols/words.js";
-import { call, eq, ge, Mark, mark, type Routine, sendNmi, store, waitUntil } from "../../model/routine.js";
-import { registerScenario } from "../../model/scenarios/index.js";
-import { EVENT_ROOTS, KERNEL_FUNCTIONS } from "../../model/scenarios/kernel-image.js";
-import type { RoutineContext, Scenario } from "../../model/types.js";
+import { defineScenario } from "../../dist/api/index.js";
+import type { TextPokeWords } from "../../dist/model/protocols/linux-text-poke.js";
+import { protocolWords } from "../../dist/model/protocols/words.js";
+import {
+  call,
+  eq,
+  ge,
+  Mark,
+  mark,
+  type Routine,
+  sendNmi,
+  store,
+  waitUntil,
+} from "../../dist/model/routine.js";
+import { registerScenario } from "../../dist/model/scenarios/index.js";
+import { EVENT_ROOTS, KERNEL_FUNCTIONS } from "../../dist/model/scenarios/kernel-image.js";
+import type { RoutineContext, Scenario } from "../../dist/model/types.js";
 
 // The built-in image with two more functions that start with a 5-byte NOP pad, laid out first (below
 // watchdog_touch, the NMI path's padded function): one called from normal context, one nobody calls

@@ -1,11 +1,11 @@
 // A harness for litmus machines: a tiny image, a per-CPU program, the protocol hooks a test needs,
 // run on the inline engine with a given tape. Tests assert on the decoded event log and on the
 // per-CPU words of the final state.
-import { CONTEXT_NAMES, Ev } from "../../model/events.js";
-import type { DataDesc, FunctionDesc } from "../../model/image.js";
-import { defineMachine } from "../../model/machine.js";
-import type { MachineMemory, RunStatus } from "../../model/memory.js";
-import type { Routine } from "../../model/routine.js";
+import { CONTEXT_NAMES, Ev } from "../../dist/model/events.js";
+import type { DataDesc, FunctionDesc } from "../../dist/model/image.js";
+import { defineMachine } from "../../dist/model/machine.js";
+import type { MachineMemory, RunStatus } from "../../dist/model/memory.js";
+import type { Routine } from "../../dist/model/routine.js";
 import type {
   FetchModel,
   MachineSpec,
@@ -14,11 +14,11 @@ import type {
   Protocol,
   RoutineContext,
   Scenario,
-} from "../../model/types.js";
-import { hex } from "../../model/x86.js";
-import { type LogRecord, readLog } from "../../properties/invariants.js";
-import { runSpec } from "../../workers/inline.js";
-import { memoryFor } from "../../workers/setup.js";
+} from "../../dist/model/types.js";
+import { hex } from "../../dist/model/x86.js";
+import { type LogRecord, readLog } from "../../dist/properties/invariants.js";
+import { runSpec } from "../../dist/workers/inline.js";
+import { memoryFor } from "../../dist/workers/setup.js";
 
 /** What a litmus program and its hooks can see: data words by name, code addresses, the buffer. */
 export interface LitmusEnv {

@@ -3,13 +3,13 @@
 // printed replay token reproduces the same violation. The checker runs its default strategy (the
 // portfolio) with its default budget; a cell with violations is checked with two seeds.
 import { describe, expect, it } from "vitest";
-import { findProtocol } from "../../model/protocols/index.js";
-import type { Hardware } from "../../model/types.js";
-import { check, DEFAULT_RUNS, DEFAULT_SEEDS } from "../../properties/check.js";
-import { evaluate, type PropertyId } from "../../properties/invariants.js";
-import { decodeToken } from "../../properties/token.js";
-import { runInline } from "../../workers/inline.js";
-import { machineFor } from "../../workers/setup.js";
+import { findProtocol } from "../../dist/model/protocols/index.js";
+import type { Hardware } from "../../dist/model/types.js";
+import { check, DEFAULT_RUNS, DEFAULT_SEEDS } from "../../dist/properties/check.js";
+import { evaluate, type PropertyId } from "../../dist/properties/invariants.js";
+import { decodeToken } from "../../dist/properties/token.js";
+import { runInline } from "../../dist/workers/inline.js";
+import { machineFor } from "../../dist/workers/setup.js";
 
 /** The exploration budget of the verdict tests: the same as the CLI's default. */
 export const RUNS = DEFAULT_RUNS;
