@@ -26,7 +26,7 @@ export interface Mutation extends Edit {
 export const REQUIRED = [
   ...Array.from({ length: 11 }, (_, i) => `H${i + 1}`),
   ...Array.from({ length: 6 }, (_, i) => `P${i + 1}`),
-  // Real-code semantics (README "Real code"): the stack, event frames, IRETQ, IF, the STI shadow,
+  // Real-code semantics (docs/design.md §4): the stack, event frames, IRETQ, IF, the STI shadow,
   // indirect branches, machine-check broadcast.
   "STACK",
   "FRAME",

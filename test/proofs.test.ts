@@ -1,7 +1,7 @@
 // A "holds" cell proven beyond the main job's bound (every run with at most one choice): nmi-replay on
 // nmi-path, whose NMI handler calls the patched function, explored completely at two preemptions and
 // at one preemption with one NMI, with state caching (workers/strategies/state-cache.ts), with its
-// coverage witness. The larger bounds per cell are measured by `npm run bench:search proofs` (README).
+// coverage witness. The larger bounds per cell are measured by `npm run bench:search proofs` (docs/measurements.md).
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../dist/properties/check.js";
 import { SITUATIONS } from "../dist/properties/coverage.js";
