@@ -1,5 +1,5 @@
-// The HTML report's size and render time (npm run bench:html): the page of every counterexample the
-// README lists (the matrix's), and for the largest one its time from navigation to drawn in headless
+// The HTML report's size and render time (npm run bench:html): the page of every counterexample
+// docs/tokens.md lists (the matrix's), and for the largest one its time from navigation to drawn in headless
 // Chromium (Debian's /usr/bin/chromium, or $CHROMIUM), median of 5 loads. Measured, not asserted.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,8 +10,8 @@ import { decodeToken } from "../properties/token.js";
 import { launchBrowser } from "../scripts/chromium.js";
 
 async function main(): Promise<void> {
-  const readme = readFileSync(resolve("README.md"), "utf8");
-  const tokens = [...new Set([...readme.matchAll(/`(v\d+\/[^`\s]+)`/g)].map((m) => m[1]))];
+  const list = readFileSync(resolve("docs/tokens.md"), "utf8");
+  const tokens = [...new Set([...list.matchAll(/`(v\d+\/[^`\s]+)`/g)].map((m) => m[1]))];
   const dir = mkdtempSync(join(tmpdir(), "livepatch-check-html-"));
   let largest = { token: "", bytes: 0, path: "", rows: 0 };
   for (const token of tokens) {

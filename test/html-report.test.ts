@@ -15,12 +15,12 @@ if (missing) console.warn(`\n!!! HTML report browser tests SKIPPED: ${missing} !
 
 const OUT = resolve("test-output");
 
-/** The README's replay token of a cell's violation: a test of the page on a real counterexample. */
-function readmeToken(cell: string, violation: string): string {
-  const readme = readFileSync(resolve("README.md"), "utf8");
-  const section = readme.split(`- **${cell}**`)[1] ?? "";
+/** The replay token docs/tokens.md lists for a cell's violation: a test of the page on a real counterexample. */
+function listedToken(cell: string, violation: string): string {
+  const tokens = readFileSync(resolve("docs/tokens.md"), "utf8");
+  const section = tokens.split(`- **${cell}**`)[1] ?? "";
   const m = new RegExp(`- ${violation.replace(/[()]/g, "\\$&")}[^\`]*\`([^\`]+)\``).exec(section);
-  if (!m) throw new Error(`the README lists no ${violation} token for ${cell}`);
+  if (!m) throw new Error(`docs/tokens.md lists no ${violation} token for ${cell}`);
   return m[1];
 }
 
@@ -49,7 +49,7 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
 
   beforeAll(async () => {
     // A torn fetch: the patcher's byte writes, an NMI, the fetches at the site and the crash.
-    torn = await pageOf(readmeToken("no-mask / nmi-path", "P1 torn-fetch"), "torn.html");
+    torn = await pageOf(listedToken("no-mask / nmi-path", "P1 torn-fetch"), "torn.html");
     ({ browser, close } = await launchBrowser());
   });
   afterAll(async () => {
@@ -287,8 +287,8 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
   });
 
   it("renders the longest counterexample readably (a screenshot in test-output/)", async () => {
-    // The longest counterexample the README lists: the rendezvous's deadlock with machine checks.
-    const long = await pageOf(readmeToken("nmi-rendezvous / mce-path", "P5"), "longest.html");
+    // The longest counterexample docs/tokens.md lists: the rendezvous's deadlock with machine checks.
+    const long = await pageOf(listedToken("nmi-rendezvous / mce-path", "P5"), "longest.html");
     const { page, errors } = await open(long.path);
     await page.click("a.violation");
     const shot = join(OUT, "html-report.png");

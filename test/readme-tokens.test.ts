@@ -1,4 +1,4 @@
-// The README lists a replay token for every violation of the built-in matrix. Each must still
+// docs/tokens.md lists a replay token for every violation of the built-in matrix. Each must still
 // reproduce the violation it is listed with (property and kind) under this model version: a change of
 // the model that changes a trace must bump the version and refresh the list, never leave it stale.
 import { readFileSync } from "node:fs";
@@ -17,9 +17,11 @@ interface Listed {
 }
 
 function section(): string {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-  const start = readme.indexOf("### A replay token for every violation of the matrix");
-  return readme.slice(start, readme.indexOf("</details>", start));
+  const doc = readFileSync(new URL("../docs/tokens.md", import.meta.url), "utf8");
+  const start = doc.indexOf("## A replay token for every violation of the matrix");
+  if (start < 0)
+    throw new Error("docs/tokens.md has no section 'A replay token for every violation of the matrix'");
+  return doc.slice(start, doc.indexOf("</details>", start));
 }
 
 function listedTokens(): Listed[] {
@@ -37,7 +39,7 @@ function listedTokens(): Listed[] {
 
 const listed = listedTokens();
 
-describe("the README's replay tokens", () => {
+describe("the replay tokens of docs/tokens.md", () => {
   it("are listed for many cells", () => {
     // Every listed line is read: as many tokens as the section holds.
     expect(listed.length).toBe(section().split("`v").length - 1);
