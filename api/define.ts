@@ -4,9 +4,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { readElf } from "../model/elf.js";
 import { DEFAULT_MACHINE_SPAN, ElfProgram } from "../model/elf-image.js";
-import { CodeImage, type DataDesc, type FunctionDesc } from "../model/image.js";
+import { CODE_BASE, CodeImage, type DataDesc, type FunctionDesc } from "../model/image.js";
 import { jmpRel32 } from "../model/machine.js";
-import { CODE_BASE } from "../model/memory.js";
 import { type Expected, OS_NAMES, type OsName, type Protocol, type Scenario } from "../model/types.js";
 
 /** Names end up in replay tokens (`v1/protocol/scenario/...`): no slashes, no spaces. */

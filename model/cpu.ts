@@ -4,9 +4,9 @@
 
 import { FlowControl } from "iced-x86";
 import { ContextKind, CrashKind, Ev, EventSource } from "./events.js";
+import { CODE_BASE } from "./image.js";
 import {
   C,
-  CODE_BASE,
   CPU_WORDS,
   H,
   HISTORY_DEPTH,
