@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { check } from "../dist/api/check.js";
-import { defineScenario } from "../dist/api/define.js";
+import { defineScenario } from "../dist/model/define.js";
 import { CrashKind, Ev } from "../dist/model/events.js";
 import { CODE_BASE, CodeImage } from "../dist/model/image.js";
 import { DEFAULT_HARDWARE, defineMachine, layoutFor } from "../dist/model/machine.js";
