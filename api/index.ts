@@ -14,6 +14,8 @@ export {
 } from "../model/define.js";
 export type { CodeImage, DataDesc, FunctionDesc, SymbolInfo } from "../model/image.js";
 export { DEFAULT_HARDWARE, jmpRel32 } from "../model/machine.js";
+// Runs a protocol routine under its hook name (the step language's helper, beside the OS entry code).
+export { inHook } from "../model/os/common.js";
 export { blacklistAnnotated, siteInFunction } from "../model/protocols/blacklist-annotated.js";
 export { blacklistCallgraph } from "../model/protocols/blacklist-callgraph.js";
 // The built-in protocols, to check by name or derive from (`{ ...int3Restartable, name: "mine" }`),
