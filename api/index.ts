@@ -2,11 +2,22 @@
 // scenario, write protocols in the step language, define scenarios from assembly or an ELF file, and
 // derive variants from the built-in protocols. `livepatch-check/vitest` turns a check into a test.
 
+export {
+  defineProtocol,
+  defineScenario,
+  type Patch,
+  type PayloadObject,
+  type ProtocolDefinition,
+  type RawSymbol,
+  type ScenarioDefinition,
+  type ScenarioImage,
+} from "../model/define.js";
 export type { CodeImage, DataDesc, FunctionDesc, SymbolInfo } from "../model/image.js";
 export { DEFAULT_HARDWARE, jmpRel32 } from "../model/machine.js";
+// Runs a protocol routine under its hook name (the step language's helper, beside the OS entry code).
+export { inHook } from "../model/os/common.js";
 export { blacklistAnnotated, siteInFunction } from "../model/protocols/blacklist-annotated.js";
 export { blacklistCallgraph } from "../model/protocols/blacklist-callgraph.js";
-
 // The built-in protocols, to check by name or derive from (`{ ...int3Restartable, name: "mine" }`),
 // and the building blocks they share.
 export { PROTOCOLS as builtInProtocols } from "../model/protocols/index.js";
@@ -59,13 +70,3 @@ export type { PropertyResult, Verdict } from "../properties/check.js";
 export { PROPERTIES, type PropertyId, type Violation } from "../properties/invariants.js";
 export { decodeToken, encodeToken } from "../properties/token.js";
 export { type CheckInput, check, report } from "./check.js";
-export {
-  defineProtocol,
-  defineScenario,
-  type Patch,
-  type PayloadObject,
-  type ProtocolDefinition,
-  type RawSymbol,
-  type ScenarioDefinition,
-  type ScenarioImage,
-} from "./define.js";

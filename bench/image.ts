@@ -5,7 +5,7 @@
 // follow the span.
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
-import { defineScenario, type ScenarioDefinition } from "../api/define.js";
+import { defineScenario, type ScenarioDefinition } from "../model/define.js";
 import { layoutFor } from "../model/machine.js";
 import { H, MachineMemory } from "../model/memory.js";
 import { registerScenario, SCENARIOS } from "../model/scenarios/index.js";

@@ -1,11 +1,11 @@
 // A scenario from the command line: `--elf FILE --site SYMBOL+OFFSET ... --workload F --nmi-service G`
 // checks a site of the user's own binary without a module. The options are defineScenario's fields
-// (api/define.ts), and the scenario is built by defineScenario, here and in every worker thread, so the
+// (model/define.ts), and the scenario is built by defineScenario, here and in every worker thread, so the
 // command and the API build the same one.
 import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
-import { defineScenario, type Patch, type ScenarioDefinition } from "../api/define.js";
+import { defineScenario, type Patch, type ScenarioDefinition } from "../model/define.js";
 import type { ScenarioSource } from "../workers/modules.js";
 
 /** The options that define a scenario from an ELF file, as commander parses them. */

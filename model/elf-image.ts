@@ -18,13 +18,14 @@ import {
 } from "./elf.js";
 import {
   type BranchSite,
+  CODE_BASE,
   CodeImage,
   type DataSymbol,
   MAX_CODE_SPAN,
   type SymbolInfo,
   segmentsOf,
 } from "./image.js";
-import { CODE_BASE, STACK_BASE, UNKNOWN_VALUE } from "./memory.js";
+import { STACK_BASE, UNKNOWN_VALUE } from "./memory.js";
 import { operandAddresses } from "./x86.js";
 
 /** A function of the ELF: a FUNC symbol, or a NOTYPE label of an executable section outside any FUNC. */

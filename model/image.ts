@@ -13,7 +13,6 @@ import {
   MemoryOperand,
   Register,
 } from "iced-x86";
-import { CODE_BASE } from "./memory.js";
 import { type Decoded, decode, disassemble, hex, instructionStarts, operandAddresses } from "./x86.js";
 
 /**
@@ -52,6 +51,9 @@ export interface DataSymbol {
   /** The symbol the initial value names, if it names one. */
   initialSymbol?: string;
 }
+
+/** Where the code image starts in the simulated address space. */
+export const CODE_BASE = 0x1000;
 
 /** Where data symbols are laid out: 8 bytes each, within rel32 reach of the code. */
 export const DATA_BASE = 0x20_0000;

@@ -3,24 +3,12 @@
 // configuration gets the same word indices and the same image.
 import { CodeImage } from "./image.js";
 import type { MemoryLayout } from "./memory.js";
-import { runMceSoftirq } from "./os/common.js";
+import { inHook, runMceSoftirq } from "./os/common.js";
 import { fred } from "./os/fred.js";
 import { linux } from "./os/linux.js";
 import { xen } from "./os/xen.js";
 import { findProtocol } from "./protocols/index.js";
-import {
-  call,
-  eq,
-  inHook,
-  load,
-  Mark,
-  mark,
-  ne,
-  type Routine,
-  store,
-  WordTable,
-  waitUntil,
-} from "./routine.js";
+import { call, eq, load, Mark, mark, ne, type Routine, store, WordTable, waitUntil } from "./routine.js";
 import { findScenario } from "./scenarios/index.js";
 import type {
   CommonWords,

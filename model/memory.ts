@@ -4,9 +4,6 @@
 
 import type { CodeImage } from "./image.js";
 
-/** Where the code image starts in the simulated address space. */
-export const CODE_BASE = 0x1000;
-
 /**
  * The simulated stacks. Each CPU has a main stack and seven IST stacks (x86-64 TSS IST1..IST7) in its
  * own range of addresses, far from code, so a stack address is never mistaken for a return address.

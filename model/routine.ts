@@ -1,8 +1,6 @@
 // The step language (SPEC §4): OS and protocol code is written as generators, and every `yield` is one
 // atomic step of that CPU on shared state. Routines touch shared state only through steps, which is
 // what makes them run identically in the inline engine and in a worker.
-import { noteHook, type ProtocolHook } from "./progress.js";
-import type { RoutineContext } from "./types.js";
 
 /** Comparison of a data word in a declarative wait (evaluated by any thread from the buffer). */
 export type WaitOp = "eq" | "ne" | "ge" | "lt";
@@ -117,23 +115,6 @@ export const waitUntil = (...conds: WaitCond[]): Step => {
 export const eq = (word: number, value: number): WaitCond => ({ word, op: "eq", value });
 export const ne = (word: number, value: number): WaitCond => ({ word, op: "ne", value });
 export const ge = (word: number, value: number): WaitCond => ({ word, op: "ge", value });
-
-/**
- * Runs a protocol routine (a Protocol field: master, poll, nmiCallback, ...) from the base routine or an
- * OS handler, recording its name in the routine context, so that an error or the watchdog names the
- * protocol's routine rather than the routine that called it.
- */
-export function* inHook<R>(ctx: RoutineContext, hook: ProtocolHook, routine: Routine<R>): Routine<R> {
-  const outer = ctx.hook;
-  ctx.hook = hook;
-  noteHook(ctx.cpu, hook);
-  try {
-    return yield* routine;
-  } finally {
-    ctx.hook = outer;
-    noteHook(ctx.cpu, outer);
-  }
-}
 
 /** Byte-by-byte copy into code, one single-byte store per step (Xen's arch_livepatch_apply memcpy). */
 export function* memcpyCode(addr: number, bytes: number[]): Routine {

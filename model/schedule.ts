@@ -1,6 +1,7 @@
 // What may happen next, read from the buffer alone (so any CPU's thread can work it out): the enabled
 // actions of SPEC §8, in their fixed order. Which one happens is the strategy's business (workers/strategies).
-import { evalWait, pendingEvent } from "./cpu.js";
+import { pendingEvent } from "./cpu/delivery.js";
+import { evalWait } from "./cpu/steps.js";
 import { C, CPU_WORDS, H, type MachineMemory } from "./memory.js";
 
 /** A CPU can take a step: it has a deliverable event, or its top context is neither done nor waiting on a false condition. */

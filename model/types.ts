@@ -64,7 +64,7 @@ export interface RoutineContext {
   frame: Frame;
   /** Set by Linux's nested-NMI guard: the NMI handler must run once more before it returns. */
   repeatNmi: boolean;
-  /** The protocol routine running in this context, if any (set by model/routine inHook). */
+  /** The protocol routine running in this context, if any (set by model/os/common inHook). */
   hook?: ProtocolHook;
 }
 

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { R_X86_64, readElf, SHF_ALLOC, SHF_EXECINSTR } from "../dist/model/elf.js";
 import { ElfProgram } from "../dist/model/elf-image.js";
-import { CODE_BASE } from "../dist/model/memory.js";
+import { CODE_BASE } from "../dist/model/image.js";
 import { type ElfDescription, writeElf } from "../dist/scripts/elf-writer.js";
 import { FIXTURE_PATH, makeFixture } from "../dist/scripts/make-elf-fixture.js";
 

@@ -2,9 +2,9 @@
 // clear errors for bad images, the exact call graph, payload symbolization (seed item g), and the
 // check that routines yield only steps (model/routine.ts checkStep).
 import { describe, expect, it } from "vitest";
-import { CodeImage, type FunctionDesc } from "../dist/model/image.js";
+import { CODE_BASE, CodeImage, type FunctionDesc } from "../dist/model/image.js";
 import { defineMachine } from "../dist/model/machine.js";
-import { CODE_BASE, RunStatus } from "../dist/model/memory.js";
+import { RunStatus } from "../dist/model/memory.js";
 import { findProtocol } from "../dist/model/protocols/index.js";
 import { load, type Routine, type Step, store } from "../dist/model/routine.js";
 import { findScenario } from "../dist/model/scenarios/index.js";

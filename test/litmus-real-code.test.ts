@@ -1,4 +1,4 @@
-// Litmus tests of the real-code semantics (model/cpu.ts execute, model/x86.ts stackEffect): the stack
+// Litmus tests of the real-code semantics (model/cpu/real-code.ts execute, model/x86.ts stackEffect): the stack
 // in the buffer, IRETQ in real code, IF in real code and the STI shadow, indirect branches through
 // function-pointer data symbols, and machine-check broadcast. Each test fails if its rule is removed.
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// Litmus tests of the hardware rules H1-H11 (SPEC §3, model/cpu.ts). Each test builds a small machine,
+// Litmus tests of the hardware rules H1-H11 (SPEC §3, model/cpu/). Each test builds a small machine,
 // runs it with a fixed tape and asserts the exact records and per-CPU words that the rule implies.
 // Tape reminder (workers/strategies/tape.ts): at each scheduling point the actions are [current CPU, the other
 // runnable CPUs after it, NMI to CPU k while the NMI budget lasts, #MC to CPU k while that lasts], and a

@@ -35,25 +35,30 @@ describe("the mutation list", () => {
     const base: Mutation = {
       id: "H1-example",
       breaks: "H1",
-      file: "model/cpu.ts",
+      file: "model/cpu/delivery.ts",
       find: "text that is not in the file",
       replace: "",
       tests: ["test/litmus.test.ts"],
     };
     expect(mutantFiles(base, read)).toEqual({
       error:
-        'find text not in model/cpu.ts (the source moved: update scripts/mutations.ts): "text that is not in the file"',
+        'find text not in model/cpu/delivery.ts (the source moved: update scripts/mutations.ts): "text that is not in the file"',
     });
     const twice = mutantFiles({ ...base, find: "w[o + C.if] = 0;" }, read);
     expect("error" in twice && twice.error).toMatch(
-      /^find text occurs \d+ times in model\/cpu\.ts: give it more context/,
+      /^find text occurs \d+ times in model\/cpu\/delivery\.ts: give it more context/,
     );
     const applied = mutantFiles(
-      { ...base, find: "} while (!d.complete && this.atomicFetch);", replace: "}" },
+      {
+        ...base,
+        file: "model/cpu/fetch.ts",
+        find: "} while (!d.complete && cpu.atomicFetch);",
+        replace: "}",
+      },
       read,
     );
     if ("error" in applied) throw new Error(applied.error);
-    expect(applied.files.get("model/cpu.ts")).not.toContain("while (!d.complete && this.atomicFetch)");
+    expect(applied.files.get("model/cpu/fetch.ts")).not.toContain("while (!d.complete && cpu.atomicFetch)");
     expect(
       listProblems([{ ...base, breaks: "X1", tests: ["test/none.test.ts"] }], (p) =>
         existsSync(join(root, p)),

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { check, defineScenario, type ScenarioDefinition } from "../dist/api/index.js";
-import { CODE_BASE } from "../dist/model/memory.js";
+import { CODE_BASE } from "../dist/model/image.js";
 import { writeElf } from "../dist/scripts/elf-writer.js";
 import { makePayloadFixture, PAYLOAD_PATH } from "../dist/scripts/make-elf-fixture.js";
 

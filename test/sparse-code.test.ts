@@ -5,11 +5,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { check } from "../dist/api/check.js";
-import { defineScenario } from "../dist/api/define.js";
+import { defineScenario } from "../dist/model/define.js";
 import { CrashKind, Ev } from "../dist/model/events.js";
-import { CodeImage } from "../dist/model/image.js";
+import { CODE_BASE, CodeImage } from "../dist/model/image.js";
 import { DEFAULT_HARDWARE, defineMachine, layoutFor } from "../dist/model/machine.js";
-import { CODE_BASE, MachineMemory, RunStatus } from "../dist/model/memory.js";
+import { MachineMemory, RunStatus } from "../dist/model/memory.js";
 import { noMask } from "../dist/model/protocols/no-mask.js";
 import { call, type Routine, writeCode } from "../dist/model/routine.js";
 import type { MachineSpec, Protocol, RunConfig, Scenario } from "../dist/model/types.js";

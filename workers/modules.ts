@@ -4,7 +4,7 @@
 // protocol or a scenario counts too. Loaded in the main thread and in every worker, so all of them
 // build the same machines. Where each came from is kept for `list`.
 import { pathToFileURL } from "node:url";
-import { defineScenario, type ScenarioDefinition } from "../api/define.js";
+import { defineScenario, type ScenarioDefinition } from "../model/define.js";
 import { registerProtocol } from "../model/protocols/index.js";
 import { registerScenario } from "../model/scenarios/index.js";
 import type { Protocol, Scenario } from "../model/types.js";

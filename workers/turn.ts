@@ -1,7 +1,7 @@
 // The engine's one piece of mechanism shared by every engine: after a CPU's step, work out what
 // happens next — apply event arrivals, end the run, or name the CPU that steps next. It reads and
 // writes only the buffer, so the CPU that holds the token can run it in its own thread.
-import { mceArrives, nmiArrives } from "../model/cpu.js";
+import { mceArrives, nmiArrives } from "../model/cpu/delivery.js";
 import { Ev, EventSource } from "../model/events.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../model/memory.js";
 import { enabledActions, runnable } from "../model/schedule.js";

@@ -1,11 +1,11 @@
 // Entry and exit code shared by the OS models: what do_nmi, do_machine_check, do_int3 and an IPI
 // handler do around the protocol's hooks. The differences between OSes are in the flags of each model.
+import { noteHook, type ProtocolHook } from "../progress.js";
 import {
   atomicAdd,
   call,
   clearMcip,
   eq,
-  inHook,
   iret,
   load,
   Mark,
@@ -19,6 +19,23 @@ import {
   xchg,
 } from "../routine.js";
 import type { MceWords, RoutineContext } from "../types.js";
+
+/**
+ * Runs a protocol routine (a Protocol field: master, poll, nmiCallback, ...) from the base routine or an
+ * OS handler, recording its name in the routine context, so that an error or the watchdog names the
+ * protocol's routine rather than the routine that called it.
+ */
+export function* inHook<R>(ctx: RoutineContext, hook: ProtocolHook, routine: Routine<R>): Routine<R> {
+  const outer = ctx.hook;
+  ctx.hook = hook;
+  noteHook(ctx.cpu, hook);
+  try {
+    return yield* routine;
+  } finally {
+    ctx.hook = outer;
+    noteHook(ctx.cpu, outer);
+  }
+}
 
 /** Xen do_nmi(): `if ( nmi_callback(regs, cpu) ) return;` then the real NMI work. */
 export function* nmiEntry(ctx: RoutineContext): Routine {

@@ -67,8 +67,8 @@
 // conservative points. The soundness tests check the whole on generated machines against an unreduced
 // enumeration of the same bounds (test/search-soundness.test.ts).
 
-import type { CpuSnapshot } from "../../model/cpu.js";
-import { type AccessObserver, Shared } from "../../model/cpu.js";
+import type { CpuSnapshot } from "../../model/cpu/snapshot.js";
+import { type AccessObserver, Shared } from "../../model/cpu/state.js";
 import { C, CPU_WORDS, H, type MachineMemory, type RunState, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 import { ALL_CPUS, eventDependent, eventTarget, Footprint, location, stepsDependent } from "./footprint.js";

@@ -11,7 +11,7 @@
 // an IPI or NMI to k, with every other event (they share the hardware budget), and with a step after
 // which no CPU could run (that step ends the run, so the event could not come after it); a step of k
 // that is one byte fetch in the middle of an instruction does not look at k's pending events.
-import { Shared } from "../../model/cpu.js";
+import { Shared } from "../../model/cpu/state.js";
 
 /** The target of an event that reaches every CPU: a broadcast machine check (model/cpu mceArrives). */
 export const ALL_CPUS = -2;

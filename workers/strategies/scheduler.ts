@@ -3,7 +3,8 @@
 // enabled actions (model/schedule enabledActions) and asks which one runs; inside a step the model asks
 // for a value (a branch direction, a stale-fetch value) through the `Chooser` it is handed. Nothing
 // here knows how a strategy decides: a tape, PCT priorities, or a depth-first exhaustive search.
-import type { AccessObserver, Chooser, CpuSnapshot } from "../../model/cpu.js";
+import type { CpuSnapshot } from "../../model/cpu/snapshot.js";
+import type { AccessObserver, Chooser } from "../../model/cpu/state.js";
 
 export interface Scheduler extends Chooser {
   /**

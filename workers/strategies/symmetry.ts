@@ -11,8 +11,9 @@
 // (WordTable.allocPerCpu, `name[i]`). A step that reads or writes another such CPU's per-CPU word, or
 // sends an IPI or NMI to some but not all of them, shows that the program does tell them apart (Linux
 // text_poke's master walks the refcounts CPU by CPU); the search then starts again without symmetry.
-import { Shared } from "../../model/cpu.js";
-import { C, CODE_BASE, CPU_WORDS, type MachineMemory, STACK_BASE, STACK_SPAN } from "../../model/memory.js";
+import { Shared } from "../../model/cpu/state.js";
+import { CODE_BASE } from "../../model/image.js";
+import { C, CPU_WORDS, type MachineMemory, STACK_BASE, STACK_SPAN } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 
 const SELF = 0x7fff; // a CPU's own slot of a per-CPU array, in fingerprints and comparisons

@@ -2,12 +2,11 @@
 // so that a mistake is reported with the name of what is wrong rather than as a failed run later.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { readElf } from "../model/elf.js";
-import { DEFAULT_MACHINE_SPAN, ElfProgram } from "../model/elf-image.js";
-import { CodeImage, type DataDesc, type FunctionDesc } from "../model/image.js";
-import { jmpRel32 } from "../model/machine.js";
-import { CODE_BASE } from "../model/memory.js";
-import { type Expected, OS_NAMES, type OsName, type Protocol, type Scenario } from "../model/types.js";
+import { readElf } from "./elf.js";
+import { DEFAULT_MACHINE_SPAN, ElfProgram } from "./elf-image.js";
+import { CODE_BASE, CodeImage, type DataDesc, type FunctionDesc } from "./image.js";
+import { jmpRel32 } from "./machine.js";
+import { type Expected, OS_NAMES, type OsName, type Protocol, type Scenario } from "./types.js";
 
 /** Names end up in replay tokens (`v1/protocol/scenario/...`): no slashes, no spaces. */
 const NAME = /^[A-Za-z0-9][\w.+-]*$/;
