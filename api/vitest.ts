@@ -16,9 +16,9 @@ import { fileURLToPath } from "node:url";
 import type { Expected, Protocol, RunConfig, Scenario } from "../model/types.js";
 import type { PropertyResult, Verdict } from "../properties/check.js";
 import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
-import { expectedCell, matchesExpected, verdictCell } from "../properties/report.js";
-import { CheckPool, StuckError } from "../workers/check-pool.js";
-import type { UnitResult } from "../workers/check-worker.js";
+import { expectedCell, matchesExpected, verdictCell } from "../report/index.js";
+import { CheckPool, StuckError } from "../session/check-pool.js";
+import type { UnitResult } from "../session/check-worker.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { type CheckInput, check, report } from "./check.js";
 

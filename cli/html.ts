@@ -15,7 +15,7 @@ import {
   renderHtmlPage,
   renderVerdictMatrix,
   verdictCell,
-} from "../properties/report.js";
+} from "../report/index.js";
 
 /**
  * The absolute path of the page, refused before anything runs when it cannot be written: its folder

@@ -45,6 +45,8 @@ import {
 } from "../properties/check.js";
 import { SITUATIONS } from "../properties/coverage.js";
 import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
+import { BOUND_LIMITS } from "../properties/search.js";
+import { decodeToken, encodeHardware, encodeToken } from "../properties/token.js";
 import {
   coverageLines,
   expectedCell,
@@ -56,9 +58,7 @@ import {
   renderVerdictMatrix,
   replayCommand,
   verdictCell,
-} from "../properties/report.js";
-import { BOUND_LIMITS } from "../properties/search.js";
-import { decodeToken, encodeHardware, encodeToken } from "../properties/token.js";
+} from "../report/index.js";
 import {
   CheckPool,
   defaultWorkers,
@@ -66,10 +66,10 @@ import {
   StuckError,
   type UnitLabel,
   type UnitRequest,
-} from "../workers/check-pool.js";
-import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../workers/check-worker.js";
+} from "../session/check-pool.js";
+import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../session/check-worker.js";
+import type { ScenarioSource } from "../session/modules.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
-import type { ScenarioSource } from "../workers/modules.js";
 import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
@@ -655,7 +655,7 @@ function replayArgumentsOf(modules: readonly string[], elfArguments: string | un
 
 /**
  * The protocol modules' absolute paths, each checked to exist. They are imported only by worker
- * threads (workers/check-worker), never by this one: top-level code that never ends cannot hang the
+ * threads (session/check-worker), never by this one: top-level code that never ends cannot hang the
  * command, the watchdog stops it.
  */
 function modulePaths(paths: readonly string[] = []): string[] {

@@ -6,8 +6,8 @@ import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../dist/cli/main.js";
-import { buildReportModel, type ReportModel, replayTape } from "../dist/properties/report.js";
 import { decodeToken } from "../dist/properties/token.js";
+import { buildReportModel, type ReportModel, replayTape } from "../dist/report/index.js";
 import { browserMissing, launchBrowser } from "../dist/scripts/chromium.js";
 
 const missing = browserMissing();
