@@ -21,6 +21,9 @@ import {
  * The absolute path of the page, refused before anything runs when it cannot be written: its folder
  * must exist and the path must not be a folder.
  */
+/** The file the main job writes its HTML report to, in the working directory, when --html is not given. */
+export const DEFAULT_HTML_REPORT = "livepatch-check-report.html";
+
 export function htmlPath(path: string, usage: (message: string) => Error): string {
   const absolute = resolve(path);
   const folder = dirname(absolute);

@@ -8,7 +8,7 @@
 // a run that ends with exit 2 leaves stdout empty: scripts never parse half a report.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
@@ -82,7 +82,7 @@ import {
   elfScenarioSource,
   shellWord,
 } from "./elf-scenario.js";
-import { counterexampleId, htmlMatrix, htmlPath, writeHtml } from "./html.js";
+import { counterexampleId, DEFAULT_HTML_REPORT, htmlMatrix, htmlPath, writeHtml } from "./html.js";
 import { MergeError, mergeShards, readShards, SHARD_FORMAT, type ShardOutput } from "./merge.js";
 import { ProgressDisplay } from "./progress.js";
 import { parseShard, planShards, type Shard, shardChecks } from "./shard.js";
@@ -96,6 +96,8 @@ export interface Io {
   /** The terminal's width, when stderr is one (progress lines are cut to it). */
   stderrColumns?: number;
   env: Record<string, string | undefined>;
+  /** The folder the main job writes its HTML report to by default (the process's working directory). */
+  cwd: string;
 }
 
 /**
@@ -120,6 +122,7 @@ function processIo(): Io {
     stderrIsTTY: process.stderr.isTTY === true,
     stderrColumns: process.stderr.columns,
     env: process.env,
+    cwd: process.cwd(),
   };
 }
 
@@ -225,7 +228,9 @@ interface ExploreOptions extends ElfScenarioOptions {
   json?: boolean;
   color?: boolean;
   shard?: Shard;
-  html?: string;
+  /** A path, or false (--no-html): the main job writes DEFAULT_HTML_REPORT otherwise. */
+  html?: string | false;
+  details?: boolean;
 }
 
 interface ReplayOptions extends ElfScenarioOptions {
@@ -242,7 +247,8 @@ interface MergeOptions {
   watchdog?: number;
   json?: boolean;
   color?: boolean;
-  html?: string;
+  html?: string | false;
+  details?: boolean;
 }
 
 interface ListOptions {
@@ -451,11 +457,13 @@ function buildProgram(
     .option("--module <path>", "the ES modules the shards were run with; repeatable", collect)
     .option(...WATCHDOG_OPTION)
     .option("--json", "print the verdicts as JSON on stdout, and nothing else there")
-    .option("--html <file>", HTML_HELP)
+    .option("--html <file>", MAIN_HTML_HELP)
+    .option("--no-html", NO_HTML_HELP)
+    .option("--details", DETAILS_HELP)
     .option("--color", "colour the output")
     .option("--no-color", "never colour the output")
     .action(async (files: string[], own: MergeOptions, cmd: Command) => {
-      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html"]);
+      const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html", "details"]);
       setCode(await merge(files, opts, io, print, pools));
     });
 
@@ -592,7 +600,9 @@ function addCheckOptions(cmd: Command): Command {
         }
       },
     )
-    .option("--html <file>", HTML_HELP)
+    .option("--html <file>", MAIN_HTML_HELP)
+    .option("--no-html", NO_HTML_HELP)
+    .option("--details", DETAILS_HELP)
     .option("--color", "colour the output (default: when stdout is a terminal and NO_COLOR is unset)")
     .option("--no-color", "never colour the output");
   return addElfScenarioOptions(cmd);
@@ -626,7 +636,26 @@ function withOptionsBefore<T extends object>(cmd: Command, own: T, applies: read
 const HTML_HELP =
   "also write the report as one self-contained HTML page to this file (timeline lanes, the site's bytes and their writers, the replay token)";
 
+const MAIN_HTML_HELP = `write the report as one self-contained HTML page to this file (timeline lanes, the site's bytes and their writers, the replay tokens); the matrix writes ${DEFAULT_HTML_REPORT} in the working directory unless --no-html or --json`;
+const NO_HTML_HELP = "write no HTML report";
+const DETAILS_HELP =
+  "print every counterexample's full timeline in the terminal (the matrix prints one line per counterexample)";
 const usage = (message: string) => new UsageError(message);
+
+/**
+ * Where a report's HTML page goes: the path given with --html; for the matrix (not a single check,
+ * not --json), DEFAULT_HTML_REPORT in the working directory unless --no-html; none otherwise.
+ */
+function htmlTarget(
+  html: string | false | undefined,
+  matrix: boolean,
+  json: boolean,
+  io: Io,
+): string | undefined {
+  if (html === false) return undefined;
+  if (html !== undefined) return htmlPath(resolve(io.cwd, html), usage);
+  return matrix && !json ? htmlPath(join(io.cwd, DEFAULT_HTML_REPORT), usage) : undefined;
+}
 
 function useColor(flag: boolean | undefined, json: boolean | undefined, io: Io): boolean {
   if (json) return false;
@@ -823,7 +852,6 @@ async function explore(
       );
   }
   const modules = modulePaths(opts.module);
-  const html = opts.html === undefined ? undefined : htmlPath(opts.html, usage);
   const cpus = opts.cpus ?? DEFAULT_HARDWARE.cpus;
   const limit = maxWorkers(opts.engine, cpus);
   if (opts.parallel !== undefined && opts.parallel > limit.max) {
@@ -900,6 +928,7 @@ async function explore(
   }
   const examples = exampleTapes(opts.example ?? [], configs);
   const single = opts.protocol !== undefined && (opts.scenario !== undefined || source !== undefined);
+  const html = opts.shard === undefined ? htmlTarget(opts.html, !single, opts.json === true, io) : undefined;
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
   if (opts.shard !== undefined) {
@@ -926,6 +955,7 @@ async function explore(
     io,
     print,
     html,
+    details: single || opts.details === true,
     ...(source ? { surveyed: new Set([source.definition.name]) } : {}),
     replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),
   });
@@ -946,6 +976,11 @@ interface ReportContext {
   shards?: { count: number; elapsedMs: Array<number | undefined>; missing: number[] };
   /** Also write the report as one HTML page to this file. */
   html?: string;
+  /**
+   * Print each counterexample's full timeline (a single check, --details); otherwise one line each,
+   * and where the full report went.
+   */
+  details: boolean;
   /**
    * Scenarios built from --elf, on which no protocol declares a verdict: their cells show what each
    * protocol gets, and are not judged against a declaration.
@@ -1057,9 +1092,22 @@ async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<
       `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${where} on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
     );
     if (failing.length > 0) print(`\nCounterexamples (${failing.length}):\n`);
-    failing.forEach(({ v, p }, i) => {
-      print(`\n${counterexampleTitle(v, p)}\n${reports[i].text}${confirmationLine(confirmations[i])}`);
-    });
+    if (ctx.details)
+      failing.forEach(({ v, p }, i) => {
+        print(`\n${counterexampleTitle(v, p)}\n${reports[i].text}${confirmationLine(confirmations[i])}`);
+      });
+    else {
+      for (const { v, p } of failing) print(`${counterexampleLine(v, p, ctx.replayArguments)}\n`);
+      const timelines =
+        failing.length > 0 ? ` with the timeline of every counterexample (--details prints them here)` : "";
+      print(
+        html !== undefined
+          ? `\nReport${timelines}: ${html}\n`
+          : failing.length > 0
+            ? "\nNo HTML report written (--no-html): --details prints every counterexample's timeline here.\n"
+            : "",
+      );
+    }
   }
   if (html !== undefined) {
     const counterexamples = failing.map(({ v, p }, i) => ({
@@ -1266,6 +1314,27 @@ function singleSummary(
     lines.push(`  the properties not violated: ${how}`);
   lines.push(...coverageLines(v).map((l) => `  ${l}`));
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A counterexample in one line, as the matrix lists them: the cell, the property, the CPU and step
+ * of the violation, its reason and the replay token.
+ */
+function counterexampleLine(
+  v: Extract<Verdict, { properties: PropertyResult[] }>,
+  p: PropertyResult,
+  replayArguments: string | undefined,
+): string {
+  const name = PROPERTIES.find((x) => x.id === p.property)?.name ?? "";
+  const w = p.violation;
+  // A deadlock is no one CPU's (cpu -1); a violation found at the end of a run has no step.
+  const where = w
+    ? [w.cpu >= 0 ? `CPU ${w.cpu}` : "", w.step >= 0 ? `step ${w.step}` : ""].filter(Boolean)
+    : [];
+  const at = where.length > 0 ? `, ${where.join(" ")}` : "";
+  const why = w ? ` (${w.kind})${at}: ${w.message.replace(/\s*\n\s*/g, " ")}` : "";
+  const token = encodeToken(v.config, p.tape ?? []);
+  return `  ${v.config.protocol} on ${v.config.scenario}: ${p.property} ${name}${why} — replay ${token}${replayArguments ? ` ${replayArguments}` : ""}`;
 }
 
 function counterexampleTitle(
@@ -1656,10 +1725,11 @@ async function merge(
   const sources = recorded.map((r) => r.source);
   const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools, sources);
   const { protocols } = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
+  const single = options.protocol !== null && (options.scenario !== null || sources.length > 0);
   const code = await reportVerdicts(merged.verdicts, {
     pool,
     protocols,
-    single: options.protocol !== null && (options.scenario !== null || sources.length > 0),
+    single,
     json: opts.json === true,
     color: useColor(opts.color, opts.json, io),
     engine: "inline",
@@ -1667,7 +1737,8 @@ async function merge(
     io,
     print,
     shards: { count: merged.count, elapsedMs: merged.shardMs, missing: merged.missing },
-    html: opts.html === undefined ? undefined : htmlPath(opts.html, usage),
+    html: htmlTarget(opts.html, !single, opts.json === true, io),
+    details: single || opts.details === true,
     ...(sources.length > 0 ? { surveyed: new Set(sources.map((s) => s.definition.name)) } : {}),
     replayArguments: replayArgumentsOf(
       modules,

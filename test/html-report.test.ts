@@ -35,6 +35,7 @@ async function pageOf(token: string, file: string): Promise<{ path: string; mode
     stdoutIsTTY: false,
     stderrIsTTY: false,
     env: {},
+    cwd: OUT,
   };
   const code = await main(["replay", token, "--html", path], io);
   expect(code, out.join("")).toBe(1);
@@ -309,6 +310,7 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
       stdoutIsTTY: false,
       stderrIsTTY: false,
       env: {},
+      cwd: OUT,
     };
     await main(["-s", "nmi-path", "--strategy", "random", "--runs", "100", "--html", path], io);
     // The terminal's table: a header, a rule, then "protocol  cell" per line until a blank line.
