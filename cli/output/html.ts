@@ -3,8 +3,8 @@
 // also shows the verdict matrix, each violation linked to its counterexample's section.
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { Expected } from "../model/types.js";
-import type { Verdict } from "../properties/check.js";
+import type { Expected } from "../../model/types.js";
+import type { Verdict } from "../../properties/check.js";
 import {
   type HtmlCounterexample,
   type HtmlMatrix,
@@ -15,7 +15,7 @@ import {
   renderHtmlPage,
   renderVerdictMatrix,
   verdictCell,
-} from "../report/index.js";
+} from "../../report/index.js";
 
 /**
  * The absolute path of the page, refused before anything runs when it cannot be written: its folder
