@@ -12,7 +12,7 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CommanderError } from "commander";
-import type { CheckPool } from "../session/check-pool.js";
+import type { CheckerSession } from "../session/session.js";
 import { EXIT_OK, EXIT_USAGE, type Io, processIo, UsageError } from "./io.js";
 import { buildProgram } from "./program.js";
 
@@ -26,8 +26,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   const out: string[] = [];
   const print = (text: string) => out.push(text);
   let code = EXIT_OK;
-  const pools: CheckPool[] = [];
-  const program = buildProgram(io, print, pools, (c) => {
+  const sessions: CheckerSession[] = [];
+  const program = buildProgram(io, print, sessions, (c) => {
     code = c;
   });
   try {
@@ -36,7 +36,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     code = handleFailure(e, io);
   } finally {
     // Threads must end for the process to exit on its own; a close that fails must not hide the verdict.
-    for (const pool of pools) await pool.close().catch(() => {});
+    for (const session of sessions) await session.close().catch(() => {});
   }
   if (code !== EXIT_USAGE) io.stdout(out.join(""));
   return code;

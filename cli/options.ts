@@ -1,13 +1,14 @@
 // The commands' options as commander parses them, and what they resolve to: numbers in range,
 // repeatable options, options given before a command, the HTML report's path, colour, modules.
+
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { type FetchModel, HARDWARE_RANGES, type MceDelivery, type OsName } from "../model/types.js";
 import type { StrategyName } from "../properties/arbitraries.js";
+import { DEFAULTS } from "../session/defaults.js";
 import type { EngineName } from "../workers/engine.js";
 import { REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
-import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { type ElfScenarioOptions, shellWord } from "./elf-scenario.js";
 import { type Io, UsageError, usage } from "./io.js";
 import { DEFAULT_HTML_REPORT, htmlPath } from "./output/html.js";
@@ -146,7 +147,7 @@ export function htmlTarget(
 /** The --watchdog option, the same for every command. */
 export const WATCHDOG_OPTION = [
   "--watchdog <seconds>",
-  `seconds a check may make no progress before it is stopped, naming the CPU, routine and step (default: ${DEFAULT_WATCHDOG_MS / 1000})`,
+  `seconds a check may make no progress before it is stopped, naming the CPU, routine and step (default: ${DEFAULTS.watchdogMs / 1000})`,
   wholeNumber("--watchdog", 1, 3600),
 ] as const;
 

@@ -1,99 +1,80 @@
-// The check pool as the commands use it: opened and closed with the command, a unit run with the
-// watchdog's and a module's failures turned into messages, the catalog of protocols and scenarios,
-// a counterexample's report and its confirmation on the threaded engine.
-import { PROTOCOLS } from "../model/protocols/index.js";
-import { SCENARIOS } from "../model/scenarios/index.js";
+// The checker session (session/session) as the commands use it: opened and closed with the command,
+// its errors worded for the command line (an option to raise, a module to fix: exit 2), the catalog
+// checked against the names given, a counterexample's report and its confirmation.
 import type { RunConfig } from "../model/types.js";
 import type { PropertyResult } from "../properties/check.js";
 import type { PropertyId } from "../properties/invariants.js";
-import { encodeToken } from "../properties/token.js";
 import type { ReportModel } from "../report/index.js";
-import { CheckPool, StuckError, type UnitLabel, type UnitRequest } from "../session/check-pool.js";
-import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../session/check-worker.js";
+import type { Confirmation } from "../session/check-worker.js";
 import type { ScenarioSource } from "../session/modules.js";
-import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
+import { type Catalog, CheckerSession, SessionError } from "../session/session.js";
+import type { EngineName } from "../workers/engine.js";
 import { UsageError } from "./io.js";
 
-/** A check pool that the command closes when it ends. */
-export function openPool(
-  modules: string[],
-  workers: number,
-  watchdogSeconds: number | undefined,
-  pools: CheckPool[],
-  scenarioSources: ScenarioSource[] = [],
-): CheckPool {
-  let pool: CheckPool;
+/** A checker session that the command closes when it ends. */
+export function openSession(
+  opts: {
+    modules: string[];
+    /** --parallel; the session's default otherwise. */
+    workers?: number;
+    engine?: EngineName;
+    cpus?: number;
+    watchdogSeconds?: number;
+    scenarioSources?: ScenarioSource[];
+  },
+  sessions: CheckerSession[],
+): CheckerSession {
+  let session: CheckerSession;
   try {
-    pool = new CheckPool({
-      workers,
-      modules,
-      scenarioSources,
-      watchdogMs: (watchdogSeconds ?? DEFAULT_WATCHDOG_MS / 1000) * 1000,
+    session = new CheckerSession({
+      engine: opts.engine,
+      cpus: opts.cpus,
+      workers: opts.workers,
+      modules: opts.modules,
+      scenarioSources: opts.scenarioSources,
+      watchdogMs: opts.watchdogSeconds === undefined ? undefined : opts.watchdogSeconds * 1000,
     });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}.`);
   }
-  pools.push(pool);
-  return pool;
+  sessions.push(session);
+  return session;
 }
 
 /**
- * Runs one unit on the pool; a unit stopped by the watchdog, a module that fails to load and a worker
- * that dies become input errors (exit 2) with their cause.
+ * Runs the session's work; a unit stopped by the watchdog, a module that fails to load, a machine
+ * that cannot be built (worded by `build`) and an unconfirmed counterexample become input errors
+ * (exit 2) with their cause.
  */
-export async function unit(
-  pool: CheckPool,
-  request: UnitRequest,
-  label: UnitLabel = {},
-): Promise<UnitResult> {
-  let r: UnitResult;
+export async function commandErrors<T>(
+  work: Promise<T>,
+  build: (message: string, cell?: { protocol: string; scenario: string }) => string = (m, c) =>
+    `cannot build ${c?.protocol} on ${c?.scenario}: ${m}.`,
+): Promise<T> {
   try {
-    r = await pool.run(request, label);
+    return await work;
   } catch (e) {
-    if (e instanceof StuckError) {
-      throw new UsageError(
-        `the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol module (or, if the machine is only very slow, raise --watchdog).`,
-      );
+    if (!(e instanceof SessionError)) throw e;
+    switch (e.kind) {
+      case "stuck":
+        throw new UsageError(
+          `the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol module (or, if the machine is only very slow, raise --watchdog).`,
+        );
+      case "module":
+        throw new UsageError(
+          `${e.message}. A module given with --module must be an ES module that exports 'protocols' and/or 'scenarios' (arrays), or a default export: a protocol, a scenario, an array of them, or { protocols, scenarios }.`,
+        );
+      case "build":
+        throw new UsageError(build(e.message, e.cell));
+      default:
+        throw new UsageError(`${e.message}.`);
     }
-    throw e;
   }
-  if (r.kind === "module-error") {
-    throw new UsageError(
-      `${r.message}. A module given with --module must be an ES module that exports 'protocols' and/or 'scenarios' (arrays), or a default export: a protocol, a scenario, an array of them, or { protocols, scenarios }.`,
-    );
-  }
-  return r;
 }
 
-/** The protocols and scenarios a command can name. */
-export interface Catalog {
-  protocols: ProtocolInfo[];
-  scenarios: ScenarioInfo[];
-}
-
-export function builtIns(): Catalog {
-  return {
-    protocols: PROTOCOLS.map((p) => ({
-      name: p.name,
-      summary: p.summary,
-      expected: p.expected,
-      origin: "built-in",
-    })),
-    scenarios: SCENARIOS.map((s) => ({
-      name: s.name,
-      summary: s.summary,
-      nmis: s.nmis,
-      mces: s.mces,
-      origin: "built-in",
-    })),
-  };
-}
-
-/** The protocols and scenarios, built-in and from the modules, as a worker thread loaded them. */
-export async function catalogOf(pool: CheckPool): Promise<Catalog> {
-  const r = await unit(pool, { kind: "describe" });
-  if (r.kind !== "describe") throw new Error(`a describe task answered ${r.kind}`);
-  return { protocols: r.protocols, scenarios: r.scenarios };
+/** The protocols and scenarios the command can name: built-in, and from the modules as a worker loaded them. */
+export function catalogOf(session: CheckerSession): Promise<Catalog> {
+  return commandErrors(session.catalog());
 }
 
 export function checkName(
@@ -113,20 +94,16 @@ export function checkName(
 
 /** A counterexample's report, from a re-run of its tape in a worker. */
 export async function counterexampleReport(
-  pool: CheckPool,
+  session: CheckerSession,
   config: RunConfig,
   p: PropertyResult,
   color: boolean,
   html: boolean,
   replayArguments: string | undefined,
 ): Promise<{ text: string; model?: ReportModel }> {
-  const label = { protocol: config.protocol, scenario: config.scenario };
-  const r = await unit(
-    pool,
-    { kind: "report", config, tape: p.tape ?? [], property: p.property, color, html, replayArguments },
-    label,
+  const r = await commandErrors(
+    session.report(config, p.tape ?? [], { property: p.property, color, html, replayArguments }),
   );
-  if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
   if (r.error)
     throw new UsageError(
       `the counterexample of ${config.protocol} on ${config.scenario} failed when re-run: ${r.error}.`,
@@ -138,23 +115,9 @@ export async function counterexampleReport(
  * Every counterexample re-run on the threaded engine (a worker thread per simulated CPU), which must
  * give the inline engine's log record for record: a difference is an error, not a verdict.
  */
-export async function confirmAll(
-  pool: CheckPool,
+export function confirmAll(
+  session: CheckerSession,
   runs: Array<{ config: RunConfig; property?: PropertyId; tape: number[] }>,
 ): Promise<{ confirmations: Confirmation[]; ms: number }> {
-  if (runs.length === 0) return { confirmations: [], ms: 0 };
-  const started = performance.now();
-  const r = await unit(pool, {
-    kind: "confirm",
-    runs: runs.map(({ config, tape }) => ({ config, tape })),
-  });
-  if (r.kind !== "confirm") throw new Error(`a confirm task answered ${r.kind}`);
-  r.confirmations.forEach((c, i) => {
-    if (c.difference === undefined) return;
-    const { config, property, tape } = runs[i];
-    throw new UsageError(
-      `the threaded engine does not confirm the run${property ? ` (the counterexample for ${property})` : ""} of ${config.protocol} on ${config.scenario} (${encodeToken(config, tape)}): ${c.difference}. The engines must give the same log for the same tape: this is a bug in livepatch-check; please report it with the token.`,
-    );
-  });
-  return { confirmations: r.confirmations, ms: performance.now() - started };
+  return commandErrors(session.confirm(runs));
 }

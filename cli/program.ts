@@ -1,24 +1,16 @@
 // The command line: commander's program, its commands and their options, the help text. Each
 // command's work is in cli/commands/, what it prints in cli/output/.
+
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { FETCH_MODELS, HARDWARE_RANGES, MCE_DELIVERIES, OS_NAMES } from "../model/types.js";
 import { MODEL_VERSION } from "../model/version.js";
 import { STRATEGIES } from "../properties/arbitraries.js";
-import {
-  DEFAULT_BOUNDS,
-  DEFAULT_MAX_EXECUTIONS,
-  DEFAULT_RUNS,
-  DEFAULT_SEEDS,
-  DEFAULT_STRATEGY,
-  PORTFOLIO_BOUNDS,
-  PORTFOLIO_MAX_EXECUTIONS,
-  PORTFOLIO_TOTAL,
-} from "../properties/check.js";
+import { PORTFOLIO_TOTAL } from "../properties/check.js";
 import { BOUND_LIMITS } from "../properties/search.js";
-import type { CheckPool } from "../session/check-pool.js";
+import { DEFAULTS } from "../session/defaults.js";
+import type { CheckerSession } from "../session/session.js";
 import { ENGINES } from "../workers/engine.js";
 import { REDUCTION_NAMES } from "../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
@@ -93,7 +85,7 @@ export function version(): string {
 export function buildProgram(
   io: Io,
   print: (text: string) => void,
-  pools: CheckPool[],
+  sessions: CheckerSession[],
   setCode: (code: number) => void,
 ): Command {
   const program = new Command();
@@ -136,7 +128,7 @@ export function buildProgram(
           `unknown command '${cmd.args[0]}'. The commands are 'replay TOKEN', 'list', 'merge FILE...' and 'callgraph'; with no command, livepatch-check checks every protocol on every scenario (see 'livepatch-check --help').`,
         );
       }
-      setCode(await explore(opts, io, print, pools));
+      setCode(await explore(opts, io, print, sessions));
     });
 
   const check = program
@@ -167,7 +159,7 @@ export function buildProgram(
           "'check' needs a scenario: give a built-in or a module's with --scenario NAME, or build one from your binary with --elf FILE --site FUNCTION+OFFSET --workload F --nmi-service G.",
         );
       }
-      setCode(await explore(opts, io, print, pools));
+      setCode(await explore(opts, io, print, sessions));
     });
 
   const replayer = program
@@ -206,7 +198,7 @@ export function buildProgram(
       "html",
       ...ELF_SCENARIO_KEYS,
     ]);
-    setCode(await replay(token, opts, io, print, pools));
+    setCode(await replay(token, opts, io, print, sessions));
   });
 
   program
@@ -221,7 +213,7 @@ export function buildProgram(
         );
       }
       const opts = withOptionsBefore(cmd, own, ["module", "watchdog"]);
-      setCode(await list(opts, print, pools));
+      setCode(await list(opts, print, sessions));
     });
 
   program
@@ -240,7 +232,7 @@ export function buildProgram(
     .option("--no-color", "never colour the output")
     .action(async (files: string[], own: MergeOptions, cmd: Command) => {
       const opts = withOptionsBefore(cmd, own, ["module", "json", "color", "watchdog", "html", "details"]);
-      setCode(await merge(files, opts, io, print, pools));
+      setCode(await merge(files, opts, io, print, sessions));
     });
 
   // `callgraph --elf FILE --from SYM`: the call graph of a real binary (cli/commands/callgraph.ts).
@@ -255,13 +247,13 @@ export function addCheckOptions(cmd: Command): Command {
     .option("-s, --scenario <name>", "check only this scenario (see 'livepatch-check list')")
     .option(
       "--runs <n>",
-      `runs per property (default: ${DEFAULT_RUNS})`,
+      `runs per property (default: ${DEFAULTS.runs})`,
       wholeNumber("--runs", 1, 10_000_000),
     )
     .option("--seed <x>", "fast-check seed (default: 1)", wholeNumber("--seed", -(2 ** 31), 2 ** 31 - 1))
     .option(
       "--seeds <n>",
-      `seeds tried in turn per property until one finds a violation (default: ${DEFAULT_SEEDS})`,
+      `seeds tried in turn per property until one finds a violation (default: ${DEFAULTS.seeds})`,
       wholeNumber("--seeds", 1, 1000),
     )
     .option("--no-examples", "do not run the protocol's declared example tapes before the random ones")
@@ -284,26 +276,26 @@ export function addCheckOptions(cmd: Command): Command {
         `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_TOTAL} preemption or event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
       )
         .choices(STRATEGIES)
-        .default(DEFAULT_STRATEGY),
+        .default(DEFAULTS.strategy),
     )
     .option(
       "--preemptions <k>",
-      `exhaustive, portfolio: at most k preemptions per run, 0-${BOUND_LIMITS.preemptions} (default: ${DEFAULT_BOUNDS.preemptions}; portfolio ${PORTFOLIO_BOUNDS.preemptions})`,
+      `exhaustive, portfolio: at most k preemptions per run, 0-${BOUND_LIMITS.preemptions} (default: ${DEFAULTS.bounds.preemptions}; portfolio ${DEFAULTS.portfolio.bounds.preemptions})`,
       wholeNumber("--preemptions", 0, BOUND_LIMITS.preemptions),
     )
     .option(
       "--events <e>",
-      `exhaustive, portfolio: at most e NMI or #MC arrivals per run, 0-${BOUND_LIMITS.events} (default: ${DEFAULT_BOUNDS.events}; also capped by --nmis and --mces)`,
+      `exhaustive, portfolio: at most e NMI or #MC arrivals per run, 0-${BOUND_LIMITS.events} (default: ${DEFAULTS.bounds.events}; also capped by --nmis and --mces)`,
       wholeNumber("--events", 0, BOUND_LIMITS.events),
     )
     .option(
       "--branches <b>",
-      `exhaustive, portfolio: at most b non-default branch directions and stale-fetch values per run, 0-${BOUND_LIMITS.branches} (default: ${DEFAULT_BOUNDS.branches})`,
+      `exhaustive, portfolio: at most b non-default branch directions and stale-fetch values per run, 0-${BOUND_LIMITS.branches} (default: ${DEFAULTS.bounds.branches})`,
       wholeNumber("--branches", 0, BOUND_LIMITS.branches),
     )
     .option(
       "--max-executions <n>",
-      `exhaustive, portfolio: stop the exhaustive search after n executions; it then says incomplete (default: ${DEFAULT_MAX_EXECUTIONS}; portfolio ${PORTFOLIO_MAX_EXECUTIONS})`,
+      `exhaustive, portfolio: stop the exhaustive search after n executions; it then says incomplete (default: ${DEFAULTS.maxExecutions}; portfolio ${DEFAULTS.portfolio.maxExecutions})`,
       wholeNumber("--max-executions", 1, 1_000_000_000),
     )
     .option(
@@ -320,7 +312,7 @@ export function addCheckOptions(cmd: Command): Command {
     )
     .option(
       "--cpus <n>",
-      `simulated CPUs, ${range("cpus")} (default: ${DEFAULT_HARDWARE.cpus})`,
+      `simulated CPUs, ${range("cpus")} (default: ${DEFAULTS.hardware.cpus})`,
       wholeNumber("--cpus", ...HARDWARE_RANGES.cpus),
     )
     .option(
@@ -335,7 +327,7 @@ export function addCheckOptions(cmd: Command): Command {
     )
     .option(
       "--step-bound <n>",
-      `steps after which a run counts as not completing, ${range("stepBound")} (default: ${DEFAULT_HARDWARE.stepBound})`,
+      `steps after which a run counts as not completing, ${range("stepBound")} (default: ${DEFAULTS.hardware.stepBound})`,
       wholeNumber("--step-bound", ...HARDWARE_RANGES.stepBound),
     )
     .addOption(

@@ -1,18 +1,10 @@
-// The main job and `check`: the matrix (or a single check) run on the check pool, a unit per cell,
-// then reported (cli/output/verdicts).
-import { DEFAULT_HARDWARE } from "../../model/machine.js";
 import { SCENARIOS } from "../../model/scenarios/index.js";
 import type { Hardware, RunConfig } from "../../model/types.js";
-import {
-  type CheckParts,
-  DEFAULT_RUNS,
-  DEFAULT_SEEDS,
-  hardwareOf,
-  resolveConfig,
-  type Verdict,
-} from "../../properties/check.js";
+import { type CheckParts, hardwareOf, resolveConfig, type Verdict } from "../../properties/check.js";
 import { decodeToken, encodeHardware } from "../../properties/token.js";
-import { type CheckPool, defaultWorkers, maxWorkers } from "../../session/check-pool.js";
+import { maxWorkers } from "../../session/check-pool.js";
+import { DEFAULTS } from "../../session/defaults.js";
+import type { CellCheck, CheckerSession } from "../../session/session.js";
 import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../../workers/strategies/tape.js";
 import { elfScenarioArguments, elfScenarioSource } from "../elf-scenario.js";
@@ -26,14 +18,14 @@ import {
 } from "../options.js";
 import { ProgressDisplay } from "../output/progress.js";
 import { reportVerdicts } from "../output/verdicts.js";
-import { builtIns, catalogOf, checkName, openPool, unit } from "../pool.js";
+import { catalogOf, checkName, commandErrors, openSession } from "../pool.js";
 import { runShard } from "./shard.js";
 
 export async function explore(
   opts: ExploreOptions,
   io: Io,
   print: (t: string) => void,
-  pools: CheckPool[],
+  sessions: CheckerSession[],
 ): Promise<number> {
   const searching = opts.strategy === "exhaustive" || opts.strategy === "portfolio";
   for (const [flag, value] of [
@@ -65,7 +57,7 @@ export async function explore(
       );
   }
   const modules = modulePaths(opts.module);
-  const cpus = opts.cpus ?? DEFAULT_HARDWARE.cpus;
+  const cpus = opts.cpus ?? DEFAULTS.hardware.cpus;
   const limit = maxWorkers(opts.engine, cpus);
   if (opts.parallel !== undefined && opts.parallel > limit.max) {
     throw new UsageError(
@@ -83,14 +75,18 @@ export async function explore(
       `the scenario built from --elf is named '${source.definition.name}', as a built-in one is: give it another name with --name NAME.`,
     );
   const sources = source ? [source] : [];
-  const pool = openPool(
-    modules,
-    opts.parallel ?? defaultWorkers(opts.engine, cpus),
-    opts.watchdog,
-    pools,
-    sources,
+  const session = openSession(
+    {
+      modules,
+      workers: opts.parallel,
+      engine: opts.engine,
+      cpus,
+      watchdogSeconds: opts.watchdog,
+      scenarioSources: sources,
+    },
+    sessions,
   );
-  const catalog = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
+  const catalog = await catalogOf(session);
   const { protocols } = catalog;
   const scenarios = source
     ? catalog.scenarios.filter((s) => s.name === source.definition.name)
@@ -154,11 +150,11 @@ export async function explore(
       sources,
       elfArguments: elfScenarioArguments(opts),
     };
-    return await runShard(opts.shard, pairs, opts, settings, pool, io, print);
+    return await runShard(opts.shard, pairs, opts, settings, session, io, print);
   }
-  const verdicts = await runChecks(pairs, opts, hardware, pool, io, { bounds, reductions, examples });
+  const verdicts = await runChecks(pairs, opts, hardware, session, io, { bounds, reductions, examples });
   return await reportVerdicts(verdicts, {
-    pool,
+    session,
     protocols,
     single,
     json: opts.json === true,
@@ -175,14 +171,14 @@ export async function explore(
 }
 
 /**
- * Runs the checks on the pool, a unit per cell, as many at once as it has workers. The verdicts come
+ * Runs the checks on the session, a unit per cell, as many at once as it has workers. The verdicts come
  * back in the order of `pairs` whatever order they finish in, so the output is a sequential run's.
  */
 export async function runChecks(
   pairs: Array<{ protocol: string; scenario: string; parts?: CheckParts }>,
   opts: ExploreOptions,
   hardware: Partial<Hardware>,
-  pool: CheckPool,
+  session: CheckerSession,
   io: Io,
   search: {
     bounds: Partial<Bounds>;
@@ -197,7 +193,7 @@ export async function runChecks(
       ? new ProgressDisplay(
           io.stderr,
           () =>
-            pool
+            session
               .runningUnits()
               .filter((u) => u.kind === "check")
               .map((u) => ({ ...u, label: `${u.label.protocol} on ${u.label.scenario}` })),
@@ -206,7 +202,7 @@ export async function runChecks(
         )
       : undefined;
   const show = () => display?.update();
-  const one = async ({
+  const one = ({
     protocol,
     scenario,
     parts,
@@ -214,44 +210,30 @@ export async function runChecks(
     protocol: string;
     scenario: string;
     parts?: CheckParts;
-  }): Promise<Verdict> => {
-    try {
-      const r = await unit(
-        pool,
-        {
-          kind: "check",
-          engine: opts.engine,
-          options: {
-            protocol,
-            scenario,
-            hardware,
-            strategy: opts.strategy,
-            runs: opts.runs ?? DEFAULT_RUNS,
-            seeds: opts.seeds ?? DEFAULT_SEEDS,
-            examples: opts.examples,
-            seed: opts.seed,
-            bound: opts.bound,
-            exampleTapes: search.examples.get(`${protocol}/${scenario}`),
-            bounds: search.bounds,
-            maxExecutions: opts.maxExecutions,
-            reductions: search.reductions,
-            parts,
-          },
-        },
-        { protocol, scenario },
-      );
-      if (r.kind === "build-error")
-        throw new UsageError(`cannot build ${protocol} on ${scenario}: ${r.message}.`);
-      if (r.kind !== "check") throw new Error(`a check task answered ${r.kind}`);
-      return r.verdict;
-    } finally {
-      done++;
-      show();
-    }
-  };
+  }): CellCheck => ({
+    protocol,
+    scenario,
+    hardware,
+    strategy: opts.strategy,
+    runs: opts.runs ?? DEFAULTS.runs,
+    seeds: opts.seeds ?? DEFAULTS.seeds,
+    examples: opts.examples,
+    seed: opts.seed,
+    bound: opts.bound,
+    exampleTapes: search.examples.get(`${protocol}/${scenario}`),
+    bounds: search.bounds,
+    maxExecutions: opts.maxExecutions,
+    reductions: search.reductions,
+    parts,
+  });
   display?.start();
   try {
-    return await Promise.all(pairs.map(one));
+    return await commandErrors(
+      session.checks(pairs.map(one), () => {
+        done++;
+        show();
+      }),
+    );
   } finally {
     display?.clear();
   }

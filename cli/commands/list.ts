@@ -1,20 +1,21 @@
 // `list`: the protocols and scenarios, built-in and from --module files, one line each.
-import type { CheckPool } from "../../session/check-pool.js";
+import type { CheckerSession } from "../../session/session.js";
 import { EXIT_OK } from "../io.js";
 import type { ListOptions } from "../options.js";
 import { modulePaths } from "../options.js";
-import { builtIns, catalogOf, openPool } from "../pool.js";
+import { catalogOf, openSession } from "../pool.js";
 
 /** Prints the list; returns the exit code (0). */
 export async function list(
   opts: ListOptions,
   print: (t: string) => void,
-  pools: CheckPool[],
+  sessions: CheckerSession[],
 ): Promise<number> {
   const modules = modulePaths(opts.module);
   // A module's code runs only in a worker thread, where the watchdog can stop it.
-  const { protocols, scenarios } =
-    modules.length === 0 ? builtIns() : await catalogOf(openPool(modules, 1, opts.watchdog, pools));
+  const { protocols, scenarios } = await catalogOf(
+    openSession({ modules, workers: 1, watchdogSeconds: opts.watchdog }, sessions),
+  );
   const width = Math.max(...protocols.map((p) => p.name.length), ...scenarios.map((s) => s.name.length));
   // Grouped by where each came from: the built-in ones, then each module's.
   for (const [kind, list] of [

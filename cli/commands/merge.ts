@@ -1,13 +1,14 @@
 // `merge FILE...`: the shards' verdicts put together and reported as the unsharded run reports them.
-import { DEFAULT_HARDWARE } from "../../model/machine.js";
+
 import type { Hardware } from "../../model/types.js";
-import { type CheckPool, defaultWorkers } from "../../session/check-pool.js";
+import { DEFAULTS } from "../../session/defaults.js";
 import type { ScenarioSource } from "../../session/modules.js";
+import type { CheckerSession } from "../../session/session.js";
 import { EXIT_VIOLATION, type Io, UsageError, useColor } from "../io.js";
 import { MergeError, mergeShards, readShards } from "../merge.js";
 import { htmlTarget, type MergeOptions, modulePaths, replayArgumentsOf } from "../options.js";
 import { reportVerdicts } from "../output/verdicts.js";
-import { builtIns, catalogOf, openPool } from "../pool.js";
+import { catalogOf, openSession } from "../pool.js";
 import { moduleDigests, sourceDigests } from "./shard.js";
 
 /** `merge FILE...`: the shards' verdicts put together and reported as the unsharded run reports them. */
@@ -16,7 +17,7 @@ export async function merge(
   opts: MergeOptions,
   io: Io,
   print: (t: string) => void,
-  pools: CheckPool[],
+  sessions: CheckerSession[],
 ): Promise<number> {
   const started = performance.now();
   let shards: ReturnType<typeof readShards>;
@@ -35,7 +36,7 @@ export async function merge(
       `merge: the shards were run with ${want.length} protocol module${want.length === 1 ? "" : "s"} (--module), and merge was given ${got.length === want.length ? "other ones" : got.length}: give merge the same --module files as the shards, so that it can re-run their counterexamples`,
     );
   const merged = mergeShards(shards);
-  const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULT_HARDWARE.cpus;
+  const cpus = (options.hardware as Partial<Hardware> | undefined)?.cpus ?? DEFAULTS.hardware.cpus;
   // A scenario the shards built from --elf is built again here, from the same files.
   const recorded =
     (options.elfScenarios as Array<{ source: ScenarioSource; files: Record<string, string> }> | undefined) ??
@@ -49,11 +50,14 @@ export async function merge(
       );
   }
   const sources = recorded.map((r) => r.source);
-  const pool = openPool(modules, defaultWorkers("inline", cpus), opts.watchdog, pools, sources);
-  const { protocols } = modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
+  const session = openSession(
+    { modules, engine: "inline", cpus, watchdogSeconds: opts.watchdog, scenarioSources: sources },
+    sessions,
+  );
+  const { protocols } = await catalogOf(session);
   const single = options.protocol !== null && (options.scenario !== null || sources.length > 0);
   const code = await reportVerdicts(merged.verdicts, {
-    pool,
+    session,
     protocols,
     single,
     json: opts.json === true,

@@ -1,13 +1,13 @@
 // `replay TOKEN`: the report of one tape; with the threaded engine, also its confirmation there.
 import type { RunConfig } from "../../model/types.js";
 import { decodeToken, encodeToken } from "../../properties/token.js";
-import type { CheckPool } from "../../session/check-pool.js";
+import type { CheckerSession } from "../../session/session.js";
 import { elfScenarioArguments, elfScenarioSource } from "../elf-scenario.js";
 import { EXIT_OK, EXIT_VIOLATION, type Io, UsageError, usage, useColor } from "../io.js";
 import { modulePaths, type ReplayOptions, replayArgumentsOf } from "../options.js";
 import { counterexampleId, htmlPath, writeHtml } from "../output/html.js";
 import { confirmationLine } from "../output/verdicts.js";
-import { builtIns, catalogOf, checkName, confirmAll, openPool, unit } from "../pool.js";
+import { catalogOf, checkName, commandErrors, confirmAll, openSession } from "../pool.js";
 
 /** `replay TOKEN`: the report of one tape; with the threaded engine, also its confirmation there. */
 export async function replay(
@@ -15,7 +15,7 @@ export async function replay(
   opts: ReplayOptions,
   io: Io,
   print: (t: string) => void,
-  pools: CheckPool[],
+  sessions: CheckerSession[],
 ): Promise<number> {
   const modules = modulePaths(opts.module);
   let decoded: { config: RunConfig; tape: number[] };
@@ -35,30 +35,25 @@ export async function replay(
     usage,
   );
   const sources = source ? [source] : [];
-  const pool = openPool(modules, 1, opts.watchdog, pools, sources);
-  const { protocols, scenarios } =
-    modules.length === 0 && sources.length === 0 ? builtIns() : await catalogOf(pool);
+  const session = openSession(
+    { modules, workers: 1, watchdogSeconds: opts.watchdog, scenarioSources: sources },
+    sessions,
+  );
+  const { protocols, scenarios } = await catalogOf(session);
   checkName("protocol", config.protocol, protocols, "the replay token names an ");
   checkName("scenario", config.scenario, scenarios, "the replay token names an ");
   const color = useColor(opts.color, opts.json, io);
-  const r = await unit(
-    pool,
-    {
-      kind: "report",
-      config,
-      tape,
+  const r = await commandErrors(
+    session.report(config, tape, {
       color,
       html: html !== undefined,
       replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),
-    },
-    { protocol: config.protocol, scenario: config.scenario },
+    }),
+    (message) => `the replay token's configuration is not valid: ${message}.`,
   );
-  if (r.kind === "build-error")
-    throw new UsageError(`the replay token's configuration is not valid: ${r.message}.`);
-  if (r.kind !== "report") throw new Error(`a report task answered ${r.kind}`);
   if (r.error) throw new UsageError(`the replayed run failed: ${r.error}.`);
   const c =
-    opts.engine === "threaded" ? (await confirmAll(pool, [{ config, tape }])).confirmations[0] : undefined;
+    opts.engine === "threaded" ? (await confirmAll(session, [{ config, tape }])).confirmations[0] : undefined;
   if (opts.json) {
     print(
       `${JSON.stringify(

@@ -1,11 +1,13 @@
 // `--shard i/n`: the i-th part of the work, printed as JSON for `merge`.
+
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Hardware } from "../../model/types.js";
 import { MODEL_VERSION } from "../../model/version.js";
-import { DEFAULT_RUNS, DEFAULT_SEEDS, type Verdict } from "../../properties/check.js";
-import type { CheckPool } from "../../session/check-pool.js";
+import type { Verdict } from "../../properties/check.js";
+import { DEFAULTS } from "../../session/defaults.js";
 import type { ScenarioSource } from "../../session/modules.js";
+import type { CheckerSession } from "../../session/session.js";
 import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js";
 import { EXIT_OK, type Io, UsageError } from "../io.js";
 import { SHARD_FORMAT, type ShardOutput } from "../merge.js";
@@ -58,8 +60,8 @@ export function shardOptions(opts: ExploreOptions, settings: ShardSettings): Rec
     protocol: opts.protocol ?? null,
     scenario: opts.scenario ?? null,
     strategy: opts.strategy,
-    runs: opts.runs ?? DEFAULT_RUNS,
-    seeds: opts.seeds ?? DEFAULT_SEEDS,
+    runs: opts.runs ?? DEFAULTS.runs,
+    seeds: opts.seeds ?? DEFAULTS.seeds,
     seed: opts.seed ?? 1,
     examples: opts.examples !== false,
     bound: opts.bound ?? null,
@@ -88,7 +90,7 @@ export async function runShard(
   pairs: Array<{ protocol: string; scenario: string }>,
   opts: ExploreOptions,
   settings: ShardSettings,
-  pool: CheckPool,
+  session: CheckerSession,
   io: Io,
   print: (t: string) => void,
 ): Promise<number> {
@@ -99,10 +101,10 @@ export async function runShard(
   const started = performance.now();
   const plan = planShards(pairs, shard.count, {
     strategy: opts.strategy,
-    seeds: opts.seeds ?? DEFAULT_SEEDS,
+    seeds: opts.seeds ?? DEFAULTS.seeds,
   });
   const checks = shardChecks(plan, shard.index);
-  const verdicts = await runChecks(checks, opts, settings.hardware, pool, io, settings);
+  const verdicts = await runChecks(checks, opts, settings.hardware, session, io, settings);
   const error = verdicts.find((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (error)
     throw new UsageError(
@@ -122,7 +124,7 @@ export async function runShard(
       parts: c.parts ?? null,
       verdict: verdicts[i],
     })),
-    workers: pool.workers,
+    workers: session.workers,
     elapsedMs: Math.round(performance.now() - started),
   };
   print(`${JSON.stringify(output, null, 1)}\n`);

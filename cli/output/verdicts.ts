@@ -17,8 +17,8 @@ import {
   replayCommand,
   verdictCell,
 } from "../../report/index.js";
-import type { CheckPool } from "../../session/check-pool.js";
 import type { Confirmation, ProtocolInfo } from "../../session/check-worker.js";
+import type { CheckerSession } from "../../session/session.js";
 import type { EngineName } from "../../workers/engine.js";
 import { EXIT_OK, EXIT_VIOLATION, type Io, UsageError, usage } from "../io.js";
 import { confirmAll, counterexampleReport } from "../pool.js";
@@ -26,7 +26,7 @@ import { counterexampleId, htmlMatrix, writeHtml } from "./html.js";
 
 /** How the verdicts of a run (or of merged shards) are reported. */
 export interface ReportContext {
-  pool: CheckPool;
+  session: CheckerSession;
   protocols: readonly ProtocolInfo[];
   single: boolean;
   json: boolean;
@@ -59,7 +59,7 @@ export interface ReportContext {
  * counterexamples, or JSON. Returns the exit code: the main job's, or the single check's.
  */
 export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): Promise<number> {
-  const { pool, protocols, single, color, started, io, print, html } = ctx;
+  const { session, protocols, single, color, started, io, print, html } = ctx;
   const opts = { json: ctx.json, engine: ctx.engine };
   const errors = verdicts.filter((v): v is Extract<Verdict, { kind: "error" }> => v.kind === "error");
   if (errors.length > 0) {
@@ -72,12 +72,19 @@ export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): P
     v.kind === "violated" ? v.properties.filter((p) => !p.holds).map((p) => ({ v, p })) : [],
   );
   const confirmation = confirmAll(
-    pool,
+    session,
     failing.map(({ v, p }) => ({ config: v.config, property: p.property, tape: p.tape ?? [] })),
   );
   const reports = await Promise.all(
     failing.map(({ v, p }) =>
-      counterexampleReport(pool, v.config, p, color && !opts.json, html !== undefined, ctx.replayArguments),
+      counterexampleReport(
+        session,
+        v.config,
+        p,
+        color && !opts.json,
+        html !== undefined,
+        ctx.replayArguments,
+      ),
     ),
   );
   const { confirmations, ms: confirmMs } = await confirmation;
@@ -103,7 +110,7 @@ export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): P
           mode: single ? "single" : "matrix",
           ok: single ? !violated : mismatches.length === 0,
           engine: opts.engine,
-          workers: pool.workers,
+          workers: session.workers,
           elapsedMs: Math.round(elapsed * 1000),
           ...(ctx.shards
             ? {
@@ -152,7 +159,7 @@ export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): P
           .join(", ")}); reports`
       : `${opts.engine} engine`;
     print(
-      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${where} on ${pool.workers} worker${pool.workers === 1 ? "" : "s"}${confirmation}\n`,
+      `\n${verdicts.length} check${verdicts.length === 1 ? "" : "s"}, ${runs} runs, ${elapsed.toFixed(1)} s, ${where} on ${session.workers} worker${session.workers === 1 ? "" : "s"}${confirmation}\n`,
     );
     if (failing.length > 0) print(`\nCounterexamples (${failing.length}):\n`);
     if (ctx.details)
