@@ -5,7 +5,7 @@ import { findScenario, registerScenario, SCENARIOS } from "../model/scenarios/in
 import type { Protocol, RunConfig, Scenario } from "../model/types.js";
 import { type CheckOptions, check as checkByName, type Verdict } from "../properties/check.js";
 import type { PropertyId } from "../properties/invariants.js";
-import { renderCounterexample } from "../properties/report.js";
+import { renderCounterexample } from "../report/index.js";
 
 /** What check() takes: the options of the command's single check, with objects or names. */
 export interface CheckInput extends Omit<CheckOptions, "protocol" | "scenario" | "engine"> {

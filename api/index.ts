@@ -69,4 +69,5 @@ export type {
 export type { PropertyResult, Verdict } from "../properties/check.js";
 export { PROPERTIES, type PropertyId, type Violation } from "../properties/invariants.js";
 export { decodeToken, encodeToken } from "../properties/token.js";
+export { DEFAULTS } from "../session/defaults.js";
 export { type CheckInput, check, report } from "./check.js";

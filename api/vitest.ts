@@ -13,13 +13,11 @@
 // never yields and names its CPU, routine and step. Without it, the check runs in the test's thread.
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Expected, Protocol, RunConfig, Scenario } from "../model/types.js";
+import type { Expected, Protocol, Scenario } from "../model/types.js";
 import type { PropertyResult, Verdict } from "../properties/check.js";
-import { PROPERTIES, type PropertyId } from "../properties/invariants.js";
-import { expectedCell, matchesExpected, verdictCell } from "../properties/report.js";
-import { CheckPool, StuckError } from "../workers/check-pool.js";
-import type { UnitResult } from "../workers/check-worker.js";
-import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
+import { PROPERTIES } from "../properties/invariants.js";
+import { expectedCell, matchesExpected, verdictCell } from "../report/index.js";
+import { CheckerSession, SessionError } from "../session/session.js";
 import { type CheckInput, check, report } from "./check.js";
 
 /** What checkProtocol and assertProtocol take: check()'s input, and the verdict wanted. */
@@ -81,57 +79,42 @@ export async function assertProtocol(options: ProtocolCheck): Promise<Verdict> {
     throw new CheckFailure(await failureMessage(verdict, expected, undefined, input, reportOf), verdict);
   }
   const path = modulePath(module);
-  const pool = new CheckPool({
+  // The command's checker session, with one worker thread that loads the module.
+  const session = new CheckerSession({
     workers: 1,
     modules: [path],
-    watchdogMs: (watchdogSeconds ?? DEFAULT_WATCHDOG_MS / 1000) * 1000,
+    watchdogMs: watchdogSeconds === undefined ? undefined : watchdogSeconds * 1000,
   });
   try {
     const { protocol, scenario, ...options } = input;
     const names = { protocol: nameOf(protocol), scenario: nameOf(scenario) };
-    const r = await inWorker(pool, names, {
-      kind: "check",
-      engine: "inline",
-      options: { ...options, ...names, hardware: options.hardware ?? {} },
-    });
-    if (r.kind !== "check") throw new Error(`livepatch-check: a check task answered ${r.kind}`);
-    const verdict = r.verdict;
+    const verdict = await helperErrors(session.check({ ...options, ...names }));
     if (verdict.kind === "error") throw new CheckFailure(`livepatch-check: ${verdict.message}`, verdict);
     if (matchesExpected(verdict, expected)) return verdict;
-    const reportOf = async (p: PropertyResult) => {
-      const rep = await inWorker(pool, names, reportTask(verdict.config, p.tape ?? [], p.property));
-      return rep.kind === "report" ? rep.text : `(no report: the worker answered ${rep.kind})`;
-    };
+    const reportOf = async (p: PropertyResult) =>
+      (await helperErrors(session.report(verdict.config, p.tape ?? [], { property: p.property }))).text;
     throw new CheckFailure(await failureMessage(verdict, expected, path, input, reportOf), verdict);
   } finally {
-    await pool.close();
+    await session.close();
   }
 }
 
-function reportTask(config: RunConfig, tape: number[], property: PropertyId) {
-  return { kind: "report" as const, config, tape, property, color: false };
-}
-
-/** One unit on the pool; the watchdog, a module that fails to load and a bad configuration are errors. */
-async function inWorker(
-  pool: CheckPool,
-  label: { protocol: string; scenario: string },
-  request: Parameters<CheckPool["run"]>[0],
-): Promise<UnitResult> {
-  let r: UnitResult;
+/** The session's work; the watchdog, a module that fails to load and a bad configuration are errors. */
+async function helperErrors<T>(work: Promise<T>): Promise<T> {
   try {
-    r = await pool.run(request, label);
+    return await work;
   } catch (e) {
-    if (e instanceof StuckError)
+    if (!(e instanceof SessionError)) throw e;
+    if (e.kind === "stuck")
       throw new Error(
         `livepatch-check: the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol (or, if the machine is only very slow, raise watchdogSeconds).`,
       );
-    throw e;
+    if (e.kind === "build")
+      throw new Error(
+        `livepatch-check: cannot build ${e.cell?.protocol} on ${e.cell?.scenario}: ${e.message}`,
+      );
+    throw new Error(`livepatch-check: ${e.message}`);
   }
-  if (r.kind === "module-error") throw new Error(`livepatch-check: ${r.message}`);
-  if (r.kind === "build-error")
-    throw new Error(`livepatch-check: cannot build ${label.protocol} on ${label.scenario}: ${r.message}`);
-  return r;
 }
 
 function modulePath(module: string | URL): string {

@@ -5,8 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildReportModel, renderHtmlPage, replayTape } from "../properties/report.js";
 import { decodeToken } from "../properties/token.js";
+import { buildReportModel, renderHtmlPage, replayTape } from "../report/index.js";
 import { launchBrowser } from "../scripts/chromium.js";
 
 async function main(): Promise<void> {

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { defineScenario, type Patch, type ScenarioDefinition } from "../model/define.js";
-import type { ScenarioSource } from "../workers/modules.js";
+import type { ScenarioSource } from "../session/modules.js";
 
 /** The options that define a scenario from an ELF file, as commander parses them. */
 export interface ElfScenarioOptions {

@@ -509,7 +509,8 @@ describe("every core for the search", () => {
     const one = await run(...args, "--parallel", "1");
     const two = await run(...args, "--parallel", "2");
     expect(one.code).toBe(two.code);
-    const stable = (text: string) => text.replace(/^\d+ checks, .*$/m, "");
+    // The time and the folder of the report differ between the runs; nothing else may.
+    const stable = (text: string) => text.replace(/^\d+ checks, .*$/m, "").replace(/^Report .*$/m, "");
     expect(stable(two.stdout)).toBe(stable(one.stdout));
     // One check per protocol on nmi-path.
     const checks = PROTOCOLS.length;
@@ -553,13 +554,16 @@ describe("the command as a process", () => {
   it("stops quietly with exit 0 when the reader of its output goes away (| true, | head -3)", async () => {
     const { spawnSync } = await import("node:child_process");
     const bin = join(import.meta.dirname, "..", "bin", "livepatch-check.js");
+    // In a folder of its own: the matrix writes its HTML report to the working directory.
+    const cwd = mkdtempSync(join(tmpdir(), "livepatch-check-cli-"));
     const piped = (args: string, reader: string) =>
       spawnSync(
         "bash",
         ["-c", `"${process.execPath}" "${bin}" ${args} | ${reader}; echo "exit \${PIPESTATUS[0]}" >&2`],
         {
           encoding: "utf8",
-          timeout: 120_000,
+          timeout: 240_000,
+          cwd,
         },
       );
     const list = piped("list", "true");
@@ -567,9 +571,9 @@ describe("the command as a process", () => {
     // A single check that finds a violation (exit 1 when its report is read).
     const check = piped("-p no-mask -s nmi-path --engine inline --runs 100 --seeds 1", "true");
     expect(check.stderr).toBe("exit 0\n");
-    // A small matrix prints over 100 KB, more than the pipe holds once head has gone: its verdicts
-    // differ from the declared ones at this budget (exit 1), which stderr still says.
-    const matrix = piped("--engine inline --runs 20 --seeds 1 --no-examples", "head -3");
+    // A small matrix with --details prints over 100 KB, more than the pipe holds once head has gone:
+    // its verdicts differ from the declared ones at this budget (exit 1), which stderr still says.
+    const matrix = piped("--engine inline --runs 20 --seeds 1 --no-examples --details", "head -3");
     expect(matrix.stdout.split("\n")).toHaveLength(4);
     const cells = PROTOCOLS.length * SCENARIOS.length;
     expect(matrix.stderr).toMatch(
@@ -603,5 +607,62 @@ describe("the command as a process", () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/P2 nmi-replayed \(nmi-lost\)/);
     expect(r.stdout).toMatch(/replay: npx livepatch-check replay v2\/xen-4\.8\/nmi-path\//);
+  });
+});
+
+describe("the main job's terminal output", () => {
+  beforeAll(needBuild);
+  it("is the matrix and a line per counterexample, at most 80 lines, and says where the report went", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const bin = join(import.meta.dirname, "..", "bin", "livepatch-check.js");
+    // The whole matrix at a small budget, in a folder of its own (the report is written there).
+    const cwd = mkdtempSync(join(tmpdir(), "livepatch-check-main-"));
+    const r = spawnSync(
+      process.execPath,
+      [bin, "--engine", "inline", "--runs", "20", "--seeds", "1", "--no-examples", "--no-color"],
+      { encoding: "utf8", timeout: 240_000, cwd },
+    );
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(1); // at this budget some verdicts differ from the declared ones
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines.length).toBeLessThanOrEqual(80);
+    expect(lines.length).toBeGreaterThan(PROTOCOLS.length + 2); // the matrix is there
+    expect(r.stdout).not.toContain("━━ ");
+    const count = Number(/^Counterexamples \((\d+)\):$/m.exec(r.stdout)?.[1]);
+    expect(count).toBeGreaterThan(0);
+    const listed = lines.filter((l) => / — replay v\d+\/\S+$/.test(l));
+    expect(listed).toHaveLength(count);
+    for (const l of listed)
+      expect(l).toMatch(
+        /^ {2}\S+ on \S+: P\d [a-z-]+ \(.+\)(, (CPU \d+ )?(step \d+|CPU \d+))?: .+ — replay /,
+      );
+    const report = join(cwd, "livepatch-check-report.html");
+    expect(r.stdout).toContain(
+      `Report with the timeline of every counterexample (--details prints them here): ${report}\n`,
+    );
+    expect(existsSync(report)).toBe(true);
+  });
+
+  it("prints every timeline with --details, and writes no report with --no-html or --json", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "livepatch-check-main-"));
+    const args = ["-s", "nmi-path", "--strategy", "random", "--runs", "30", "--seeds", "1"];
+    const short = await runCaptured(args, { cwd });
+    const details = await runCaptured([...args, "--details", "--no-html"], { cwd });
+    expect(details.code).toBe(short.code);
+    const count = Number(/^Counterexamples \((\d+)\):$/m.exec(short.stdout)?.[1]);
+    expect(count).toBeGreaterThan(0);
+    expect(details.stdout.match(/^━━ /gm)).toHaveLength(count);
+    expect(details.stdout.match(/^replay: npx livepatch-check replay /gm)).toHaveLength(count);
+    expect(details.stdout).not.toContain("Report with");
+    // Each one-line counterexample's token is the one its full timeline ends with.
+    const tokens = (text: string, re: RegExp) => [...text.matchAll(re)].map((m) => m[1]);
+    expect(tokens(short.stdout, / — replay (\S+)$/gm)).toEqual(
+      tokens(details.stdout, /^replay: npx livepatch-check replay (\S+)$/gm),
+    );
+    const none = mkdtempSync(join(tmpdir(), "livepatch-check-main-"));
+    await runCaptured([...args, "--no-html"], { cwd: none });
+    await runCaptured([...args, "--json"], { cwd: none });
+    expect(existsSync(join(none, "livepatch-check-report.html"))).toBe(false);
+    expect(existsSync(join(cwd, "livepatch-check-report.html"))).toBe(true);
   });
 });

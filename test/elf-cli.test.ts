@@ -250,10 +250,24 @@ describe("the main command with --elf", () => {
     expect(r.stdout).toContain(
       "No protocol declares a verdict on hook_b+4, built from your file: its column shows what each protocol gets.",
     );
-    // Every replay command printed under a counterexample carries the options that built the scenario.
-    const replays = r.stdout.split("\n").filter((l) => l.startsWith("replay: "));
+    // Every counterexample's line ends with its replay token and the options that built the scenario.
+    const replays = r.stdout.split("\n").filter((l) => / — replay v\d+\//.test(l));
     expect(replays.length).toBeGreaterThan(0);
     for (const l of replays) expect(l.endsWith(` ${NMI_SITE.join(" ")}`)).toBe(true);
+    // So does the replay command under each full timeline (--details).
+    const details = await run(
+      ...NMI_SITE,
+      "--strategy",
+      "random",
+      "--runs",
+      "100",
+      "--seeds",
+      "1",
+      "--details",
+    );
+    const commands = details.stdout.split("\n").filter((l) => l.startsWith("replay: "));
+    expect(commands).toHaveLength(replays.length);
+    for (const l of commands) expect(l.endsWith(` ${NMI_SITE.join(" ")}`)).toBe(true);
   });
 });
 

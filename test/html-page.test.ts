@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runCaptured } from "../dist/cli/capture.js";
-import { buildReportModel, type HtmlPage, renderHtmlPage, replayTape } from "../dist/properties/report.js";
 import { decodeToken } from "../dist/properties/token.js";
+import { buildReportModel, type HtmlPage, renderHtmlPage, replayTape } from "../dist/report/index.js";
 
 const TOKEN = "v2/no-mask/nmi-path/cpus=4,fetch=bytewise,nmis=3,mces=0,bound=20000/_34.1._27";
 const dir = mkdtempSync(join(tmpdir(), "livepatch-check-html-page-"));

@@ -6,8 +6,8 @@ import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../dist/cli/main.js";
-import { buildReportModel, type ReportModel, replayTape } from "../dist/properties/report.js";
 import { decodeToken } from "../dist/properties/token.js";
+import { buildReportModel, type ReportModel, replayTape } from "../dist/report/index.js";
 import { browserMissing, launchBrowser } from "../dist/scripts/chromium.js";
 
 const missing = browserMissing();
@@ -35,6 +35,7 @@ async function pageOf(token: string, file: string): Promise<{ path: string; mode
     stdoutIsTTY: false,
     stderrIsTTY: false,
     env: {},
+    cwd: OUT,
   };
   const code = await main(["replay", token, "--html", path], io);
   expect(code, out.join("")).toBe(1);
@@ -309,6 +310,7 @@ describe.skipIf(missing !== undefined)("the HTML report in headless Chromium", (
       stdoutIsTTY: false,
       stderrIsTTY: false,
       env: {},
+      cwd: OUT,
     };
     await main(["-s", "nmi-path", "--strategy", "random", "--runs", "100", "--html", path], io);
     // The terminal's table: a header, a rule, then "protocol  cell" per line until a blank line.

@@ -1,8 +1,8 @@
-// The live progress line (cli/progress.ts): on a terminal a line per running check appears and is
+// The live progress line (cli/output/progress.ts): on a terminal a line per running check appears and is
 // cleared at the end; piped, or with --json, nothing of it is printed.
 import { describe, expect, it } from "vitest";
 import { runCaptured } from "../dist/cli/capture.js";
-import { ProgressDisplay, progressLine } from "../dist/cli/progress.js";
+import { ProgressDisplay, progressLine } from "../dist/cli/output/progress.js";
 import { Part, PG, progressBlock } from "../dist/model/progress.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI escapes is the point

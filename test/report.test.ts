@@ -1,15 +1,15 @@
-// Counterexample reports and the verdict matrix (properties/report).
+// Counterexample reports and the verdict matrix (report/).
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RunConfig } from "../dist/model/types.js";
 import { check, resolveConfig, type Verdict } from "../dist/properties/check.js";
+import { encodeToken } from "../dist/properties/token.js";
 import {
   matchesExpected,
   renderCounterexample,
   renderVerdictMatrix,
   replayTape,
   verdictCell,
-} from "../dist/properties/report.js";
-import { encodeToken } from "../dist/properties/token.js";
+} from "../dist/report/index.js";
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI escapes is the point
 const ANSI = /\x1b\[/;

@@ -12,10 +12,10 @@ import { PROTOCOLS } from "../dist/model/protocols/index.js";
 import { SCENARIOS } from "../dist/model/scenarios/index.js";
 import { FETCH_MODELS, type FetchModel, type RunConfig } from "../dist/model/types.js";
 import { pctParams, sparseTape } from "../dist/properties/arbitraries.js";
-import { closeUnitEngines, default as runUnit } from "../dist/workers/check-worker.js";
+import { closeUnitEngines, default as runUnit } from "../dist/session/check-worker.js";
+import { loadProtocolModules, threadSetup } from "../dist/session/modules.js";
 import type { RunResult, Strategy } from "../dist/workers/engine.js";
 import { runInline } from "../dist/workers/inline.js";
-import { loadProtocolModules } from "../dist/workers/modules.js";
 import {
   createThreadedEngine,
   KEPT_CONFIGURATIONS,
@@ -102,7 +102,11 @@ beforeAll(async () => {
     );
   }
   await loadProtocolModules([BAD_PROTOCOLS]);
-  engine = createThreadedEngine({ parallel: 3, modules: [BAD_PROTOCOLS], watchdogMs: 3000 });
+  engine = createThreadedEngine({
+    parallel: 3,
+    setup: threadSetup({ modules: [BAD_PROTOCOLS] }),
+    watchdogMs: 3000,
+  });
 });
 
 afterAll(async () => {
@@ -220,7 +224,7 @@ describe("threaded engine failures", () => {
   });
 });
 
-describe("confirmation of a counterexample on the threaded engine (workers/check-worker)", () => {
+describe("confirmation of a counterexample on the threaded engine (session/check-worker)", () => {
   afterAll(async () => {
     await closeUnitEngines();
   });

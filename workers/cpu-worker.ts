@@ -10,8 +10,7 @@ import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
 import { progressBlock, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
-import { loadProtocolModules, loadScenarioSources, type ScenarioSource } from "./modules.js";
-import { machineFor, memoryFor } from "./setup.js";
+import { machineFor, memoryFor, prepareThread, type ThreadSetup } from "./setup.js";
 import { bufferScheduler } from "./strategies/tape.js";
 import { nextTurn } from "./turn.js";
 
@@ -20,10 +19,8 @@ export interface CpuTask {
   buffer: SharedArrayBuffer;
   cpu: number;
   config: RunConfig;
-  /** User protocol modules (absolute paths), loaded here as in the main thread. */
-  modules: string[];
-  /** Scenarios defined on the command line, built here as in the main thread (none when left out). */
-  scenarioSources?: ScenarioSource[];
+  /** What makes user protocols and scenarios known here as in the main thread (none: built-ins only). */
+  setup?: ThreadSetup;
   /**
    * Doorbells, one Int32 per CPU: whoever changes the token bumps the bell of the CPU concerned (every
    * bell when the run ends) and notifies on it. Engine bookkeeping only; the token itself is H.token.
@@ -68,8 +65,7 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
   Atomics.load(header, H.token);
   reportProgressTo(progressBlock(task.progress));
   try {
-    await loadProtocolModules(task.modules);
-    loadScenarioSources(task.scenarioSources);
+    await prepareThread(task.setup);
     const spec = machineFor(task.config);
     const mem = memoryFor(spec, task.buffer); // new views over the same bytes; prepare() already ran
     const h = mem.header;

@@ -1,4 +1,5 @@
-// Preparing a buffer for one run, the same way for every engine.
+// Preparing a thread for machines (its catalog of protocols and scenarios) and a buffer for one run,
+// the same way for every engine.
 
 import { buildMachine, layoutFor } from "../model/machine.js";
 import { H, MachineMemory, RunStatus } from "../model/memory.js";
@@ -13,6 +14,26 @@ import { loadPct, loadTape, type PctParams } from "./strategies/tape.js";
 export type Strategy = BufferStrategy | { scheduler: Scheduler };
 /** A strategy that lives in the buffer: a tape, or PCT parameters. */
 export type BufferStrategy = { tape: readonly number[] } | { pct: PctParams };
+
+/**
+ * What a thread runs before it builds a machine, so that the protocols and scenarios a machine names
+ * are known there: the module `module` (a file URL) is imported and its `setupThread(data)` export
+ * called. The layer that loads user modules (session/modules) makes these; the engines only carry
+ * them to their threads, so that this folder does not depend on it.
+ */
+export interface ThreadSetup {
+  module: string;
+  data: unknown;
+}
+
+/** Runs `setup` in this thread (its module's setupThread makes the thread's catalog; it is idempotent). */
+export async function prepareThread(setup: ThreadSetup | undefined): Promise<void> {
+  if (!setup) return;
+  const mod = (await import(setup.module)) as { setupThread?: (data: unknown) => Promise<void> | void };
+  if (typeof mod.setupThread !== "function")
+    throw new Error(`thread setup module ${setup.module} has no setupThread export`);
+  await mod.setupThread(setup.data);
+}
 
 const specs = new Map<string, MachineSpec>();
 

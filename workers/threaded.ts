@@ -13,16 +13,16 @@ import { PROGRESS_WORDS, progressBlock, readProgress, routineLabel } from "../mo
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { type CpuTask, type CpuTaskResult, pass } from "./cpu-worker.js";
 import type { Engine, RunResult, Strategy } from "./engine.js";
-import { loadProtocolModules, loadScenarioSources, type ScenarioSource } from "./modules.js";
-import { machineFor, memoryFor, prepare } from "./setup.js";
+import { machineFor, memoryFor, prepare, prepareThread, type ThreadSetup } from "./setup.js";
 
 export interface ThreadedOptions {
   /** Machines that may run at once; each has its own buffer and its own threads. */
   parallel?: number;
-  /** User protocol modules (absolute paths), loaded in this thread and in every worker. */
-  modules?: string[];
-  /** Scenarios defined on the command line, built in this thread and in every worker. */
-  scenarioSources?: ScenarioSource[];
+  /**
+   * What makes user protocols and scenarios known (workers/setup ThreadSetup), run in this thread and
+   * in every CPU worker before a machine is built; none for the built-in catalog.
+   */
+  setup?: ThreadSetup;
   /** A run whose step counter stands still this long is stopped as stuck. */
   watchdogMs?: number;
 }
@@ -93,8 +93,7 @@ export function createThreadedEngine(opts: ThreadedOptions = {}): ThreadedEngine
 class Threaded implements ThreadedEngine {
   readonly name = "threaded" as const;
   private readonly parallel: number;
-  private readonly modules: string[];
-  private readonly scenarioSources: ScenarioSource[];
+  private readonly setup: ThreadSetup | undefined;
   private readonly watchdogMs: number;
   private pool: Piscina<CpuTask, CpuTaskResult> | undefined;
   /** CPUs per machine the pool is sized for (the most seen so far). */
@@ -114,8 +113,7 @@ class Threaded implements ThreadedEngine {
 
   constructor(opts: ThreadedOptions) {
     this.parallel = opts.parallel ?? availableParallelism();
-    this.modules = [...(opts.modules ?? [])];
-    this.scenarioSources = [...(opts.scenarioSources ?? [])];
+    this.setup = opts.setup;
     this.watchdogMs = opts.watchdogMs ?? DEFAULT_WATCHDOG_MS;
     if (!Number.isInteger(this.parallel) || this.parallel < 1)
       throw new Error(`parallel must be a whole number of machines, at least 1, not ${this.parallel}`);
@@ -130,8 +128,7 @@ class Threaded implements ThreadedEngine {
       );
     }
     const call = this.calls++;
-    await loadProtocolModules(this.modules);
-    loadScenarioSources(this.scenarioSources);
+    await prepareThread(this.setup);
     const spec = machineFor(config); // unknown names and bad CPU counts throw here, as inline
     if (!this.workerFound) {
       const worker = workerFile();
@@ -316,8 +313,7 @@ class Threaded implements ThreadedEngine {
             progress: progressBuffer,
             cpu,
             config,
-            modules: this.modules,
-            scenarioSources: this.scenarioSources,
+            setup: this.setup,
           },
           { signal: c.signal },
         )

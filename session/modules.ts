@@ -3,11 +3,13 @@
 // a scenario, an array of them, or `{ protocols, scenarios }`); any other named export that is a
 // protocol or a scenario counts too. Loaded in the main thread and in every worker, so all of them
 // build the same machines. Where each came from is kept for `list`.
-import { pathToFileURL } from "node:url";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { defineScenario, type ScenarioDefinition } from "../model/define.js";
 import { registerProtocol } from "../model/protocols/index.js";
 import { registerScenario } from "../model/scenarios/index.js";
 import type { Protocol, Scenario } from "../model/types.js";
+import type { ThreadSetup } from "../workers/setup.js";
 
 const loaded = new Set<string>();
 
@@ -135,4 +137,31 @@ export async function loadProtocolModules(paths: readonly string[]): Promise<voi
     }
     loaded.add(path);
   }
+}
+
+/** What a thread loads before it builds a machine: the --module files, then the --elf scenarios. */
+export interface UserCatalog {
+  modules: readonly string[];
+  scenarioSources?: readonly ScenarioSource[];
+}
+
+/** Loads `catalog` in this thread (workers/setup prepareThread calls it in every engine thread). */
+export async function setupThread(catalog: UserCatalog): Promise<void> {
+  await loadProtocolModules(catalog.modules);
+  loadScenarioSources(catalog.scenarioSources);
+}
+
+/**
+ * The thread setup (workers/setup ThreadSetup) that loads `catalog` in an engine's threads, or none
+ * when it names nothing beyond the built-ins.
+ */
+export function threadSetup(catalog: UserCatalog): ThreadSetup | undefined {
+  if (catalog.modules.length === 0 && (catalog.scenarioSources?.length ?? 0) === 0) return undefined;
+  const here = fileURLToPath(import.meta.url);
+  // A worker thread cannot import .ts: from the sources, the compiled module in dist/ is named.
+  const file = here.endsWith(".ts") ? join(dirname(here), "..", "dist", "session", "modules.js") : here;
+  return {
+    module: pathToFileURL(file).href,
+    data: { modules: [...catalog.modules], scenarioSources: [...(catalog.scenarioSources ?? [])] },
+  };
 }

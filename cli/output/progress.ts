@@ -4,7 +4,7 @@
 // and cleared at the end. The counts come from each unit's progress block (model/progress), which the
 // check's worker thread writes and this thread only reads. Only where stderr is a terminal and no
 // --json is asked: nothing of it ever reaches a pipe or a file.
-import { Part, PG } from "../model/progress.js";
+import { Part, PG } from "../../model/progress.js";
 
 /** A running check as the pool sees it: its label, its progress block, when it started. */
 export interface RunningCheck {

@@ -3,8 +3,8 @@
 // direct calls and jumps, and every indirect call or jump on the way by `symbol+offset`.
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { hex64, readElf } from "../model/elf.js";
-import { type ElfCallGraph, ElfProgram, type IndirectSite } from "../model/elf-image.js";
+import { hex64, readElf } from "../../model/elf.js";
+import { type ElfCallGraph, ElfProgram, type IndirectSite } from "../../model/elf-image.js";
 
 /** Where a relocatable object's undefined symbols are placed when it is read alone (it is laid out at 0). */
 const EXTERNAL_BASE = 0x4000_0000n;

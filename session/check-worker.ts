@@ -1,4 +1,4 @@
-// The Piscina worker of the check pool (workers/check-pool): every unit of work that runs protocol
+// The Piscina worker of the check pool (session/check-pool): every unit of work that runs protocol
 // code runs here, off the main thread — loading protocol modules (their top-level code), building a
 // machine (the protocol's setup), exploring one matrix cell with check(), and replaying a
 // counterexample for its report and its confirmation on the threaded engine. JavaScript cannot
@@ -11,18 +11,18 @@ import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Expected, Hardware, RunConfig } from "../model/types.js";
 import { type CheckOptions, check, resolveConfig, type Verdict } from "../properties/check.js";
 import type { PropertyId, Violation } from "../properties/invariants.js";
+import { buildReportModel, type ReportModel, renderReport, replayTape, statusName } from "../report/index.js";
+import { type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
+import { runInline } from "../workers/inline.js";
+import { machineFor } from "../workers/setup.js";
+import { createThreadedEngine, type ThreadedEngine } from "../workers/threaded.js";
 import {
-  buildReportModel,
-  type ReportModel,
-  renderReport,
-  replayTape,
-  statusName,
-} from "../properties/report.js";
-import { type Engine, type EngineName, inlineEngine } from "./engine.js";
-import { runInline } from "./inline.js";
-import { loadProtocolModules, loadScenarioSources, originOf, type ScenarioSource } from "./modules.js";
-import { machineFor } from "./setup.js";
-import { createThreadedEngine, type ThreadedEngine } from "./threaded.js";
+  loadProtocolModules,
+  loadScenarioSources,
+  originOf,
+  type ScenarioSource,
+  threadSetup,
+} from "./modules.js";
 
 /** What the main thread needs to know of a protocol, as plain data (no routines). */
 export interface ProtocolInfo {
@@ -115,7 +115,11 @@ function threadedEngine(task: TaskBase): ThreadedEngine {
     void threaded?.engine.close();
     threaded = {
       key,
-      engine: createThreadedEngine({ modules, scenarioSources, parallel: 1, watchdogMs }),
+      engine: createThreadedEngine({
+        setup: threadSetup({ modules, scenarioSources }),
+        parallel: 1,
+        watchdogMs,
+      }),
     };
   }
   return threaded.engine;

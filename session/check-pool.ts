@@ -1,4 +1,4 @@
-// The check pool: a Piscina pool of worker threads (workers/check-worker) that run every unit of work
+// The check pool: a Piscina pool of worker threads (session/check-worker) that run every unit of work
 // touching protocol code — module loading, machine building, a matrix cell's exploration, a
 // counterexample's report and its confirmation — so that the main thread stays free to watch them.
 // Units run in parallel, one per thread. A watchdog here reads each running unit's progress block
@@ -18,10 +18,10 @@ import {
   routineLabel,
   type StuckAt,
 } from "../model/progress.js";
+import type { EngineName } from "../workers/engine.js";
+import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import type { UnitResult, UnitTask } from "./check-worker.js";
-import type { EngineName } from "./engine.js";
 import type { ScenarioSource } from "./modules.js";
-import { DEFAULT_WATCHDOG_MS } from "./threaded.js";
 
 /** A task as the caller gives it: the pool adds the progress block, the modules and the watchdog. */
 export type UnitRequest = UnitTask extends infer T
@@ -101,7 +101,7 @@ export function defaultWorkers(engine: EngineName, cpus: number): number {
 export function checkWorkerFile(): string {
   const here = fileURLToPath(import.meta.url);
   return here.endsWith(".ts")
-    ? join(dirname(here), "..", "dist", "workers", "check-worker.js")
+    ? join(dirname(here), "..", "dist", "session", "check-worker.js")
     : join(dirname(here), "check-worker.js");
 }
 

@@ -3,8 +3,8 @@
 // also shows the verdict matrix, each violation linked to its counterexample's section.
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { Expected } from "../model/types.js";
-import type { Verdict } from "../properties/check.js";
+import type { Expected } from "../../model/types.js";
+import type { Verdict } from "../../properties/check.js";
 import {
   type HtmlCounterexample,
   type HtmlMatrix,
@@ -15,12 +15,15 @@ import {
   renderHtmlPage,
   renderVerdictMatrix,
   verdictCell,
-} from "../properties/report.js";
+} from "../../report/index.js";
 
 /**
  * The absolute path of the page, refused before anything runs when it cannot be written: its folder
  * must exist and the path must not be a folder.
  */
+/** The file the main job writes its HTML report to, in the working directory, when --html is not given. */
+export const DEFAULT_HTML_REPORT = "livepatch-check-report.html";
+
 export function htmlPath(path: string, usage: (message: string) => Error): string {
   const absolute = resolve(path);
   const folder = dirname(absolute);
