@@ -1,11 +1,11 @@
 import { SCENARIOS } from "../../model/scenarios/index.js";
 import type { Hardware, RunConfig } from "../../model/types.js";
-import { type CheckParts, hardwareOf, resolveConfig, type Verdict } from "../../properties/check.js";
+import { hardwareOf, resolveConfig } from "../../properties/check.js";
 import { decodeToken, encodeHardware } from "../../properties/token.js";
 import { maxWorkers } from "../../session/check-pool.js";
 import { DEFAULTS } from "../../session/defaults.js";
-import type { CellCheck, CheckerSession } from "../../session/session.js";
-import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js";
+import type { CheckerSession } from "../../session/session.js";
+import type { Bounds } from "../../workers/strategies/exhaustive.js";
 import { PCT_MAX_CHANGES } from "../../workers/strategies/tape.js";
 import { elfScenarioArguments, elfScenarioSource } from "../elf-scenario.js";
 import { type Io, UsageError, usage, useColor } from "../io.js";
@@ -16,9 +16,9 @@ import {
   parseReductions,
   replayArgumentsOf,
 } from "../options.js";
-import { ProgressDisplay } from "../output/progress.js";
 import { reportVerdicts } from "../output/verdicts.js";
-import { catalogOf, checkName, commandErrors, openSession } from "../pool.js";
+import { catalogOf, checkName, openSession } from "../pool.js";
+import { runChecks } from "../run-checks.js";
 import { runShard } from "./shard.js";
 
 export async function explore(
@@ -168,75 +168,6 @@ export async function explore(
     ...(source ? { surveyed: new Set([source.definition.name]) } : {}),
     replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),
   });
-}
-
-/**
- * Runs the checks on the session, a unit per cell, as many at once as it has workers. The verdicts come
- * back in the order of `pairs` whatever order they finish in, so the output is a sequential run's.
- */
-export async function runChecks(
-  pairs: Array<{ protocol: string; scenario: string; parts?: CheckParts }>,
-  opts: ExploreOptions,
-  hardware: Partial<Hardware>,
-  session: CheckerSession,
-  io: Io,
-  search: {
-    bounds: Partial<Bounds>;
-    reductions: Partial<Reductions> | undefined;
-    examples: Map<string, number[][]>;
-  },
-): Promise<Verdict[]> {
-  // A live line per running check, on a terminal only, and never with --json (cli/output/progress.ts).
-  let done = 0;
-  const display =
-    io.stderrIsTTY && !opts.json && pairs.length > 0
-      ? new ProgressDisplay(
-          io.stderr,
-          () =>
-            session
-              .runningUnits()
-              .filter((u) => u.kind === "check")
-              .map((u) => ({ ...u, label: `${u.label.protocol} on ${u.label.scenario}` })),
-          () => `[${done}/${pairs.length}] checks done`,
-          io.stderrColumns,
-        )
-      : undefined;
-  const show = () => display?.update();
-  const one = ({
-    protocol,
-    scenario,
-    parts,
-  }: {
-    protocol: string;
-    scenario: string;
-    parts?: CheckParts;
-  }): CellCheck => ({
-    protocol,
-    scenario,
-    hardware,
-    strategy: opts.strategy,
-    runs: opts.runs ?? DEFAULTS.runs,
-    seeds: opts.seeds ?? DEFAULTS.seeds,
-    examples: opts.examples,
-    seed: opts.seed,
-    bound: opts.bound,
-    exampleTapes: search.examples.get(`${protocol}/${scenario}`),
-    bounds: search.bounds,
-    maxExecutions: opts.maxExecutions,
-    reductions: search.reductions,
-    parts,
-  });
-  display?.start();
-  try {
-    return await commandErrors(
-      session.checks(pairs.map(one), () => {
-        done++;
-        show();
-      }),
-    );
-  } finally {
-    display?.clear();
-  }
 }
 
 /**

@@ -12,8 +12,8 @@ import type { Bounds, Reductions } from "../../workers/strategies/exhaustive.js"
 import { EXIT_OK, type Io, UsageError } from "../io.js";
 import { SHARD_FORMAT, type ShardOutput } from "../merge.js";
 import type { ExploreOptions } from "../options.js";
+import { runChecks } from "../run-checks.js";
 import { planShards, type Shard, shardChecks } from "../shard.js";
-import { runChecks } from "./check.js";
 
 /** What a shard needs besides the command's options: what explore() resolved from them. */
 export interface ShardSettings {
