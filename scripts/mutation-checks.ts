@@ -28,7 +28,13 @@ export function listProblems(mutations: Mutation[], exists: (path: string) => bo
       );
     if (!m.id.startsWith(`${m.breaks}-`)) problems.push(`${m.id}: the id must start with '${m.breaks}-'`);
     if (m.tests.length === 0) problems.push(`${m.id}: names no test file`);
-    for (const t of m.tests) if (!exists(t)) problems.push(`${m.id}: test file '${t}' does not exist`);
+    for (const t of m.tests) {
+      if (!exists(t)) problems.push(`${m.id}: test file '${t}' does not exist`);
+      // The fast tier (`npm test`) must kill every mutation on its own: a rule that only the slow tier
+      // can see break would go unseen in most test runs.
+      if (t.startsWith("test/slow/"))
+        problems.push(`${m.id}: test file '${t}' is in the slow tier: name a test of the fast tier`);
+    }
     for (const e of editsOf(m)) {
       if (e.find === "") problems.push(`${m.id}: an edit has an empty find text`);
       if (e.find === e.replace) problems.push(`${m.id}: a replacement equals its find text`);

@@ -61,7 +61,7 @@ const TORN = "test/torn-fetch.test.ts";
 const REAL = "test/litmus-real-code.test.ts";
 const XEN_OS = "model/os/xen.ts";
 const COMMON_OS = "model/os/common.ts";
-const VERDICTS_MCE = "test/verdicts-mce.test.ts";
+const MCE_BARRIER = "test/mce-barrier.test.ts";
 const TEXT_POKE = "model/protocols/linux-text-poke.ts";
 const MULTI_SITE_LINUX = "test/multi-site-linux.test.ts";
 const SEARCH = "workers/strategies/exhaustive.ts";
@@ -749,7 +749,7 @@ export const MUTATIONS: Mutation[] = [
     find: "function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {\n  if (!wait) return;",
     replace:
       "function* mceBarrierEnter(ctx: RoutineContext, w: MceWords, wait: boolean): Routine {\n  if (wait || !wait) return;",
-    tests: [VERDICTS_MCE],
+    tests: [MCE_BARRIER],
   },
   // ---- Linux's batched text poking ----
   {

@@ -6,7 +6,7 @@
 //   npm run build && node dist/scripts/test-example.js
 //
 // Exit codes: 0 the example's tests pass; 1 they fail (or packing or installing failed); 77 npm
-// cannot reach the registry for a dependency the cache does not hold (test/example.test.ts then
+// cannot reach the registry for a dependency the cache does not hold (test/slow/example.test.ts then
 // skips, saying so).
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";

@@ -60,13 +60,15 @@ describe("the mutation list", () => {
     if ("error" in applied) throw new Error(applied.error);
     expect(applied.files.get("model/cpu/fetch.ts")).not.toContain("while (!d.complete && cpu.atomicFetch)");
     expect(
-      listProblems([{ ...base, breaks: "X1", tests: ["test/none.test.ts"] }], (p) =>
-        existsSync(join(root, p)),
+      listProblems(
+        [{ ...base, breaks: "X1", tests: ["test/none.test.ts", "test/slow/soundness.test.ts"] }],
+        (p) => existsSync(join(root, p)),
       ),
     ).toEqual([
       "H1-example: breaks 'X1' is not a rule (H1), property (P1) or real-code rule (STACK)",
       "H1-example: the id must start with 'X1-'",
       "H1-example: test file 'test/none.test.ts' does not exist",
+      "H1-example: test file 'test/slow/soundness.test.ts' is in the slow tier: name a test of the fast tier",
       ...REQUIRED.map((r) => `no mutation breaks ${r}`),
     ]);
   });

@@ -62,6 +62,10 @@ describe("the README's matrix", () => {
     const { runMainJob } = await import("../dist/scripts/readme-matrix.js");
     const json = runMainJob(ROOT);
     expect(json.verdicts.length).toBe(48);
+    // The main job's self-check: every verdict is the one its protocol declares.
+    expect(json.verdicts.filter((v) => !v.matchesExpected).map((v) => `${v.protocol}/${v.scenario}`)).toEqual(
+      [],
+    );
     const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
     expect(matrixOf(readme)).toBe(readmeMatrix(json));
   });

@@ -6,22 +6,15 @@
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
-import { machineOf, searchOutcomes as outcomes, RACY_MACHINE, sameOutcomes } from "./helpers/generated.js";
+import { machineOf, searchOutcomes as outcomes, RACY_MACHINE } from "./helpers/generated.js";
+import { searchSoundness } from "./helpers/soundness.js";
 
-describe("exhaustive search: the reductions reach every outcome of the unreduced enumeration", () => {
-  it("with the default reductions (sleep sets, event placement, symmetry, state caching)", () => {
-    const { compared } = sameOutcomes(DEFAULT_REDUCTIONS, 60, 11);
-    expect(compared).toBeGreaterThan(40);
-  });
+/** The share of the generated machines the fast tier compares (test/slow/soundness.test.ts: all). */
+const SCALE = 1 / 4;
 
-  it.each([305, 307])(
-    "with the default reductions on the machines where DPOR misses an outcome (seed %i)",
-    (seed) => {
-      const { compared } = sameOutcomes(DEFAULT_REDUCTIONS, 100, seed);
-      expect(compared).toBeGreaterThan(60);
-    },
-  );
+searchSoundness(SCALE);
 
+describe("exhaustive search: the reductions on machines built for them", () => {
   it("DPOR (only when named) misses outcomes under a preemption bound: why it is not a default", () => {
     // CPU 0 sends an NMI to every CPU; CPUs 1 and 2 write the site's first byte and add to a word; the
     // NMI handler calls the site. With one preemption, DPOR alone reaches 12 of the 14 outcomes.
@@ -44,16 +37,6 @@ describe("exhaustive search: the reductions reach every outcome of the unreduced
     const fullUpToSwap = outcomes(d, bounds, NO_REDUCTIONS, true);
     const sound = outcomes(d, bounds, DEFAULT_REDUCTIONS, true);
     expect([...sound.set].sort()).toEqual([...fullUpToSwap.set].sort());
-  });
-
-  it.each([
-    ["sleep sets", { ...NO_REDUCTIONS, sleepSets: true }],
-    ["event placement", { ...NO_REDUCTIONS, eventPlacement: true }],
-    ["symmetry", { ...NO_REDUCTIONS, symmetry: true }],
-    ["state caching", { ...NO_REDUCTIONS, stateCaching: true }],
-  ] as const)("with %s alone", (_name, reductions) => {
-    const { compared } = sameOutcomes(reductions, 40, 23);
-    expect(compared).toBeGreaterThan(25);
   });
 
   it("symmetry: an #MC to CPU 2 is the image of one to CPU 1, per-CPU words of its handler swapped too", () => {

@@ -9,60 +9,17 @@
 // without the routines' trails is told apart by a machine built for it (below).
 import { describe, expect, it } from "vitest";
 import { atomicAdd, add as fetchAdd, load, store } from "../dist/model/routine.js";
-import type { Reductions } from "../dist/workers/strategies/exhaustive.js";
 import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
-import {
-  keepingMachineArb,
-  machineOf,
-  searchOutcomes as outcomes,
-  RACY_MACHINE,
-  sameOutcomes,
-} from "./helpers/generated.js";
+import { machineOf, searchOutcomes as outcomes, RACY_MACHINE } from "./helpers/generated.js";
 import { litmus } from "./helpers/litmus.js";
+import { stateCacheSoundness, WITH_CACHING } from "./helpers/soundness.js";
 
-/** Every reduction with state caching (DPOR is then off). */
-const WITH_CACHING: Reductions = { ...DEFAULT_REDUCTIONS, stateCaching: true };
+/** The share of the generated machines the fast tier compares (test/slow/soundness.test.ts: all). */
+const SCALE = 1 / 4;
 
-describe("state caching reaches every outcome of the unreduced enumeration", () => {
-  it("alone (DPOR is off with it; sleep sets, event placement and symmetry off)", () => {
-    const { compared, cached } = sameOutcomes({ ...NO_REDUCTIONS, stateCaching: true }, 60, 101);
-    expect(compared).toBeGreaterThan(40);
-    // The comparison is not vacuous: caching pruned runs on most machines.
-    expect(cached).toBeGreaterThan(compared / 2);
-  });
+stateCacheSoundness(SCALE);
 
-  it("with the DPOR flag on (state caching switches DPOR off)", () => {
-    const { compared, cached } = sameOutcomes({ ...NO_REDUCTIONS, stateCaching: true, dpor: true }, 100, 101);
-    expect(compared).toBeGreaterThan(70);
-    expect(cached).toBeGreaterThan(compared / 2);
-  });
-
-  it("with sleep sets (a cached visit must have slept on no more than the current one)", () => {
-    const { compared, cached } = sameOutcomes(
-      { ...NO_REDUCTIONS, stateCaching: true, sleepSets: true },
-      60,
-      202,
-    );
-    expect(compared).toBeGreaterThan(40);
-    expect(cached).toBeGreaterThan(compared / 4);
-  });
-
-  it("with sleep sets and event placement", () => {
-    const { compared, cached } = sameOutcomes(
-      { ...NO_REDUCTIONS, stateCaching: true, sleepSets: true, eventPlacement: true },
-      60,
-      303,
-    );
-    expect(compared).toBeGreaterThan(40);
-    expect(cached).toBeGreaterThan(compared / 4);
-  });
-
-  it("with every reduction (sleep sets, event placement, symmetry; DPOR off)", () => {
-    const { compared, cached } = sameOutcomes(WITH_CACHING, 60, 11);
-    expect(compared).toBeGreaterThan(40);
-    expect(cached).toBeGreaterThan(compared / 4);
-  });
-
+describe("state caching on machines built for it", () => {
   it("prunes: fewer executions than the same search without it, the same outcomes", () => {
     const d = RACY_MACHINE;
     const bounds = { preemptions: 2, events: 1, branches: 0 };
@@ -100,12 +57,6 @@ describe("the routines' trails are part of the state", () => {
     expect([...held(full.set)].sort()).toEqual(["0", "1", "2"]);
     expect([...cached.set].sort()).toEqual([...full.set].sort());
     expect(cached.r.pruned.cache).toBeGreaterThan(0);
-  });
-
-  it("on generated machines whose routines keep loaded values and discard old values", () => {
-    const { compared, cached } = sameOutcomes(WITH_CACHING, 60, 404, keepingMachineArb);
-    expect(compared).toBeGreaterThan(40);
-    expect(cached).toBeGreaterThan(compared / 4);
   });
 });
 

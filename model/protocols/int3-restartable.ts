@@ -101,7 +101,7 @@ export const int3Restartable: Protocol = restartableProtocol(
       // No P1 (SPEC §10 said P1): a broadcast #MC stops the patcher too, and the handlers meet in
       // mce_trap_bar after they have run the site; the patcher's own #MC handler finds the 0xCC
       // (always written first) and finishes the jump. With local delivery P1 is back
-      // (test/verdicts-mce). P3 is the protocol's: an #MC handler that interrupted an NMI handler
+      // (test/slow/verdicts-mce). P3 is the protocol's: an #MC handler that interrupted an NMI handler
       // traps on the 0xCC, and the #BP handler's IRET lets a nested NMI in.
       "mce-path": { violated: ["P3"], hazards: ["P4"] },
       normal: { violated: [] },

@@ -291,6 +291,7 @@ export function sameOutcomes(
   numRuns: number,
   seed: number,
   machines: fc.Arbitrary<MachineDesc> = machineArb,
+  from?: number,
 ) {
   let compared = 0;
   let cached = 0;
@@ -306,7 +307,9 @@ export function sameOutcomes(
       compared++;
       if (reduced.r.pruned.cache > 0) cached++;
     }),
-    { numRuns, seed },
+    // `from`: start at the seed's machine of that index (fast-check's replay path), and report the first
+    // failure as it is, unshrunk, so that a window of a large sample fails fast.
+    from === undefined ? { numRuns, seed } : { numRuns, seed, path: String(from), endOnFailure: true },
   );
   return { compared, cached };
 }

@@ -1,5 +1,5 @@
 // Scenarios of payloads of two sites for Linux's protocols (test/multi-site-linux.test.ts and
-// test/verdicts-multi-site-linux.test.ts): the built-in image with two more padded functions.
+// test/slow/verdicts-multi-site-linux.test.ts): the built-in image with two more padded functions.
 import { defineScenario } from "../../dist/api/index.js";
 import type { TextPokeWords } from "../../dist/model/protocols/linux-text-poke.js";
 import { protocolWords } from "../../dist/model/protocols/words.js";

@@ -2,15 +2,15 @@
 // must reach the declared verdict (see test/helpers/verdicts.ts). The late-trapper schedule shows
 // what the #BP handler's re-check is for, and what an unclaimed int3 does on each OS.
 import { describe, expect, it } from "vitest";
-import { Ev } from "../dist/model/events.js";
-import { Mark } from "../dist/model/routine.js";
-import type { OsName } from "../dist/model/types.js";
-import { resolveConfig } from "../dist/properties/check.js";
-import { evaluate, readLog } from "../dist/properties/invariants.js";
-import { decodeTape } from "../dist/properties/token.js";
-import { runInline } from "../dist/workers/inline.js";
-import { machineFor } from "../dist/workers/setup.js";
-import { declaredRows, expectVerdict } from "./helpers/verdicts.js";
+import { Ev } from "../../dist/model/events.js";
+import { Mark } from "../../dist/model/routine.js";
+import type { OsName } from "../../dist/model/types.js";
+import { resolveConfig } from "../../dist/properties/check.js";
+import { evaluate, readLog } from "../../dist/properties/invariants.js";
+import { decodeTape } from "../../dist/properties/token.js";
+import { runInline } from "../../dist/workers/inline.js";
+import { machineFor } from "../../dist/workers/setup.js";
+import { declaredRows, expectVerdict } from "../helpers/verdicts.js";
 
 declaredRows([
   "int3-restartable",

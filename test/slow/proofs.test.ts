@@ -3,11 +3,11 @@
 // at one preemption with one NMI, with state caching (workers/strategies/state-cache.ts), with its
 // coverage witness. The larger bounds per cell are measured by `npm run bench:search proofs` (docs/measurements.md).
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../dist/properties/check.js";
-import { SITUATIONS } from "../dist/properties/coverage.js";
-import { exhaustive } from "../dist/properties/search.js";
-import { machineFor } from "../dist/workers/setup.js";
-import { type Bounds, DEFAULT_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { resolveConfig } from "../../dist/properties/check.js";
+import { SITUATIONS } from "../../dist/properties/coverage.js";
+import { exhaustive } from "../../dist/properties/search.js";
+import { machineFor } from "../../dist/workers/setup.js";
+import { type Bounds, DEFAULT_REDUCTIONS } from "../../dist/workers/strategies/exhaustive.js";
 
 const WITH_CACHING = { ...DEFAULT_REDUCTIONS, stateCaching: true };
 

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
 
-const SCRIPT = fileURLToPath(new URL("../dist/scripts/test-example.js", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("../../dist/scripts/test-example.js", import.meta.url));
 /** scripts/test-example.ts: npm cannot reach the registry. */
 const EXIT_UNREACHABLE = 77;
 

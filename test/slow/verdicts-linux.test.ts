@@ -4,16 +4,16 @@
 // keeps out CPUs interrupted inside the old instructions, and it does not cover event handlers, which
 // text_poke_bp's first sync keeps out instead.
 import { beforeAll, describe, expect, it } from "vitest";
-import { Ev } from "../dist/model/events.js";
-import { C } from "../dist/model/memory.js";
-import { registerProtocol } from "../dist/model/protocols/index.js";
-import { optprobeProtocol } from "../dist/model/protocols/linux-optprobe.js";
-import { Mark } from "../dist/model/routine.js";
-import { check, type PropertyResult } from "../dist/properties/check.js";
-import { readLog } from "../dist/properties/invariants.js";
-import { decodeToken } from "../dist/properties/token.js";
-import { runInline } from "../dist/workers/inline.js";
-import { declaredRows, expectVerdict, RUNS, SEEDS } from "./helpers/verdicts.js";
+import { Ev } from "../../dist/model/events.js";
+import { C } from "../../dist/model/memory.js";
+import { registerProtocol } from "../../dist/model/protocols/index.js";
+import { optprobeProtocol } from "../../dist/model/protocols/linux-optprobe.js";
+import { Mark } from "../../dist/model/routine.js";
+import { check, type PropertyResult } from "../../dist/properties/check.js";
+import { readLog } from "../../dist/properties/invariants.js";
+import { decodeToken } from "../../dist/properties/token.js";
+import { runInline } from "../../dist/workers/inline.js";
+import { declaredRows, expectVerdict, RUNS, SEEDS } from "../helpers/verdicts.js";
 
 declaredRows(["linux-text-poke", "linux-optprobe"]);
 

@@ -2,16 +2,16 @@
 // test/helpers/linux-sites.ts): the declared verdicts, and a variant of linux-text-poke broken on
 // purpose, whose violation is reported at the site where it happens.
 import { beforeAll, describe, expect, it } from "vitest";
-import { C } from "../dist/model/memory.js";
-import { registerProtocol } from "../dist/model/protocols/index.js";
-import { textPokeProtocol } from "../dist/model/protocols/linux-text-poke.js";
-import { check } from "../dist/properties/check.js";
-import { evaluate } from "../dist/properties/invariants.js";
-import { decodeToken } from "../dist/properties/token.js";
-import { runInline } from "../dist/workers/inline.js";
-import { machineFor } from "../dist/workers/setup.js";
-import { registerLinuxSiteScenarios } from "./helpers/linux-sites.js";
-import { expectVerdict, RUNS, SEEDS } from "./helpers/verdicts.js";
+import { C } from "../../dist/model/memory.js";
+import { registerProtocol } from "../../dist/model/protocols/index.js";
+import { textPokeProtocol } from "../../dist/model/protocols/linux-text-poke.js";
+import { check } from "../../dist/properties/check.js";
+import { evaluate } from "../../dist/properties/invariants.js";
+import { decodeToken } from "../../dist/properties/token.js";
+import { runInline } from "../../dist/workers/inline.js";
+import { machineFor } from "../../dist/workers/setup.js";
+import { registerLinuxSiteScenarios } from "../helpers/linux-sites.js";
+import { expectVerdict, RUNS, SEEDS } from "../helpers/verdicts.js";
 
 // linux-text-poke with the sync after the int3s left out: a named variant, to show the checker reports
 // a violation at the site where it happens.

@@ -1,7 +1,7 @@
 // SPEC §10, rows of the protocols built on Xen's stop-machine rendezvous: the real checker is run on
 // each cell and must reach the declared verdict (see test/helpers/verdicts.ts).
 import { describe, it } from "vitest";
-import { declared, declaredRows, expectVerdict } from "./helpers/verdicts.js";
+import { declared, declaredRows, expectVerdict } from "../helpers/verdicts.js";
 
 declaredRows(["xen-4.8", "no-mask", "nmi-replay"]);
 

@@ -1,0 +1,7 @@
+// The slow tier's soundness tests: the reductions of the exhaustive search and state caching compared
+// with the unreduced enumeration on every generated machine (the fast tier compares a quarter of them,
+// test/search-soundness.test.ts and test/state-cache.test.ts).
+import { searchSoundness, stateCacheSoundness } from "../helpers/soundness.js";
+
+searchSoundness(1);
+stateCacheSoundness(1);
