@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 const ROOT = resolve(import.meta.dirname, "..");
 
 /** Lowest first. bench/, scripts/ and test/ sit outside: they may import any layer, none imports them. */
-export const LAYERS = ["model", "workers", "properties", "report", "session", "api", "cli"] as const;
+const LAYERS = ["model", "workers", "properties", "report", "session", "api", "cli"] as const;
 const OUTSIDE = ["bench", "scripts"];
 
 function sources(dir: string): string[] {
@@ -22,7 +22,7 @@ function sources(dir: string): string[] {
 }
 
 /** Every relative import (static, dynamic, type-only and re-exports) of a file, as repository paths. */
-export function importsOf(file: string, text: string): string[] {
+function importsOf(file: string, text: string): string[] {
   const out: string[] = [];
   const re = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)"(\.{1,2}\/[^"]+)"/g;
   for (const m of text.matchAll(re)) {
@@ -37,7 +37,7 @@ function folderOf(path: string): string {
 }
 
 /** An upward arrow: `from` sits in a lower layer than what it imports (or imports bench/scripts). */
-export function upwardArrows(graph: Map<string, string[]>): string[] {
+function upwardArrows(graph: Map<string, string[]>): string[] {
   const out: string[] = [];
   for (const [from, targets] of graph) {
     const a = LAYERS.indexOf(folderOf(from) as (typeof LAYERS)[number]);
@@ -52,7 +52,7 @@ export function upwardArrows(graph: Map<string, string[]>): string[] {
 }
 
 /** The cycles of the graph, each as the files around it (Tarjan's strongly connected components). */
-export function cycles(graph: Map<string, string[]>): string[][] {
+function cycles(graph: Map<string, string[]>): string[][] {
   let index = 0;
   const indexOf = new Map<string, number>();
   const low = new Map<string, number>();
