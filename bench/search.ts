@@ -28,12 +28,12 @@ import { exhaustive, total } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
 import {
-  type Bounds,
   DEFAULT_REDUCTIONS,
   NO_REDUCTIONS,
   REDUCTION_NAMES,
   type Reductions,
-} from "../workers/strategies/exhaustive.js";
+} from "../workers/strategies/reductions.js";
+import type { Bounds } from "../workers/strategies/search-tree.js";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

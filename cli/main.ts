@@ -70,7 +70,8 @@ import {
 import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../workers/check-worker.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
 import type { ScenarioSource } from "../workers/modules.js";
-import { type Bounds, REDUCTION_NAMES, type Reductions } from "../workers/strategies/exhaustive.js";
+import { REDUCTION_NAMES, type Reductions } from "../workers/strategies/reductions.js";
+import type { Bounds } from "../workers/strategies/search-tree.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import { addCallgraphCommand } from "./callgraph.js";

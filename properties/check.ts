@@ -13,12 +13,8 @@ import type { Hardware, MachineSpec, Protocol, RunConfig, Scenario } from "../mo
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
-import {
-  type Bounds,
-  type Cost,
-  DEFAULT_REDUCTIONS,
-  type Reductions,
-} from "../workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
+import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
 import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,

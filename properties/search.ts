@@ -7,13 +7,9 @@ import { H, type MachineMemory } from "../model/memory.js";
 import type { MachineSpec } from "../model/types.js";
 import { continueSpec, runSpec } from "../workers/inline.js";
 import { memoryFor } from "../workers/setup.js";
-import {
-  type Bounds,
-  type Cost,
-  DEFAULT_REDUCTIONS,
-  ExhaustiveSearch,
-  type Reductions,
-} from "../workers/strategies/exhaustive.js";
+import { ExhaustiveSearch } from "../workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
+import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
 import { type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
 

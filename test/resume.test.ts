@@ -10,8 +10,8 @@ import type { MachineSpec } from "../dist/model/types.js";
 import { resolveConfig } from "../dist/properties/check.js";
 import { exhaustive } from "../dist/properties/search.js";
 import { machineFor } from "../dist/workers/setup.js";
-import type { Bounds, Reductions } from "../dist/workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS, type Reductions } from "../dist/workers/strategies/reductions.js";
+import type { Bounds } from "../dist/workers/strategies/search-tree.js";
 import { boundsArb, buildGenerated, machineArb } from "./helpers/generated.js";
 
 /** A digest of everything a run leaves in the buffer: log, CPU blocks, data, stacks, code, header. */

@@ -9,8 +9,7 @@
 // without the routines' trails is told apart by a machine built for it (below).
 import { describe, expect, it } from "vitest";
 import { atomicAdd, add as fetchAdd, load, store } from "../dist/model/routine.js";
-import type { Reductions } from "../dist/workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS, type Reductions } from "../dist/workers/strategies/reductions.js";
 import {
   keepingMachineArb,
   machineOf,
