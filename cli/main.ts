@@ -27,7 +27,6 @@ import {
   type RunConfig,
 } from "../model/types.js";
 import { MODEL_VERSION } from "../model/version.js";
-import { STRATEGIES, type StrategyName } from "../properties/arbitraries.js";
 import {
   type CheckParts,
   DEFAULT_BOUNDS,
@@ -57,7 +56,6 @@ import {
   replayCommand,
   verdictCell,
 } from "../properties/report.js";
-import { BOUND_LIMITS } from "../properties/search.js";
 import { decodeToken, encodeHardware, encodeToken } from "../properties/token.js";
 import {
   CheckPool,
@@ -70,6 +68,8 @@ import {
 import type { Confirmation, ProtocolInfo, ScenarioInfo, UnitResult } from "../workers/check-worker.js";
 import { ENGINES, type EngineName } from "../workers/engine.js";
 import type { ScenarioSource } from "../workers/modules.js";
+import { STRATEGIES, type StrategyName } from "../workers/strategies/arbitraries.js";
+import { BOUND_LIMITS } from "../workers/strategies/explore.js";
 import { REDUCTION_NAMES, type Reductions } from "../workers/strategies/reductions.js";
 import type { Bounds } from "../workers/strategies/search-tree.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";

@@ -1,7 +1,8 @@
 // check(): explores one (protocol, scenario, hardware) and returns a verdict. Each property is judged
 // on its own, so that one violation does not hide another (SPEC §7); each violation comes with a tape
-// and a replay token. Strategies: bounded exhaustive search (properties/search.ts: a "holds" is then a
-// proof within the bounds, and counterexamples are minimal), random sparse tapes and PCT (fast-check:
+// and a replay token. Strategies (workers/strategies/; properties/search.ts judges the exhaustive
+// one): bounded exhaustive search (a "holds" is then a proof within the bounds, and counterexamples
+// are minimal), random sparse tapes and PCT (fast-check:
 // a "holds" is then only the absence of a violation in the runs drawn; counterexamples are shrunk),
 // and the portfolio: exhaustive to small bounds, then random and PCT interleaved for what is left.
 import fc from "fast-check";
@@ -13,9 +14,6 @@ import type { Hardware, MachineSpec, Protocol, RunConfig, Scenario } from "../mo
 import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
-import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
-import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
-import type { PctParams } from "../workers/strategies/tape.js";
 import {
   type Choice,
   choicesToTape,
@@ -23,10 +21,14 @@ import {
   type StrategyName,
   sparseChoices,
   tapeToChoices,
-} from "./arbitraries.js";
+} from "../workers/strategies/arbitraries.js";
+import { SearchRunError } from "../workers/strategies/explore.js";
+import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
+import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 import { addCoverage, type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
-import { type ExhaustiveResult, exhaustive, SearchRunError } from "./search.js";
+import { type ExhaustiveResult, exhaustive } from "./search.js";
 import { decodeTape, encodeToken } from "./token.js";
 
 /** The strategy of check() and of the command when none is given. */
