@@ -29,15 +29,10 @@ import {
 import { MODEL_VERSION } from "../model/version.js";
 import {
   type CheckParts,
-  DEFAULT_BOUNDS,
-  DEFAULT_MAX_EXECUTIONS,
   DEFAULT_RUNS,
   DEFAULT_SEEDS,
   DEFAULT_STRATEGY,
   hardwareOf,
-  PORTFOLIO_BOUNDS,
-  PORTFOLIO_MAX_EXECUTIONS,
-  PORTFOLIO_TOTAL,
   type PropertyResult,
   resolveConfig,
   type Verdict,
@@ -70,6 +65,13 @@ import { ENGINES, type EngineName } from "../workers/engine.js";
 import type { ScenarioSource } from "../workers/modules.js";
 import { STRATEGIES, type StrategyName } from "../workers/strategies/arbitraries.js";
 import { BOUND_LIMITS } from "../workers/strategies/explore.js";
+import {
+  DEFAULT_BOUNDS,
+  DEFAULT_MAX_EXECUTIONS,
+  PORTFOLIO_BOUNDS,
+  PORTFOLIO_MAX_EXECUTIONS,
+  PORTFOLIO_TOTAL,
+} from "../workers/strategies/portfolio.js";
 import { REDUCTION_NAMES, type Reductions } from "../workers/strategies/reductions.js";
 import type { Bounds } from "../workers/strategies/search-tree.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
