@@ -9,10 +9,10 @@ import { defineScenario, type ScenarioDefinition } from "../model/define.js";
 import { layoutFor } from "../model/machine.js";
 import { H, MachineMemory } from "../model/memory.js";
 import { registerScenario, SCENARIOS } from "../model/scenarios/index.js";
-import { sparseTape } from "../properties/arbitraries.js";
 import { resolveConfig, tapeSpan } from "../properties/check.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
+import { sparseTape } from "../workers/strategies/arbitraries.js";
 
 const FIXTURE = fileURLToPath(new URL("../../test/fixtures/callgraph.elf", import.meta.url));
 

@@ -3,10 +3,10 @@
 import fc from "fast-check";
 import { layoutFor } from "../model/machine.js";
 import { H, MachineMemory } from "../model/memory.js";
-import { sparseTape } from "../properties/arbitraries.js";
 import { resolveConfig, tapeSpan } from "../properties/check.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
+import { sparseTape } from "../workers/strategies/arbitraries.js";
 
 const CELLS: Array<[string, string]> = [
   ["xen-4.8", "nmi-path"],

@@ -20,20 +20,20 @@ import fc from "fast-check";
 import { PROTOCOLS } from "../model/protocols/index.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
-import { pctParams, sparseChoices } from "../properties/arbitraries.js";
 import { check, resolveConfig, tapeSpan } from "../properties/check.js";
 import { SITUATIONS } from "../properties/coverage.js";
 import { evaluate, type PropertyId } from "../properties/invariants.js";
 import { exhaustive, total } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
+import { pctParams, sparseChoices } from "../workers/strategies/arbitraries.js";
 import {
-  type Bounds,
   DEFAULT_REDUCTIONS,
   NO_REDUCTIONS,
   REDUCTION_NAMES,
   type Reductions,
-} from "../workers/strategies/exhaustive.js";
+} from "../workers/strategies/reductions.js";
+import type { Bounds } from "../workers/strategies/search-tree.js";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -16,8 +16,8 @@ import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H } from "../model/memory.js";
 import { findScenario } from "../model/scenarios/index.js";
 import type { RunConfig } from "../model/types.js";
-import { sparseTape } from "../properties/arbitraries.js";
 import { runInline } from "../workers/inline.js";
+import { sparseTape } from "../workers/strategies/arbitraries.js";
 import { createThreadedEngine, type ThreadedEngine } from "../workers/threaded.js";
 
 const THREADS = 4;

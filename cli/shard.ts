@@ -10,8 +10,9 @@
 // search space). Units are assigned by a deterministic greedy (longest first, each to the least loaded
 // shard, ties to the lower shard) over the measured costs in cli/shard-costs.ts.
 
-import type { StrategyName } from "../properties/arbitraries.js";
-import { type CheckParts, sampleRounds } from "../properties/check.js";
+import type { CheckParts } from "../properties/check.js";
+import type { StrategyName } from "../workers/strategies/arbitraries.js";
+import { sampleRounds } from "../workers/strategies/portfolio.js";
 import { CELL_COSTS } from "./shard-costs.js";
 
 /** The shards a run may be split into: more than a CI matrix has jobs is a typo. */

@@ -1,9 +1,11 @@
 // check(): explores one (protocol, scenario, hardware) and returns a verdict. Each property is judged
 // on its own, so that one violation does not hide another (SPEC §7); each violation comes with a tape
-// and a replay token. Strategies: bounded exhaustive search (properties/search.ts: a "holds" is then a
-// proof within the bounds, and counterexamples are minimal), random sparse tapes and PCT (fast-check:
-// a "holds" is then only the absence of a violation in the runs drawn; counterexamples are shrunk),
-// and the portfolio: exhaustive to small bounds, then random and PCT interleaved for what is left.
+// and a replay token. The strategies live in workers/strategies/; a strategy name is a list of phases
+// run in turn (workers/strategies/portfolio.ts): bounded exhaustive search (properties/search.ts
+// judges its runs: a "holds" is then a proof within the bounds, and counterexamples are minimal),
+// random sparse tapes and PCT (fast-check: a "holds" is then only the absence of a violation in the
+// runs drawn; counterexamples are shrunk), and the portfolio: exhaustive to small bounds, then random
+// and PCT interleaved for what is left.
 import fc from "fast-check";
 import { DEFAULT_HARDWARE } from "../model/machine.js";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
@@ -14,23 +16,21 @@ import { type Engine, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
 import {
-  type Bounds,
-  type Cost,
-  DEFAULT_REDUCTIONS,
-  type Reductions,
-} from "../workers/strategies/exhaustive.js";
-import type { PctParams } from "../workers/strategies/tape.js";
-import {
   type Choice,
   choicesToTape,
   pctParams,
   type StrategyName,
   sparseChoices,
   tapeToChoices,
-} from "./arbitraries.js";
+} from "../workers/strategies/arbitraries.js";
+import { SearchRunError } from "../workers/strategies/explore.js";
+import { type Phase, phasesOf, type SampledName } from "../workers/strategies/portfolio.js";
+import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
+import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
+import type { PctParams } from "../workers/strategies/tape.js";
 import { addCoverage, type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
-import { type ExhaustiveResult, exhaustive, SearchRunError } from "./search.js";
+import { type ExhaustiveResult, exhaustive } from "./search.js";
 import { decodeTape, encodeToken } from "./token.js";
 
 /** The strategy of check() and of the command when none is given. */
@@ -46,29 +46,6 @@ export const DEFAULT_SEEDS = 3;
  * memory stays flat, results do not change (a run's outcome depends on its configuration and tape).
  */
 export const OUTCOME_MEMORY = 8192;
-/** `--strategy exhaustive` without bounds: at most 2 preemptions, 1 event, no branch choice. */
-export const DEFAULT_BOUNDS: Bounds = { preemptions: 2, events: 1, branches: 0 };
-/**
- * Executions an exhaustive search may take before it stops, incomplete. Every holds cell of the
- * built-in matrix is proven at DEFAULT_BOUNDS within it (the largest, the nmi-rendezvous ones, take
- * 3.4-4.3 million executions and 20-22 minutes: `npm run bench:search proofs`).
- */
-export const DEFAULT_MAX_EXECUTIONS = 5_000_000;
-/**
- * The portfolio's exhaustive phase: every run with at most one choice in all (one preemption, or one
- * event), within a budget of executions; then random and PCT interleaved for what it leaves open.
- */
-export const PORTFOLIO_BOUNDS: Bounds = { preemptions: 1, events: 1, branches: 0 };
-export const PORTFOLIO_TOTAL = 1;
-// Measured on the default matrix with the default reductions (state caching among them): every cell
-// whose runs with one choice can be enumerated at all needs at most 2,971 executions
-// (linux-optprobe/normal); on mce-path (a broadcast #MC, the poller fetching the site on every CPU)
-// level 1 does not end within 5,000, and those executions only delay the random and PCT phase that
-// finds its violations.
-export const PORTFOLIO_MAX_EXECUTIONS = 3_200;
-/** PCT's bug depth when none is given. */
-export const DEFAULT_PCT_DEPTH = 3;
-
 export interface CheckOptions {
   protocol: string;
   scenario: string;
@@ -108,19 +85,10 @@ export interface CheckOptions {
   parts?: CheckParts;
 }
 
-/** A selection of a check's parts (see CheckOptions.parts and sampleRounds). */
+/** A selection of a check's parts (see CheckOptions.parts, and sampleRounds in portfolio.ts). */
 export interface CheckParts {
   exhaustive: boolean;
   rounds: readonly number[];
-}
-
-/**
- * The sampling rounds of a check: fast-check runs of `runs` runs each, one per seed and search space
- * (the portfolio alternates random and PCT seed by seed). None for exhaustive search.
- */
-export function sampleRounds(strategy: StrategyName, seeds: number): number {
-  if (strategy === "exhaustive") return 0;
-  return seeds * (strategy === "portfolio" ? 2 : 1);
 }
 
 /** How a property's result was obtained. */
@@ -234,11 +202,6 @@ export function tapeSpan(config: RunConfig): number {
   return Math.max(64, 2 * runInline(config, { tape: [] }).mem.header[H.recordLen]);
 }
 
-/** The exhaustive bounds of a check, with the defaults filled in. */
-export function resolveBounds(bounds: Partial<Bounds> = {}, base: Bounds = DEFAULT_BOUNDS): Bounds {
-  return { ...base, ...stripUndefined(bounds) };
-}
-
 export async function check(opts: CheckOptions): Promise<Verdict> {
   const started = performance.now();
   const config = resolveConfig(opts.protocol, opts.scenario, opts.hardware);
@@ -263,30 +226,25 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     search: { strategy: strategyName, coverage: emptyCoverage(), coverageRuns: 0 },
   };
   try {
-    if ((strategyName === "exhaustive" || strategyName === "portfolio") && opts.parts?.exhaustive !== false) {
-      // Example tapes come first, as fast-check runs examples (the portfolio hands them to its
-      // sampling phase instead, which shrinks what they find).
-      if (strategyName === "exhaustive")
-        for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
-      const bounds =
-        strategyName === "exhaustive"
-          ? resolveBounds(opts.bounds)
-          : resolveBounds(opts.bounds, PORTFOLIO_BOUNDS);
-      const maxExecutions =
-        opts.maxExecutions ??
-        (strategyName === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS);
-      const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
-      const total = opts.total ?? (strategyName === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined);
-      notePart(Part.Exhaustive);
-      runExhaustive(config, spec, wanted, bounds, total, maxExecutions, opts.reductions, state);
-    }
-    if (strategyName !== "exhaustive" && (opts.parts === undefined || opts.parts.rounds.length > 0)) {
-      const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
-      await sample(config, spec, opts, strategyName, open, exampleTapes, state);
-    } else if (opts.parts !== undefined && strategyName === "portfolio") {
-      // The portfolio's sampling runs in other shards: a hazard the exhaustive phase found is reported
-      // here, and the merge prefers any violation the protocol is answerable for, as sample() does.
-      for (const [p, hazard] of state.hazards) if (state.results.get(p)?.holds) state.results.set(p, hazard);
+    // The phases of the strategy, in turn (the portfolio: exhaustive, then sampling).
+    for (const phase of phasesOf(strategyName, opts)) {
+      if (phase.kind === "exhaustive") {
+        if (opts.parts?.exhaustive === false) continue;
+        // Example tapes come first, as fast-check runs examples (the portfolio hands them to its
+        // sampling phase instead, which shrinks what they find).
+        if (strategyName === "exhaustive")
+          for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
+        notePart(Part.Exhaustive);
+        runExhaustive(config, spec, wanted, phase, opts.reductions, state);
+      } else if (opts.parts === undefined || opts.parts.rounds.length > 0) {
+        const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
+        await sample(config, spec, opts, phase, open, exampleTapes, state);
+      } else if (strategyName === "portfolio") {
+        // The portfolio's sampling runs in other shards: a hazard the exhaustive phase found is reported
+        // here, and the merge prefers any violation the protocol is answerable for, as sample() does.
+        for (const [p, hazard] of state.hazards)
+          if (state.results.get(p)?.holds) state.results.set(p, hazard);
+      }
     }
   } catch (e) {
     if (e instanceof RunError || e instanceof SearchRunError)
@@ -369,12 +327,11 @@ function runExhaustive(
   config: RunConfig,
   spec: MachineSpec,
   wanted: readonly PropertyId[],
-  bounds: Bounds,
-  total: number | undefined,
-  maxExecutions: number,
+  phase: Extract<Phase, { kind: "exhaustive" }>,
   reductions: Partial<Reductions> | undefined,
   state: CheckState,
 ): void {
+  const { bounds, total, maxExecutions } = phase;
   const options = {
     bounds,
     total,
@@ -483,7 +440,7 @@ async function sample(
   config: RunConfig,
   spec: MachineSpec,
   opts: CheckOptions,
-  strategyName: StrategyName,
+  phase: Extract<Phase, { kind: "sampling" }>,
   properties: readonly PropertyId[],
   exampleTapes: readonly number[][],
   state: CheckState,
@@ -497,13 +454,7 @@ async function sample(
   const eventKinds = (config.hardware.mces > 0 ? 2 : 1) * n;
   const pctSpace: SearchSpace<unknown> = {
     name: "pct",
-    arb: pctParams(
-      n,
-      strategyName === "pct" ? (opts.bound ?? DEFAULT_PCT_DEPTH) : DEFAULT_PCT_DEPTH,
-      span,
-      config.hardware.nmis + config.hardware.mces,
-      eventKinds,
-    ),
+    arb: pctParams(n, phase.pctDepth, span, config.hardware.nmis + config.hardware.mces, eventKinds),
     strategy: (pct) => ({ pct: pct as PctParams }),
     examples: [],
   };
@@ -511,18 +462,13 @@ async function sample(
   // examples too (it shrinks plain arrays without their generation context).
   const tapeSpace = (name: "random" | "bounded"): SearchSpace<unknown> => ({
     name,
-    arb: sparseChoices(span, name === "bounded" ? (opts.bound ?? 3) : 24),
+    arb: sparseChoices(span, phase.maxChoices),
     strategy: (pairs) => ({ tape: choicesToTape(pairs as Choice[]) }),
     examples: exampleTapes.map(tapeToChoices),
   });
-  const spaces =
-    strategyName === "pct"
-      ? [pctSpace]
-      : strategyName === "portfolio"
-        ? [tapeSpace("random"), pctSpace]
-        : [tapeSpace(strategyName === "bounded" ? "bounded" : "random")];
+  const spaces = phase.spaces.map((name: SampledName) => (name === "pct" ? pctSpace : tapeSpace(name)));
   state.search.sampled = { runs: 0, strategies: spaces.map((s) => s.name) };
-  const rounds = sampleRounds(strategyName, opts.seeds ?? DEFAULT_SEEDS);
+  const rounds = (opts.seeds ?? DEFAULT_SEEDS) * spaces.length;
   const mine = opts.parts ? opts.parts.rounds.filter((k) => k < rounds).length : rounds;
   notePart(Part.Sampling, properties.length * mine * runs); // at most: a violation ends a property early
   // Each property is explored by its own fast-check run, but with one seed fast-check generates the

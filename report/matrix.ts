@@ -4,7 +4,7 @@ import pc from "picocolors";
 import type { Expected } from "../model/types.js";
 import type { PropertyResult, Verdict } from "../properties/check.js";
 import { SITUATIONS, unreached } from "../properties/coverage.js";
-import type { Bounds } from "../workers/strategies/exhaustive.js";
+import type { Bounds } from "../workers/strategies/search-tree.js";
 
 // The verdict matrix.
 

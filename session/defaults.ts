@@ -3,19 +3,17 @@
 // check's budget in properties/check, the machine in model/machine, the watchdog in workers/threaded);
 // this object gathers them, so that one place says them all.
 import { DEFAULT_HARDWARE } from "../model/machine.js";
+import { DEFAULT_RUNS, DEFAULT_SEEDS, DEFAULT_STRATEGY } from "../properties/check.js";
+import type { EngineName } from "../workers/engine.js";
 import {
   DEFAULT_BOUNDS,
   DEFAULT_MAX_EXECUTIONS,
   DEFAULT_PCT_DEPTH,
-  DEFAULT_RUNS,
-  DEFAULT_SEEDS,
-  DEFAULT_STRATEGY,
   PORTFOLIO_BOUNDS,
   PORTFOLIO_MAX_EXECUTIONS,
   PORTFOLIO_TOTAL,
-} from "../properties/check.js";
-import type { EngineName } from "../workers/engine.js";
-import { DEFAULT_REDUCTIONS } from "../workers/strategies/exhaustive.js";
+} from "../workers/strategies/portfolio.js";
+import { DEFAULT_REDUCTIONS } from "../workers/strategies/reductions.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 
 export const DEFAULTS = {

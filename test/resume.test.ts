@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../dist/properties/check.js";
 import { machineFor } from "../dist/workers/setup.js";
-import { DEFAULT_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
 import { resumeOnGeneratedMachines, same } from "./helpers/resume.js";
 
 describe("resuming executions from snapshots", () => {

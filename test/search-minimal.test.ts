@@ -9,7 +9,7 @@ import { evaluate, type PropertyId } from "../dist/properties/invariants.js";
 import { exhaustive, total } from "../dist/properties/search.js";
 import { runInline } from "../dist/workers/inline.js";
 import { machineFor } from "../dist/workers/setup.js";
-import type { Bounds } from "../dist/workers/strategies/exhaustive.js";
+import type { Bounds } from "../dist/workers/strategies/search-tree.js";
 
 const CELLS: Array<[string, string, PropertyId, number, Bounds, string]> = [
   // An NMI lands while the patcher writes the handler's function byte by byte.

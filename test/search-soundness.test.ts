@@ -5,7 +5,7 @@
 // words, and which properties are violated) as an unreduced enumeration of every run within the same
 // bounds. With symmetry, outcomes are compared up to swapping CPUs 1..n-1.
 import { describe, expect, it } from "vitest";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
 import { machineOf, searchOutcomes as outcomes, RACY_MACHINE } from "./helpers/generated.js";
 import { searchSoundness } from "./helpers/soundness.js";
 

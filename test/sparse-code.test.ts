@@ -13,11 +13,11 @@ import { MachineMemory, RunStatus } from "../dist/model/memory.js";
 import { noMask } from "../dist/model/protocols/no-mask.js";
 import { call, type Routine, writeCode } from "../dist/model/routine.js";
 import type { MachineSpec, Protocol, RunConfig, Scenario } from "../dist/model/types.js";
-import { sparseTape } from "../dist/properties/arbitraries.js";
 import { evaluate, readLog } from "../dist/properties/invariants.js";
 import { writeElf } from "../dist/scripts/elf-writer.js";
 import { runSpec } from "../dist/workers/inline.js";
 import { memoryFor } from "../dist/workers/setup.js";
+import { sparseTape } from "../dist/workers/strategies/arbitraries.js";
 
 const TEXT = 0xffff82d0_40200000n;
 const FRAME = [0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3]; // push rbp; mov rbp, rsp; pop rbp; ret

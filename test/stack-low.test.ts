@@ -6,9 +6,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type MachineMemory, STACK_SEGMENTS, STACK_SLOTS, UNWRITTEN_SLOT } from "../dist/model/memory.js";
-import { sparseTape } from "../dist/properties/arbitraries.js";
 import { resolveConfig } from "../dist/properties/check.js";
 import { runInline } from "../dist/workers/inline.js";
+import { sparseTape } from "../dist/workers/strategies/arbitraries.js";
 
 /** The lowest written slot of each CPU's segments, found by scanning (the segment's end if none). */
 function scanned(mem: MachineMemory): number[] {

@@ -9,7 +9,7 @@
 // without the routines' trails is told apart by a machine built for it (below).
 import { describe, expect, it } from "vitest";
 import { atomicAdd, add as fetchAdd, load, store } from "../dist/model/routine.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
 import { machineOf, searchOutcomes as outcomes, RACY_MACHINE } from "./helpers/generated.js";
 import { litmus } from "./helpers/litmus.js";
 import { stateCacheSoundness, WITH_CACHING } from "./helpers/soundness.js";

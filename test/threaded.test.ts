@@ -11,11 +11,11 @@ import { PROGRESS_WORDS } from "../dist/model/progress.js";
 import { PROTOCOLS } from "../dist/model/protocols/index.js";
 import { SCENARIOS } from "../dist/model/scenarios/index.js";
 import { FETCH_MODELS, type FetchModel, type RunConfig } from "../dist/model/types.js";
-import { pctParams, sparseTape } from "../dist/properties/arbitraries.js";
 import { closeUnitEngines, default as runUnit } from "../dist/session/check-worker.js";
 import { loadProtocolModules, threadSetup } from "../dist/session/modules.js";
 import type { RunResult, Strategy } from "../dist/workers/engine.js";
 import { runInline } from "../dist/workers/inline.js";
+import { pctParams, sparseTape } from "../dist/workers/strategies/arbitraries.js";
 import {
   createThreadedEngine,
   KEPT_CONFIGURATIONS,

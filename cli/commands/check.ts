@@ -5,7 +5,7 @@ import { decodeToken, encodeHardware } from "../../properties/token.js";
 import { maxWorkers } from "../../session/check-pool.js";
 import { DEFAULTS } from "../../session/defaults.js";
 import type { CheckerSession } from "../../session/session.js";
-import type { Bounds } from "../../workers/strategies/exhaustive.js";
+import type { Bounds } from "../../workers/strategies/search-tree.js";
 import { PCT_MAX_CHANGES } from "../../workers/strategies/tape.js";
 import { elfScenarioArguments, elfScenarioSource } from "../elf-scenario.js";
 import { type Io, UsageError, usage, useColor } from "../io.js";

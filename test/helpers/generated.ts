@@ -26,7 +26,8 @@ import {
 } from "../../dist/model/routine.js";
 import type { FetchModel, MachineSpec, MceDelivery, RoutineContext } from "../../dist/model/types.js";
 import { exhaustive } from "../../dist/properties/search.js";
-import { type Bounds, NO_REDUCTIONS, type Reductions } from "../../dist/workers/strategies/exhaustive.js";
+import { NO_REDUCTIONS, type Reductions } from "../../dist/workers/strategies/reductions.js";
+import type { Bounds } from "../../dist/workers/strategies/search-tree.js";
 import { type LitmusEnv, litmus } from "./litmus.js";
 
 export type Op =

@@ -5,8 +5,9 @@ import { expect, it } from "vitest";
 import { H, type MachineMemory } from "../../dist/model/memory.js";
 import type { MachineSpec } from "../../dist/model/types.js";
 import { exhaustive } from "../../dist/properties/search.js";
-import type { Bounds, Reductions } from "../../dist/workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../../dist/workers/strategies/exhaustive.js";
+import type { Reductions } from "../../dist/workers/strategies/reductions.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../../dist/workers/strategies/reductions.js";
+import type { Bounds } from "../../dist/workers/strategies/search-tree.js";
 import { boundsArb, buildGenerated, machineArb } from "./generated.js";
 
 /** A digest of everything a run leaves in the buffer: log, CPU blocks, data, stacks, code, header. */

@@ -3,8 +3,8 @@
 // the full enumerations in the slow tier (test/slow/soundness.test.ts). `scale` multiplies the number of
 // generated machines and the counts each test requires, so both tiers assert the same things.
 import { describe, expect, it } from "vitest";
-import type { Reductions } from "../../dist/workers/strategies/exhaustive.js";
-import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../../dist/workers/strategies/exhaustive.js";
+import type { Reductions } from "../../dist/workers/strategies/reductions.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../../dist/workers/strategies/reductions.js";
 import { keepingMachineArb, sameOutcomes } from "./generated.js";
 
 /** Every reduction with state caching (DPOR is then off). */

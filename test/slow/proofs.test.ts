@@ -7,7 +7,8 @@ import { resolveConfig } from "../../dist/properties/check.js";
 import { SITUATIONS } from "../../dist/properties/coverage.js";
 import { exhaustive } from "../../dist/properties/search.js";
 import { machineFor } from "../../dist/workers/setup.js";
-import { type Bounds, DEFAULT_REDUCTIONS } from "../../dist/workers/strategies/exhaustive.js";
+import { DEFAULT_REDUCTIONS } from "../../dist/workers/strategies/reductions.js";
+import type { Bounds } from "../../dist/workers/strategies/search-tree.js";
 
 const WITH_CACHING = { ...DEFAULT_REDUCTIONS, stateCaching: true };
 

@@ -3,11 +3,11 @@
 // positions, so shrinking removes choices and moves them earlier: fewer preemptions, fewer events,
 // shorter runs.
 import fc from "fast-check";
-import type { PctParams } from "../workers/strategies/tape.js";
+import type { PctParams } from "./tape.js";
 
 /**
  * random: sparse random tapes; bounded: at most k non-zero choices; pct: PCT; exhaustive: every run
- * within bounds (properties/search.ts); portfolio: exhaustive to small bounds, then random and PCT.
+ * within bounds (explore.ts); portfolio: exhaustive to small bounds, then random and PCT.
  */
 export type StrategyName = "random" | "bounded" | "pct" | "exhaustive" | "portfolio";
 export const STRATEGIES: StrategyName[] = ["portfolio", "exhaustive", "random", "bounded", "pct"];

@@ -1,0 +1,104 @@
+// The strategies a check runs, in turn, each with its budget (SPEC §8), in the manner of shuttle's
+// PortfolioRunner: a strategy name stands for a list of phases. `exhaustive` is one exhaustive phase
+// (explore.ts) to the given bounds; `random`, `bounded` and `pct` one sampling phase (fast-check over
+// arbitraries.ts's tapes or PCT parameters); the portfolio is an exhaustive phase to small bounds
+// within a budget of executions, then a sampling phase that alternates random and PCT seed by seed
+// for what it left open. The check (properties/check.ts) runs the phases and judges their runs.
+import type { StrategyName } from "./arbitraries.js";
+import type { Bounds } from "./search-tree.js";
+
+/** `--strategy exhaustive` without bounds: at most 2 preemptions, 1 event, no branch choice. */
+export const DEFAULT_BOUNDS: Bounds = { preemptions: 2, events: 1, branches: 0 };
+/**
+ * Executions an exhaustive search may take before it stops, incomplete. Every holds cell of the
+ * built-in matrix is proven at DEFAULT_BOUNDS within it (the largest, the nmi-rendezvous ones, take
+ * 3.4-4.3 million executions and 20-22 minutes: `npm run bench:search proofs`).
+ */
+export const DEFAULT_MAX_EXECUTIONS = 5_000_000;
+/**
+ * The portfolio's exhaustive phase: every run with at most one choice in all (one preemption, or one
+ * event), within a budget of executions; then random and PCT interleaved for what it leaves open.
+ */
+export const PORTFOLIO_BOUNDS: Bounds = { preemptions: 1, events: 1, branches: 0 };
+export const PORTFOLIO_TOTAL = 1;
+// Measured on the default matrix with the default reductions (state caching among them): every cell
+// whose runs with one choice can be enumerated at all needs at most 2,971 executions
+// (linux-optprobe/normal); on mce-path (a broadcast #MC, the poller fetching the site on every CPU)
+// level 1 does not end within 5,000, and those executions only delay the random and PCT phase that
+// finds its violations.
+export const PORTFOLIO_MAX_EXECUTIONS = 3_200;
+/** PCT's bug depth when none is given. */
+export const DEFAULT_PCT_DEPTH = 3;
+/** `bounded` without a bound: at most this many non-zero choices; `random`: at most RANDOM_CHOICES. */
+export const DEFAULT_BOUNDED_CHOICES = 3;
+export const RANDOM_CHOICES = 24;
+
+/** A sampling strategy: what fast-check generates (sparse tapes, or PCT parameters). */
+export type SampledName = "random" | "bounded" | "pct";
+
+/** One phase of a check: a strategy and its budget. */
+export type Phase =
+  | {
+      kind: "exhaustive";
+      bounds: Bounds;
+      /** At most this many choices in all besides each bound (undefined: the bounds' sum). */
+      total: number | undefined;
+      maxExecutions: number;
+    }
+  | {
+      kind: "sampling";
+      /** Alternated seed by seed (round k is space k mod spaces.length). */
+      spaces: SampledName[];
+      /** PCT's bug depth. */
+      pctDepth: number;
+      /** Non-zero choices of a sparse tape, at most. */
+      maxChoices: number;
+    };
+
+/** What a check was told that decides its phases' budgets. */
+export interface PhaseOptions {
+  bounds?: Partial<Bounds>;
+  total?: number;
+  maxExecutions?: number;
+  /** bounded: at most this many non-zero choices; pct: the bug depth d. */
+  bound?: number;
+}
+
+/** The exhaustive bounds of a check, with the defaults filled in. */
+export function resolveBounds(bounds: Partial<Bounds> = {}, base: Bounds = DEFAULT_BOUNDS): Bounds {
+  const given = Object.fromEntries(Object.entries(bounds).filter(([, v]) => v !== undefined));
+  return { ...base, ...given };
+}
+
+/** The phases a strategy name stands for, in the order they run. */
+export function phasesOf(strategy: StrategyName, opts: PhaseOptions): Phase[] {
+  const phases: Phase[] = [];
+  if (strategy === "exhaustive" || strategy === "portfolio") {
+    const ownBounds = Object.values(opts.bounds ?? {}).some((v) => v !== undefined);
+    phases.push({
+      kind: "exhaustive",
+      bounds:
+        strategy === "exhaustive" ? resolveBounds(opts.bounds) : resolveBounds(opts.bounds, PORTFOLIO_BOUNDS),
+      total: opts.total ?? (strategy === "portfolio" && !ownBounds ? PORTFOLIO_TOTAL : undefined),
+      maxExecutions:
+        opts.maxExecutions ?? (strategy === "exhaustive" ? DEFAULT_MAX_EXECUTIONS : PORTFOLIO_MAX_EXECUTIONS),
+    });
+  }
+  if (strategy !== "exhaustive")
+    phases.push({
+      kind: "sampling",
+      spaces: strategy === "pct" ? ["pct"] : strategy === "portfolio" ? ["random", "pct"] : [strategy],
+      pctDepth: strategy === "pct" ? (opts.bound ?? DEFAULT_PCT_DEPTH) : DEFAULT_PCT_DEPTH,
+      maxChoices: strategy === "bounded" ? (opts.bound ?? DEFAULT_BOUNDED_CHOICES) : RANDOM_CHOICES,
+    });
+  return phases;
+}
+
+/**
+ * The sampling rounds of a check: fast-check runs of `runs` runs each, one per seed and search space
+ * (the portfolio alternates random and PCT seed by seed). None for exhaustive search.
+ */
+export function sampleRounds(strategy: StrategyName, seeds: number): number {
+  const sampling = phasesOf(strategy, {}).find((p) => p.kind === "sampling");
+  return sampling?.kind === "sampling" ? seeds * sampling.spaces.length : 0;
+}
