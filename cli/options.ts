@@ -68,6 +68,8 @@ export interface ExploreOptions extends ElfScenarioOptions {
   shard?: Shard;
   /** A path, or false (--no-html): the main job writes DEFAULT_HTML_REPORT otherwise. */
   html?: string | false;
+  /** Also write the verdicts as JSON to this file (what --json prints). */
+  jsonFile?: string;
   details?: boolean;
 }
 

@@ -368,6 +368,10 @@ export function addCheckOptions(cmd: Command): Command {
         }
       },
     )
+    .option(
+      "--json-file <file>",
+      "also write the verdicts as JSON (what --json prints) to this file, keeping the terminal's report",
+    )
     .option("--html <file>", MAIN_HTML_HELP)
     .option("--no-html", NO_HTML_HELP)
     .option("--details", DETAILS_HELP)

@@ -1,7 +1,12 @@
-// The README's verdict matrix is generated (npm run docs:matrix), never copied by hand: the table
-// between its markers must be what scripts/readme-matrix.ts makes of the main job's JSON now. This
-// runs the main job once (about a minute on 2 quiet cores, several under load).
-import { readFileSync } from "node:fs";
+// The fast tier's one end-to-end run of the main job: it exits 0 (every verdict as declared), prints at
+// most 80 lines (the matrix, a line per counterexample, where the HTML report went), and its verdicts
+// are the README's matrix, which is generated (npm run docs:matrix), never copied by hand: the table
+// between the README's markers must be what scripts/readme-matrix.ts makes of the main job's JSON.
+// The tokens listed in docs/tokens.md are replayed by test/readme-tokens.test.ts.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
@@ -55,17 +60,58 @@ describe("readmeMatrix", () => {
   });
 });
 
-describe("the README's matrix", () => {
-  it("is the one the main job gives now (npm run docs:matrix rewrites it)", {
-    timeout: 1_200_000,
-  }, async () => {
-    const { runMainJob } = await import("../dist/scripts/readme-matrix.js");
-    const json = runMainJob(ROOT);
+describe("the main job, run once as a user runs it (npx livepatch-check, default options)", () => {
+  // One run of the whole matrix at the default budget, in a folder of its own (the HTML report is
+  // written there), with the verdicts also written as JSON: about a minute on 2 quiet cores.
+  const cwd = mkdtempSync(join(tmpdir(), "livepatch-check-main-job-"));
+  const jsonFile = join(cwd, "verdicts.json");
+  let run: { status: number | null; stdout: string; stderr: string } | undefined;
+  const mainJob = () => {
+    run ??= spawnSync(process.execPath, [join(ROOT, "bin", "livepatch-check.js"), "--json-file", jsonFile], {
+      cwd,
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1" },
+      timeout: 1_100_000,
+    });
+    return run;
+  };
+
+  it("exits 0: every verdict is the one its protocol declares", { timeout: 1_200_000 }, () => {
+    const r = mainJob();
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const json = JSON.parse(readFileSync(jsonFile, "utf8")) as MainJobJson;
     expect(json.verdicts.length).toBe(48);
-    // The main job's self-check: every verdict is the one its protocol declares.
     expect(json.verdicts.filter((v) => !v.matchesExpected).map((v) => `${v.protocol}/${v.scenario}`)).toEqual(
       [],
     );
+  });
+
+  it("prints at most 80 lines: the matrix, a line per counterexample with its token, where the report went", {
+    timeout: 1_200_000,
+  }, () => {
+    const r = mainJob();
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines.length).toBeLessThanOrEqual(80);
+    expect(r.stdout).not.toContain("━━ ");
+    const count = Number(/^Counterexamples \((\d+)\):$/m.exec(r.stdout)?.[1]);
+    const json = JSON.parse(readFileSync(jsonFile, "utf8")) as {
+      verdicts: Array<{ properties?: Array<{ holds: boolean; token?: string }> }>;
+    };
+    const tokens = json.verdicts
+      .flatMap((v) => (v.properties ?? []).filter((p) => !p.holds))
+      .map((p) => p.token);
+    expect(count).toBe(tokens.length);
+    const listed = lines.filter((l) => / — replay v\d+\/\S+$/.test(l)).map((l) => l.split(" — replay ")[1]);
+    expect(listed.sort()).toEqual([...tokens].sort());
+    const report = join(cwd, "livepatch-check-report.html");
+    expect(r.stdout).toContain(`${report}\n`);
+    expect(existsSync(report)).toBe(true);
+  });
+
+  it("gives the README's matrix (npm run docs:matrix rewrites it)", { timeout: 1_200_000 }, () => {
+    mainJob();
+    const json = JSON.parse(readFileSync(jsonFile, "utf8")) as MainJobJson;
     const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
     expect(matrixOf(readme)).toBe(readmeMatrix(json));
   });

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { SCENARIOS } from "../../model/scenarios/index.js";
 import type { Hardware, RunConfig } from "../../model/types.js";
 import { hardwareOf, resolveConfig } from "../../properties/check.js";
@@ -137,6 +138,10 @@ export async function explore(
   }
   const examples = exampleTapes(opts.example ?? [], configs);
   const single = opts.protocol !== undefined && (opts.scenario !== undefined || source !== undefined);
+  if (opts.shard !== undefined && opts.jsonFile !== undefined)
+    throw new UsageError(
+      "--json-file does not apply to a shard: a shard's --json output on stdout is the file to merge.",
+    );
   const html = opts.shard === undefined ? htmlTarget(opts.html, !single, opts.json === true, io) : undefined;
   const color = useColor(opts.color, opts.json, io);
   const started = performance.now();
@@ -164,6 +169,7 @@ export async function explore(
     io,
     print,
     html,
+    ...(opts.jsonFile !== undefined ? { jsonFile: resolve(io.cwd, opts.jsonFile) } : {}),
     details: single || opts.details === true,
     ...(source ? { surveyed: new Set([source.definition.name]) } : {}),
     replayArguments: replayArgumentsOf(modules, source ? elfScenarioArguments(opts) : undefined),

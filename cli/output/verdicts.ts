@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 // What a run prints: the verdict matrix (or a single check's summary), a line per counterexample
 // or, with --details, its full timeline, where the HTML report went, or JSON.
 import type { Expected } from "../../model/types.js";
@@ -24,6 +25,17 @@ import { EXIT_OK, EXIT_VIOLATION, type Io, UsageError, usage } from "../io.js";
 import { confirmAll, counterexampleReport } from "../pool.js";
 import { counterexampleId, htmlMatrix, writeHtml } from "./html.js";
 
+/** Writes the --json-file; a write that fails is the user's to fix (a path that cannot be written). */
+function writeJsonFile(path: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (e) {
+    throw new UsageError(
+      `--json-file: cannot write ${path}: ${(e as Error).message}. Give a path in a folder that exists and can be written.`,
+    );
+  }
+}
+
 /** How the verdicts of a run (or of merged shards) are reported. */
 export interface ReportContext {
   session: CheckerSession;
@@ -39,6 +51,8 @@ export interface ReportContext {
   shards?: { count: number; elapsedMs: Array<number | undefined>; missing: number[] };
   /** Also write the report as one HTML page to this file. */
   html?: string;
+  /** Also write the verdicts as JSON (what --json prints) to this file. */
+  jsonFile?: string;
   /**
    * Print each counterexample's full timeline (a single check, --details); otherwise one line each,
    * and where the full report went.
@@ -103,38 +117,41 @@ export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): P
   const confirmed = (v: Verdict, p: PropertyResult) =>
     confirmations[failing.findIndex((f) => f.v === v && f.p === p)];
 
-  if (opts.json) {
-    print(
-      `${JSON.stringify(
-        {
-          mode: single ? "single" : "matrix",
-          ok: single ? !violated : mismatches.length === 0,
-          engine: opts.engine,
-          workers: session.workers,
-          elapsedMs: Math.round(elapsed * 1000),
-          ...(ctx.shards
-            ? {
-                shards: {
-                  count: ctx.shards.count,
-                  missing: ctx.shards.missing,
-                  elapsedMs: ctx.shards.elapsedMs.map((ms) => (ms === undefined ? null : Math.round(ms))),
-                },
-              }
-            : {}),
-          confirmation: { counterexamples: failing.length, threads, elapsedMs: Math.round(confirmMs) },
-          verdicts: verdicts.map((v) =>
-            verdictJson(
-              v,
-              expectedFor(v.config.protocol, v.config.scenario),
-              (p) => confirmed(v, p),
-              ctx.replayArguments,
-            ),
+  // The JSON of the verdicts: on stdout with --json, and in a file with --json-file (the terminal then
+  // keeps the matrix for people, the file the verdicts for CI).
+  const jsonText = (): string =>
+    `${JSON.stringify(
+      {
+        mode: single ? "single" : "matrix",
+        ok: single ? !violated : mismatches.length === 0,
+        engine: opts.engine,
+        workers: session.workers,
+        elapsedMs: Math.round(elapsed * 1000),
+        ...(ctx.shards
+          ? {
+              shards: {
+                count: ctx.shards.count,
+                missing: ctx.shards.missing,
+                elapsedMs: ctx.shards.elapsedMs.map((ms) => (ms === undefined ? null : Math.round(ms))),
+              },
+            }
+          : {}),
+        confirmation: { counterexamples: failing.length, threads, elapsedMs: Math.round(confirmMs) },
+        verdicts: verdicts.map((v) =>
+          verdictJson(
+            v,
+            expectedFor(v.config.protocol, v.config.scenario),
+            (p) => confirmed(v, p),
+            ctx.replayArguments,
           ),
-        },
-        null,
-        2,
-      )}\n`,
-    );
+        ),
+      },
+      null,
+      2,
+    )}\n`;
+  if (ctx.jsonFile !== undefined) writeJsonFile(ctx.jsonFile, jsonText());
+  if (opts.json) {
+    print(jsonText());
   } else {
     if (single && ctx.shards && ctx.shards.missing.length > 0)
       print(

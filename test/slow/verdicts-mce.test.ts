@@ -4,14 +4,11 @@
 // the other verdict files.
 import { describe, expect, it } from "vitest";
 import { ContextKind, Ev } from "../../dist/model/events.js";
-import { RunStatus } from "../../dist/model/memory.js";
-import { store } from "../../dist/model/routine.js";
 import { check } from "../../dist/properties/check.js";
 import { evaluate, readLog } from "../../dist/properties/invariants.js";
 import { decodeToken } from "../../dist/properties/token.js";
 import { runInline } from "../../dist/workers/inline.js";
 import { machineFor } from "../../dist/workers/setup.js";
-import { type LitmusDef, litmus } from "../helpers/litmus.js";
 import { expectVerdict, RUNS, SEEDS } from "../helpers/verdicts.js";
 
 describe("mce-path with local delivery", () => {
