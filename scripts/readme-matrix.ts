@@ -2,7 +2,7 @@
 // copied by hand. `npm run docs:matrix` runs the main job and writes the table between the README's
 // `<!-- matrix:start -->` and `<!-- matrix:end -->` markers; `node dist/scripts/readme-matrix.js
 // FILE.json` takes a saved output instead. `readmeMatrix` is the pure part (JSON -> Markdown), which
-// test/readme-matrix.test.ts compares with the README.
+// test/main-job.test.ts compares with the README.
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
