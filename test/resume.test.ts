@@ -10,8 +10,8 @@ import { DEFAULT_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
 import { resumeOnGeneratedMachines, same } from "./helpers/resume.js";
 
 describe("resuming executions from snapshots", () => {
-  // The fast tier: 10 machines each (test/slow/resume.test.ts: 25).
-  resumeOnGeneratedMachines(10, 400);
+  // The fast tier: 8 machines each (test/slow/resume.test.ts: 25).
+  resumeOnGeneratedMachines(8, 300);
 
   it("with stale fetch and branch choices on a built-in cell (value choices inside steps)", () => {
     const spec = machineFor(resolveConfig("no-mask", "nmi-path", { fetch: "stale" }));

@@ -10,7 +10,7 @@ import { machineOf, searchOutcomes as outcomes, RACY_MACHINE } from "./helpers/g
 import { searchSoundness } from "./helpers/soundness.js";
 
 /** The share of the generated machines the fast tier compares (test/slow/soundness.test.ts: all). */
-const SCALE = 1 / 4;
+const SCALE = 1 / 5;
 
 searchSoundness(SCALE);
 

@@ -15,7 +15,7 @@ import { litmus } from "./helpers/litmus.js";
 import { stateCacheSoundness, WITH_CACHING } from "./helpers/soundness.js";
 
 /** The share of the generated machines the fast tier compares (test/slow/soundness.test.ts: all). */
-const SCALE = 1 / 4;
+const SCALE = 1 / 5;
 
 stateCacheSoundness(SCALE);
 
