@@ -161,6 +161,8 @@ async function runTests(
       join(dir, "node_modules", "vitest", "vitest.mjs"),
       "run",
       ...tests,
+      // The first failing test kills the mutant: the rest need not run (a mutant can make them slow).
+      "--bail=1",
       "--reporter=json",
       `--outputFile=${report}`,
     ],

@@ -6,10 +6,18 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../dist/properties/check.js";
 import { machineFor } from "../dist/workers/setup.js";
-import { DEFAULT_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
+import { DEFAULT_REDUCTIONS, NO_REDUCTIONS } from "../dist/workers/strategies/reductions.js";
 import { resumeOnGeneratedMachines, same } from "./helpers/resume.js";
 
 describe("resuming executions from snapshots", () => {
+  it("on the first executions of a built-in cell, each resumed routine made again (a budget small enough that a resume gone wrong fails at once)", () => {
+    // A routine the snapshot does not hold must be made again and handed its inputs: one that kept
+    // running the generator it had would go on from where the previous execution left it.
+    const spec = machineFor(resolveConfig("no-mask", "nmi-path", {}));
+    const resumed = same(spec, { preemptions: 1, events: 1, branches: 0 }, NO_REDUCTIONS, 40);
+    expect(resumed).toBeGreaterThan(20);
+  });
+
   // The fast tier: 8 machines each (test/slow/resume.test.ts: 25).
   resumeOnGeneratedMachines(8, 300);
 
