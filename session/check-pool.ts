@@ -97,12 +97,9 @@ export function defaultWorkers(engine: EngineName, cpus: number): number {
   return Math.max(1, Math.min(max, Math.floor(availableParallelism() / cpus)));
 }
 
-/** The compiled worker (a worker thread cannot import .ts; vitest runs the sources, the workers dist/). */
+/** The compiled worker, beside this file in dist/ (everything, the tests included, runs from dist/). */
 export function checkWorkerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.endsWith(".ts")
-    ? join(dirname(here), "..", "dist", "session", "check-worker.js")
-    : join(dirname(here), "check-worker.js");
+  return join(dirname(fileURLToPath(import.meta.url)), "check-worker.js");
 }
 
 interface Running {

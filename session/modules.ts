@@ -3,8 +3,7 @@
 // a scenario, an array of them, or `{ protocols, scenarios }`); any other named export that is a
 // protocol or a scenario counts too. Loaded in the main thread and in every worker, so all of them
 // build the same machines. Where each came from is kept for `list`.
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { defineScenario, type ScenarioDefinition } from "../model/define.js";
 import { registerProtocol } from "../model/protocols/index.js";
 import { registerScenario } from "../model/scenarios/index.js";
@@ -157,11 +156,9 @@ export async function setupThread(catalog: UserCatalog): Promise<void> {
  */
 export function threadSetup(catalog: UserCatalog): ThreadSetup | undefined {
   if (catalog.modules.length === 0 && (catalog.scenarioSources?.length ?? 0) === 0) return undefined;
-  const here = fileURLToPath(import.meta.url);
-  // A worker thread cannot import .ts: from the sources, the compiled module in dist/ is named.
-  const file = here.endsWith(".ts") ? join(dirname(here), "..", "dist", "session", "modules.js") : here;
   return {
-    module: pathToFileURL(file).href,
+    // This compiled module (dist/session/modules.js), which each thread imports to run setupThread.
+    module: import.meta.url,
     data: { modules: [...catalog.modules], scenarioSources: [...(catalog.scenarioSources ?? [])] },
   };
 }

@@ -54,15 +54,9 @@ const STARTUP_MS = 30_000;
 /** After a stuck run is marked Error, healthy workers get this long to return before they are stopped too. */
 const ABORT_GRACE_MS = 200;
 
-/**
- * The compiled worker. From dist/workers/threaded.js it sits beside this file; from the TypeScript
- * sources (vitest) the workers still load the compiled file, since a worker thread cannot import .ts.
- */
+/** The compiled worker, beside this file in dist/ (everything, the tests included, runs from dist/). */
 export function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.endsWith(".ts")
-    ? join(dirname(here), "..", "dist", "workers", "cpu-worker.js")
-    : join(dirname(here), "cpu-worker.js");
+  return join(dirname(fileURLToPath(import.meta.url)), "cpu-worker.js");
 }
 
 interface FreeBuffer {
