@@ -31,7 +31,13 @@ export {
 } from "../model/protocols/int3-restartable.js";
 export { int3RestartableNaive } from "../model/protocols/int3-restartable-naive.js";
 export { linuxOptprobe, optprobeProtocol } from "../model/protocols/linux-optprobe.js";
-export { linuxTextPoke, type TextPokeWords } from "../model/protocols/linux-text-poke.js";
+export {
+  EVERY_TEXT_POKE_STEP,
+  linuxTextPoke,
+  type TextPokeSteps,
+  type TextPokeWords,
+  textPokeProtocol,
+} from "../model/protocols/linux-text-poke.js";
 export { nmiRendezvous } from "../model/protocols/nmi-rendezvous.js";
 export { nmiRendezvousAnywhere } from "../model/protocols/nmi-rendezvous-anywhere.js";
 export { nmiReplay } from "../model/protocols/nmi-replay.js";

@@ -59,12 +59,12 @@ function declaredViolations(protocol: string, scenario: string): PropertyId[] {
 }
 
 const LADDER: Bounds[] = [
-  { preemptions: 0, events: 0, branches: 0 },
-  { preemptions: 1, events: 0, branches: 0 },
-  { preemptions: 0, events: 1, branches: 0 },
-  { preemptions: 2, events: 0, branches: 0 },
-  { preemptions: 1, events: 1, branches: 0 },
-  { preemptions: 2, events: 1, branches: 0 },
+  { preemptions: 0, events: 0, branches: 0, stale: 0 },
+  { preemptions: 1, events: 0, branches: 0, stale: 0 },
+  { preemptions: 0, events: 1, branches: 0, stale: 0 },
+  { preemptions: 2, events: 0, branches: 0, stale: 0 },
+  { preemptions: 1, events: 1, branches: 0, stale: 0 },
+  { preemptions: 2, events: 1, branches: 0, stale: 0 },
 ];
 const b = (x: Bounds) => `K=${x.preemptions} E=${x.events} B=${x.branches}`;
 
@@ -160,7 +160,7 @@ async function benchFirst(args: string[], seeds: number, maxRuns: number, budget
     for (const property of declaredViolations(protocol, scenario)) {
       const out: string[] = [];
       const ex = exhaustive(spec, {
-        bounds: { preemptions: 2, events: 2, branches: 0 },
+        bounds: { preemptions: 2, events: 2, branches: 0, stale: 0 },
         properties: [property],
         maxExecutions: budget,
       });
@@ -233,11 +233,11 @@ function choicesToTapeAny(v: unknown): number[] {
 // Each rung is tried only when every rung it extends was proven (a search that could not finish
 // within the cap at K=1 E=1 will not at K=2 E=1).
 const PROOF_LADDER: Array<{ bounds: Bounds; after: number[] }> = [
-  { bounds: { preemptions: 2, events: 0, branches: 0 }, after: [] },
-  { bounds: { preemptions: 1, events: 1, branches: 0 }, after: [] },
-  { bounds: { preemptions: 2, events: 1, branches: 0 }, after: [0, 1] },
-  { bounds: { preemptions: 3, events: 1, branches: 0 }, after: [2] },
-  { bounds: { preemptions: 2, events: 2, branches: 0 }, after: [2] },
+  { bounds: { preemptions: 2, events: 0, branches: 0, stale: 0 }, after: [] },
+  { bounds: { preemptions: 1, events: 1, branches: 0, stale: 0 }, after: [] },
+  { bounds: { preemptions: 2, events: 1, branches: 0, stale: 0 }, after: [0, 1] },
+  { bounds: { preemptions: 3, events: 1, branches: 0, stale: 0 }, after: [2] },
+  { bounds: { preemptions: 2, events: 2, branches: 0, stale: 0 }, after: [2] },
 ];
 
 function benchProofs(args: string[], budgetMs: number): void {
@@ -434,7 +434,7 @@ switch (section) {
   case "reductions":
     benchReductions(
       rest,
-      { preemptions: num("K", 1), events: num("E", 0), branches: 0 },
+      { preemptions: num("K", 1), events: num("E", 0), branches: 0, stale: 0 },
       num("BUDGET", 200_000),
     );
     break;
@@ -447,12 +447,16 @@ switch (section) {
   case "caching":
     benchCaching(
       rest,
-      { preemptions: num("K", 1), events: num("E", 1), branches: 0 },
+      { preemptions: num("K", 1), events: num("E", 1), branches: 0, stale: 0 },
       num("BUDGET_MS", 600_000),
     );
     break;
   case "resume":
-    benchResume(rest, { preemptions: num("K", 1), events: num("E", 1), branches: 0 }, num("ROUNDS", 3));
+    benchResume(
+      rest,
+      { preemptions: num("K", 1), events: num("E", 1), branches: 0, stale: 0 },
+      num("ROUNDS", 3),
+    );
     break;
   case "matrix":
     await benchMatrix(rest[0] === "random" ? "random" : "portfolio");

@@ -8,6 +8,8 @@ import { type FetchModel, HARDWARE_RANGES, type MceDelivery, type OsName } from 
 import { DEFAULTS } from "../session/defaults.js";
 import type { EngineName } from "../workers/engine.js";
 import type { StrategyName } from "../workers/strategies/arbitraries.js";
+import { BOUND_LIMITS } from "../workers/strategies/explore.js";
+import type { MinBound } from "../workers/strategies/portfolio.js";
 import { REDUCTION_NAMES, type Reductions } from "../workers/strategies/reductions.js";
 import { type ElfScenarioOptions, shellWord } from "./elf-scenario.js";
 import { type Io, UsageError, usage } from "./io.js";
@@ -31,6 +33,18 @@ export function range(field: keyof typeof HARDWARE_RANGES): string {
   return `${min}-${max}`;
 }
 
+/** `--min-bound K,E`: the preemptions and events a proof must reach (each within BOUND_LIMITS). */
+export function minBound(value: string): MinBound {
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(value);
+  const k = m ? Number(m[1]) : Number.NaN;
+  const e = m ? Number(m[2]) : Number.NaN;
+  if (!m || k > BOUND_LIMITS.preemptions || e > BOUND_LIMITS.events)
+    throw new InvalidArgumentError(
+      `--min-bound takes K,E: at most K preemptions (0-${BOUND_LIMITS.preemptions}) and E events (0-${BOUND_LIMITS.events}) per run, e.g. 1,1; not '${value}'.`,
+    );
+  return { preemptions: k, events: e };
+}
+
 /** Repeatable options: commander passes undefined before the first occurrence (no default shown in help). */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -49,6 +63,8 @@ export interface ExploreOptions extends ElfScenarioOptions {
   preemptions?: number;
   events?: number;
   branches?: number;
+  stale?: number;
+  minBound?: MinBound;
   maxExecutions?: number;
   reductions?: string;
   example?: string[];

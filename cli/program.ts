@@ -11,7 +11,6 @@ import type { CheckerSession } from "../session/session.js";
 import { ENGINES } from "../workers/engine.js";
 import { STRATEGIES } from "../workers/strategies/arbitraries.js";
 import { BOUND_LIMITS } from "../workers/strategies/explore.js";
-import { PORTFOLIO_TOTAL } from "../workers/strategies/portfolio.js";
 import { REDUCTION_NAMES } from "../workers/strategies/reductions.js";
 import { PCT_MAX_CHANGES } from "../workers/strategies/tape.js";
 import { addCallgraphCommand } from "./commands/callgraph.js";
@@ -30,6 +29,7 @@ import {
   type ListOptions,
   MAIN_HTML_HELP,
   type MergeOptions,
+  minBound,
   NO_HTML_HELP,
   type ReplayOptions,
   range,
@@ -273,7 +273,7 @@ export function addCheckOptions(cmd: Command): Command {
     .addOption(
       new Option(
         "--strategy <name>",
-        `how runs are chosen: portfolio (exhaustive to ≤ ${PORTFOLIO_TOTAL} preemption or event, then random and PCT), exhaustive (every run within --preemptions, --events, --branches: a holds is a proof within them), random, bounded, pct`,
+        `how runs are chosen: portfolio (exhaustive to ≤ ${DEFAULTS.portfolio.bounds.preemptions} preemption and ≤ ${DEFAULTS.portfolio.bounds.events} event within ${DEFAULTS.portfolio.maxExecutions} executions, then random and PCT), exhaustive (every run within --preemptions, --events, --branches, --stale: a holds is a proof within them), random, bounded, pct`,
       )
         .choices(STRATEGIES)
         .default(DEFAULTS.strategy),
@@ -290,8 +290,18 @@ export function addCheckOptions(cmd: Command): Command {
     )
     .option(
       "--branches <b>",
-      `exhaustive, portfolio: at most b non-default branch directions and stale-fetch values per run, 0-${BOUND_LIMITS.branches} (default: ${DEFAULTS.bounds.branches})`,
+      `exhaustive, portfolio: at most b conditional branches of real code taken the other way per run, 0-${BOUND_LIMITS.branches} (default: ${DEFAULTS.bounds.branches}: the verdict says how many branch points it met)`,
       wholeNumber("--branches", 0, BOUND_LIMITS.branches),
+    )
+    .option(
+      "--stale <s>",
+      `exhaustive, portfolio, with --fetch stale: at most s fetches per run that return an older value of a code byte than the newest, 0-${BOUND_LIMITS.stale} (default: ${DEFAULTS.bounds.stale})`,
+      wholeNumber("--stale", 0, BOUND_LIMITS.stale),
+    )
+    .option(
+      "--min-bound <k,e>",
+      "exhaustive, portfolio: demand a proof of every run with ≤ k preemptions and ≤ e events: the bounds are raised to them, and a check whose exhaustive search does not finish within --max-executions is incomplete (exit 1) instead of resting on random runs",
+      minBound,
     )
     .option(
       "--max-executions <n>",

@@ -64,6 +64,7 @@ export async function runChecks(
     exampleTapes: search.examples.get(`${protocol}/${scenario}`),
     bounds: search.bounds,
     maxExecutions: opts.maxExecutions,
+    minBound: opts.minBound,
     reductions: search.reductions,
     parts,
   });

@@ -24,9 +24,9 @@ import {
   tapeToChoices,
 } from "../workers/strategies/arbitraries.js";
 import { SearchRunError } from "../workers/strategies/explore.js";
-import { type Phase, phasesOf, type SampledName } from "../workers/strategies/portfolio.js";
+import { type MinBound, type Phase, phasesOf, type SampledName } from "../workers/strategies/portfolio.js";
 import { DEFAULT_REDUCTIONS, type Reductions } from "../workers/strategies/reductions.js";
-import type { Bounds, Cost } from "../workers/strategies/search-tree.js";
+import { type Bounds, type Cost, spentOf } from "../workers/strategies/search-tree.js";
 import type { PctParams } from "../workers/strategies/tape.js";
 import { addCoverage, type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
@@ -71,10 +71,16 @@ export interface CheckOptions {
   outcomeMemory?: number;
   /** exhaustive: the bounds (the portfolio's exhaustive phase has its own, PORTFOLIO_BOUNDS). */
   bounds?: Partial<Bounds>;
-  /** exhaustive: at most this many choices in total besides each bound (portfolio: PORTFOLIO_TOTAL). */
+  /** exhaustive, portfolio: at most this many choices in total besides each bound (default: none). */
   total?: number;
   /** exhaustive: executions before the search stops, incomplete. */
   maxExecutions?: number;
+  /**
+   * exhaustive, portfolio: the least preemptions and events the exhaustive phase must prove; its
+   * bounds are raised to them, and the verdict is incomplete (not holds) when the phase does not
+   * complete, whatever the sampling found nothing against (`--min-bound K,E`).
+   */
+  minBound?: MinBound;
   /** exhaustive: reductions to switch off (all are on by default). */
   reductions?: Partial<Reductions>;
   /**
@@ -132,6 +138,12 @@ export interface SearchSummary {
     judged: number;
     /** The largest total of choices explored to its end (-1: none). */
     level: number;
+    /**
+     * Choice points met inside steps, by kind: conditional branches of real code and stale fetches
+     * with more than one value. Met with a bound of 0, their other values were not explored: the
+     * verdict says so.
+     */
+    valuePoints: { branch: number; stale: number };
     reductions: Reductions;
     symmetryGivenUp?: string;
     elapsedMs: number;
@@ -255,7 +267,12 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
     (p) => state.results.get(p) ?? { property: p, holds: true, runs: 0, undecided: true },
   );
   const violated = properties.some((r) => !r.holds);
-  const incomplete = !violated && properties.some((r) => r.undecided);
+  // --min-bound: a proof was demanded; runs drawn at random do not make up for one that stopped.
+  const unproven =
+    opts.minBound !== undefined &&
+    opts.parts?.exhaustive !== false &&
+    state.search.exhaustive?.complete !== true;
+  const incomplete = !violated && (unproven || properties.some((r) => r.undecided));
   state.search.coverage = state.coverage;
   state.search.coverageRuns = state.coverageRuns;
   return {
@@ -360,12 +377,13 @@ function runExhaustive(
   addCoverage(state.coverage, r.coverage);
   state.search.exhaustive = {
     bounds,
-    total: Math.min(total ?? Number.POSITIVE_INFINITY, bounds.preemptions + bounds.events + bounds.branches),
+    total: Math.min(total ?? Number.POSITIVE_INFINITY, spentOf(bounds)),
     cpus: r.cpus,
     complete: r.complete,
     executions: r.executions,
     judged: r.judged,
     level: r.level,
+    valuePoints: r.valuePoints,
     reductions: r.reductions,
     symmetryGivenUp: r.symmetryGivenUp,
     elapsedMs: r.elapsedMs,

@@ -6,7 +6,7 @@
 import { H, type MachineMemory } from "../model/memory.js";
 import type { MachineSpec } from "../model/types.js";
 import { type ExploreOptions, type ExploreResult, explore } from "../workers/strategies/explore.js";
-import type { Cost } from "../workers/strategies/search-tree.js";
+import { type Cost, spentOf } from "../workers/strategies/search-tree.js";
 import { type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
 
@@ -40,7 +40,7 @@ export interface ExhaustiveResult extends ExploreResult {
 }
 
 export function total(c: Cost): number {
-  return c.preemptions + c.events + c.branches;
+  return spentOf(c);
 }
 
 export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): ExhaustiveResult {
@@ -99,6 +99,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     pruned: r.pruned,
     states: r.states,
     level: r.level,
+    valuePoints: r.valuePoints,
     findings,
     hazards,
     coverage,

@@ -4,7 +4,7 @@ import pc from "picocolors";
 import type { Expected } from "../model/types.js";
 import type { PropertyResult, Verdict } from "../properties/check.js";
 import { SITUATIONS, unreached } from "../properties/coverage.js";
-import type { Bounds } from "../workers/strategies/search-tree.js";
+import { type Bounds, spentOf } from "../workers/strategies/search-tree.js";
 
 // The verdict matrix.
 
@@ -97,7 +97,7 @@ export function renderVerdictMatrix(
     const v = at.get(`${p}\0${s}`);
     if (!v) return { text: "", differs: false };
     const differs = (opts.judged?.(p, s) ?? true) && !matchesExpected(v, expectedFor(p, s));
-    return { text: `${verdictCell(v)}${proven(v) ? " ✓" : ""}${differs ? " *" : ""}`, differs };
+    return { text: `${verdictCell(v)}${provenMark(v)}${differs ? " *" : ""}`, differs };
   };
   const firstWidth = Math.max("protocol".length, ...protocols.map((p) => p.length));
   const widths = scenarios.map((s) => Math.max(s.length, ...protocols.map((p) => cellOf(p, s).text.length)));
@@ -117,7 +117,7 @@ export function renderVerdictMatrix(
       }
       const painted = differs
         ? c.red(text)
-        : text === "holds" || text === "holds ✓"
+        : text.startsWith("holds")
           ? c.green(text)
           : text === "refused"
             ? c.yellow(text)
@@ -134,17 +134,22 @@ export function renderVerdictMatrix(
   }
   const provenCells = verdicts.filter(proven);
   if (provenCells.length > 0) {
-    const bounds = new Set(
-      provenCells.map((v) => {
-        const ex = v.kind === "holds" || v.kind === "violated" ? v.search?.exhaustive : undefined;
-        return ex ? boundsText(ex.bounds, ex.cpus, ex.total) : "";
-      }),
-    );
+    const bounds = new Set(provenCells.map(verdictBoundsText));
     lines.push("");
+    lines.push(`✓ proven within bounds: every run with ${[...bounds].join(" / ")} explored`);
+  }
+  const partly = verdicts.filter((v) => !proven(v) && provenMark(v) !== "");
+  if (partly.length > 0) {
+    const stopped = partly.map((v) => {
+      const ex = v.kind !== "refused" && v.kind !== "error" ? v.search?.exhaustive : undefined;
+      return ex ? ex.executions : 0;
+    });
     lines.push(
-      `✓ proven within bounds: every run with ${[...bounds].join(" / ")} explored; the other verdicts rest on runs drawn at random`,
+      `✓≤L proven only for every run with ≤ L choices in all: the search for more stopped at its budget (${Math.min(...stopped)}-${Math.max(...stopped)} executions; --max-executions raises it, --min-bound demands it)`,
     );
   }
+  if (verdicts.some((v) => v.kind !== "refused" && v.kind !== "error" && !proven(v) && provenMark(v) === ""))
+    lines.push("cells without a mark rest on runs drawn at random (or found a violation)");
   if (differing.length > 0) {
     lines.push("");
     lines.push(`* differs from the protocol's expected verdict (${differing.length}):`);
@@ -160,17 +165,72 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/** "≤ 2 preemptions, ≤ 1 event, ≤ 0 branch choices, 4 CPUs", and the total when it is lower than their sum. */
-export function boundsText(b: Bounds, cpus: number, total?: number): string {
-  const all =
-    total !== undefined && total < b.preemptions + b.events + b.branches ? `, ≤ ${total} of them in all` : "";
-  return `≤ ${b.preemptions} preemption${b.preemptions === 1 ? "" : "s"}, ≤ ${b.events} event${b.events === 1 ? "" : "s"}, ≤ ${b.branches} branch choice${b.branches === 1 ? "" : "s"}${all}, ${cpus} CPUs`;
+/** What the bounds' words need of a check beyond its bounds: the machine, and what the search met. */
+export interface BoundsContext {
+  /** The external NMIs and machine checks a run may have (the events are drawn from them). */
+  nmis: number;
+  mces: number;
+  fetch: string;
+  /** Choice points met inside steps, by kind (absent: not known, as in an older shard file). */
+  valuePoints?: { branch: number; stale: number };
+}
+
+/**
+ * Every dimension of nondeterminism a search bounds, with its bound: "≤ 1 preemption, ≤ 1 event (of
+ * 3 NMIs, 2 #MCs), branch directions: none met, stale values: none (bytewise fetch), 4 CPUs". A
+ * dimension whose bound is 0 is named with what it left out, never dropped: the choice points of that
+ * kind the search met and took only the default at.
+ */
+export function boundsText(b: Bounds, cpus: number, total?: number, ctx?: BoundsContext): string {
+  const all = total !== undefined && total < spentOf(b) ? `, ≤ ${total} of them in all` : "";
+  const events = ctx ? ` (of ${plural(ctx.nmis, "NMI")}, ${plural(ctx.mces, "#MC")})` : "";
+  const points = (met: number | undefined, kind: string) =>
+    met === undefined ? "" : met === 0 ? "none met" : `${plural(met, `${kind} point`)} met`;
+  const dimension = (bound: number, name: string, met: number | undefined, kind: string, option: string) => {
+    const seen = points(met, kind);
+    if (met === 0) return `${name}: ${seen}`;
+    if (bound === 0)
+      return `${name}: the default only${seen ? ` (${seen}; ${option} explores the others)` : ""}`;
+    return `≤ ${plural(bound, name.replace(/s$/, ""))}${seen ? ` (${seen})` : ""}`;
+  };
+  const branch = dimension(b.branches, "branch directions", ctx?.valuePoints?.branch, "branch", "--branches");
+  const stale =
+    ctx && ctx.fetch !== "stale"
+      ? `stale values: none (${ctx.fetch} fetch)`
+      : dimension(b.stale, "stale values", ctx?.valuePoints?.stale, "stale-fetch", "--stale");
+  return `≤ ${plural(b.preemptions, "preemption")}, ≤ ${plural(b.events, "event")}${events}, ${branch}, ${stale}${all}, ${cpus} CPUs`;
+}
+
+/** The bounds' words of a verdict's exhaustive part. */
+export function verdictBoundsText(v: Verdict): string {
+  if (v.kind !== "holds" && v.kind !== "violated" && v.kind !== "incomplete") return "";
+  const ex = v.search?.exhaustive;
+  if (!ex) return "";
+  const hw = v.config.hardware;
+  return boundsText(ex.bounds, ex.cpus, ex.total, {
+    nmis: hw.nmis,
+    mces: hw.mces,
+    fetch: hw.fetch,
+    valuePoints: ex.valuePoints,
+  });
 }
 
 /** Whether the exhaustive part of a verdict proved every property that is not violated. */
 export function proven(v: Verdict): boolean {
   if (v.kind !== "holds" && v.kind !== "violated") return false;
   return v.search?.exhaustive?.complete === true;
+}
+
+/**
+ * The matrix's mark of how far a verdict's exhaustive part went: " ✓" proven within its bounds,
+ * " ✓≤L" proven only for every run with at most L choices in all (the search stopped at its budget
+ * in the next level), "" nothing proven.
+ */
+export function provenMark(v: Verdict): string {
+  if (proven(v)) return " ✓";
+  if (v.kind !== "holds" && v.kind !== "violated" && v.kind !== "incomplete") return "";
+  const level = v.search?.exhaustive?.level ?? -1;
+  return level >= 1 ? ` ✓≤${level}` : "";
 }
 
 /**
@@ -185,13 +245,11 @@ export function holdsText(v: Verdict): string {
   const parts: string[] = [];
   const ex = s.exhaustive;
   if (ex) {
-    if (ex.complete)
-      parts.push(
-        `exhaustive: all ${plural(ex.executions, "execution")} with ${boundsText(ex.bounds, ex.cpus, ex.total)}`,
-      );
+    const within = verdictBoundsText(v);
+    if (ex.complete) parts.push(`exhaustive: all ${plural(ex.executions, "execution")} with ${within}`);
     else
       parts.push(
-        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${boundsText(ex.bounds, ex.cpus, ex.total)}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in total explored` : "not one level explored to its end"}`,
+        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${within}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in all explored` : "not one level explored to its end"}`,
       );
   }
   if (s.sampled && s.sampled.runs > 0) {
@@ -200,16 +258,24 @@ export function holdsText(v: Verdict): string {
       `${names}: no violation in ${plural(s.sampled.runs, "run")}${ex ? " more" : ""}; not exhaustive`,
     );
   }
-  const word = ex && !ex.complete && !(s.sampled && s.sampled.runs > 0) ? "incomplete" : "holds";
+  const word =
+    v.kind === "incomplete" || (ex && !ex.complete && !(s.sampled && s.sampled.runs > 0))
+      ? "incomplete"
+      : "holds";
   return `${word} (${parts.join("; ")})`;
 }
 
 /** What a counterexample is: how it was found, and for an exhaustive one, whether it is minimal. */
 export function foundText(p: PropertyResult): string {
   if (p.how === "exhaustive" && p.cost) {
-    const { preemptions, events, branches } = p.cost;
-    const total = preemptions + events + branches;
-    const of = `${plural(preemptions, "preemption")}, ${plural(events, "event")}, ${plural(branches, "branch choice")}`;
+    const { preemptions, events, branches, stale } = p.cost;
+    const total = spentOf(p.cost);
+    const of = [
+      plural(preemptions, "preemption"),
+      plural(events, "event"),
+      ...(branches > 0 ? [plural(branches, "branch direction")] : []),
+      ...((stale ?? 0) > 0 ? [plural(stale, "stale value")] : []),
+    ].join(", ");
     return p.minimal
       ? `found by exhaustive search, minimal: ${plural(total, "choice")} (${of}); no run with fewer within the bounds violates it`
       : `found by exhaustive search with ${plural(total, "choice")} (${of})`;

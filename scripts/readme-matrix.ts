@@ -20,7 +20,17 @@ export interface JsonVerdict {
   matchesExpected: boolean;
   /** The exhaustive part ran to its end: every property not violated is proven within `bounds`. */
   proven?: boolean;
-  bounds?: { preemptions: number; events: number; branches: number; total: number; cpus: number } | null;
+  bounds?: {
+    preemptions: number;
+    events: number;
+    branches: number;
+    stale: number;
+    total: number;
+    cpus: number;
+  } | null;
+  hardware?: { fetch: string; nmis: number; mces: number };
+  /** The exhaustive part: every run with at most `completeUpToChoices` choices in all was explored. */
+  exhaustive?: { executions: number; completeUpToChoices: number } | null;
   sampled?: { runs: number; strategies: readonly string[] } | null;
 }
 
@@ -34,9 +44,22 @@ function plural(n: number, one: string): string {
   return `${n} ${one}${n === 1 ? "" : "s"}`;
 }
 
-function boundsWords(b: NonNullable<JsonVerdict["bounds"]>): string {
-  const all = b.total < b.preemptions + b.events + b.branches ? `, at most ${b.total} of them in all` : "";
-  return `at most ${plural(b.preemptions, "preemption")}, ${plural(b.events, "event")} and ${plural(b.branches, "branch choice")}${all}, ${b.cpus} CPUs`;
+function boundsWords(v: JsonVerdict): string {
+  const b = v.bounds as NonNullable<JsonVerdict["bounds"]>;
+  const sum = b.preemptions + b.events + b.branches + b.stale;
+  const all = b.total < sum ? `, at most ${b.total} of them in all` : "";
+  const stale =
+    v.hardware && v.hardware.fetch !== "stale"
+      ? `no stale value (${v.hardware.fetch} fetch)`
+      : plural(b.stale, "stale value");
+  return `at most ${plural(b.preemptions, "preemption")}, ${plural(b.events, "event")}, ${plural(b.branches, "branch direction")} other than the default and ${stale}${all}, ${b.cpus} CPUs`;
+}
+
+/** " ✓" proven within the bounds, " ✓≤L" only for every run with at most L choices in all, or "". */
+function provenMark(v: JsonVerdict): string {
+  if (v.proven) return "✓";
+  const level = v.exhaustive?.completeUpToChoices ?? -1;
+  return level >= 1 ? `✓≤${level}` : "";
 }
 
 /** "random/PCT": the strategies that drew runs. */
@@ -51,9 +74,9 @@ export function matrixCell(v: JsonVerdict): string {
   if (v.verdict === "refused" || v.verdict === "error") text = v.verdict;
   else if (v.verdict === "incomplete") text = "incomplete";
   else if (v.verdict === "holds") {
-    const how = [v.proven ? "✓" : undefined, sampled].filter((x) => x !== undefined).join(" + ");
+    const how = [provenMark(v) || undefined, sampled].filter((x) => x !== undefined).join(" + ");
     text = how ? `holds (${how})` : "holds";
-  } else text = `${v.cell}${v.proven ? " ✓" : ""}`;
+  } else text = `${v.cell}${provenMark(v) ? ` ${provenMark(v)}` : ""}`;
   return v.matchesExpected ? text : `${text} *`;
 }
 
@@ -83,11 +106,18 @@ export function readmeMatrix(json: MainJobJson): string {
   ];
   const legend: string[] = [];
   const proven = json.verdicts.filter((v) => v.proven && v.bounds);
-  const bounds = [...new Set(proven.map((v) => boundsWords(v.bounds as NonNullable<JsonVerdict["bounds"]>)))];
+  const bounds = [...new Set(proven.map(boundsWords))];
   if (bounds.length > 0)
     legend.push(
       `✓: proven by exhaustive search for every run with ${bounds.join("; or ")} (the properties not violated, in a violated cell).`,
     );
+  const partly = json.verdicts.filter((v) => !v.proven && provenMark(v) !== "");
+  if (partly.length > 0) {
+    const stopped = partly.map((v) => v.exhaustive?.executions ?? 0);
+    legend.push(
+      `✓≤L: proven only for every run with at most L choices in all; the search within the bounds above stopped at its budget (${Math.min(...stopped).toLocaleString("en-US")}-${Math.max(...stopped).toLocaleString("en-US")} executions): \`--min-bound 1,1 --max-executions N\` demands the rest.`,
+    );
+  }
   const strategies = [
     ...new Set(json.verdicts.flatMap((v) => (v.sampled && v.sampled.runs > 0 ? v.sampled.strategies : []))),
   ];

@@ -11,7 +11,6 @@ import {
   DEFAULT_PCT_DEPTH,
   PORTFOLIO_BOUNDS,
   PORTFOLIO_MAX_EXECUTIONS,
-  PORTFOLIO_TOTAL,
 } from "../workers/strategies/portfolio.js";
 import { DEFAULT_REDUCTIONS } from "../workers/strategies/reductions.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
@@ -32,14 +31,17 @@ export const DEFAULTS = {
    * and the step bound of a run (`--cpus`, `--fetch`, `--nmis`, `--mces`, `--step-bound`).
    */
   hardware: DEFAULT_HARDWARE,
-  /** The exhaustive search's bounds: preemptions, events, branch choices (`--preemptions`, ...). */
+  /**
+   * The exhaustive search's bounds: preemptions, events, branch directions, stale values
+   * (`--preemptions`, `--events`, `--branches`, `--stale`).
+   */
   bounds: DEFAULT_BOUNDS,
   /** Executions an exhaustive search may take before it stops, incomplete (`--max-executions`). */
   maxExecutions: DEFAULT_MAX_EXECUTIONS,
   /** The exhaustive search's reductions (`--reductions`). */
   reductions: DEFAULT_REDUCTIONS,
-  /** The portfolio's exhaustive phase: its bounds, at most this many choices in all, its budget. */
-  portfolio: { bounds: PORTFOLIO_BOUNDS, total: PORTFOLIO_TOTAL, maxExecutions: PORTFOLIO_MAX_EXECUTIONS },
+  /** The portfolio's exhaustive phase: its bounds and its budget of executions. */
+  portfolio: { bounds: PORTFOLIO_BOUNDS, maxExecutions: PORTFOLIO_MAX_EXECUTIONS },
   /** The engine that runs the machines (`--engine`). */
   engine: "inline" as EngineName,
   /** How long a unit (a check, a machine) may make no progress before it is stopped (`--watchdog`). */

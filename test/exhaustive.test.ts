@@ -18,13 +18,13 @@ describe("check() with the exhaustive strategy", () => {
       protocol: "no-mask",
       scenario: "normal",
       strategy: "exhaustive",
-      bounds: { preemptions: 1, events: 0, branches: 0 },
+      bounds: { preemptions: 1, events: 0, branches: 0, stale: 0 },
     });
     expect(v.kind).toBe("holds");
     if (v.kind !== "holds") return;
     const ex = v.search?.exhaustive;
     expect(ex?.complete).toBe(true);
-    expect(ex?.bounds).toEqual({ preemptions: 1, events: 0, branches: 0 });
+    expect(ex?.bounds).toEqual({ preemptions: 1, events: 0, branches: 0, stale: 0 });
     expect(v.properties.every((p) => p.holds && !p.undecided && p.how === "exhaustive")).toBe(true);
     // No event within the bounds: no NMI can reach a handler, and the witness says so.
     expect(v.search?.coverage[SITUATIONS.findIndex((s) => s.id === "event-in-handler")]).toBe(0);
@@ -35,7 +35,7 @@ describe("check() with the exhaustive strategy", () => {
       protocol: "nmi-replay",
       scenario: "nmi-path",
       strategy: "exhaustive",
-      bounds: { preemptions: 1, events: 1, branches: 0 },
+      bounds: { preemptions: 1, events: 1, branches: 0, stale: 0 },
     });
     expect(v.kind).toBe("holds");
     if (v.kind !== "holds" || !v.search) return;
@@ -51,7 +51,7 @@ describe("check() with the exhaustive strategy", () => {
       protocol: "no-mask",
       scenario: "nmi-path",
       strategy: "exhaustive",
-      bounds: { preemptions: 0, events: 1, branches: 0 },
+      bounds: { preemptions: 0, events: 1, branches: 0, stale: 0 },
       properties: ["P1"],
     });
     expect(v.kind).toBe("violated");
@@ -59,7 +59,7 @@ describe("check() with the exhaustive strategy", () => {
     const p1 = v.properties[0];
     expect(p1.how).toBe("exhaustive");
     expect(p1.minimal).toBe(true);
-    expect(p1.cost).toEqual({ preemptions: 0, events: 1, branches: 0 });
+    expect(p1.cost).toEqual({ preemptions: 0, events: 1, branches: 0, stale: 0 });
     expect(p1.violation?.kind).toBe("torn-fetch");
     const { config, tape } = decodeToken(p1.token as string);
     const replayed = evaluate(machineFor(config), runInline(config, { tape }).mem, "P1")[0];
@@ -71,7 +71,7 @@ describe("check() with the exhaustive strategy", () => {
       protocol: "no-mask",
       scenario: "normal",
       strategy: "exhaustive",
-      bounds: { preemptions: 2, events: 1, branches: 0 },
+      bounds: { preemptions: 2, events: 1, branches: 0, stale: 0 },
       maxExecutions: 50,
     });
     expect(v.kind).toBe("incomplete");
@@ -100,7 +100,7 @@ describe("livepatch-check --strategy exhaustive", () => {
     );
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /no-mask on normal: every property holds \(exhaustive: all \d+ executions with ≤ 1 preemption, ≤ 0 events, ≤ 0 branch choices, 4 CPUs\)/,
+      /no-mask on normal: every property holds \(exhaustive: all \d+ executions with ≤ 1 preemption, ≤ 0 events \(of 3 NMIs, 0 #MCs\), branch directions: none met, stale values: none \(bytewise fetch\), 4 CPUs\)/,
     );
     expect(r.stdout).toContain("never reached: an event was delivered inside a handler");
   });
@@ -122,7 +122,14 @@ describe("livepatch-check --strategy exhaustive", () => {
     const json = JSON.parse(single.stdout);
     expect(json.verdicts[0].verdict).toBe("incomplete");
     expect(json.verdicts[0].complete).toBe(false);
-    expect(json.verdicts[0].bounds).toEqual({ preemptions: 2, events: 1, branches: 0, total: 3, cpus: 4 });
+    expect(json.verdicts[0].bounds).toEqual({
+      preemptions: 2,
+      events: 1,
+      branches: 0,
+      stale: 1,
+      total: 4,
+      cpus: 4,
+    });
     expect(json.verdicts[0].how).toMatch(/^incomplete \(exhaustive: stopped after 20 executions/);
     const matrix = await run(
       "-p",

@@ -26,7 +26,9 @@ const HOLDS: JsonVerdict = {
   cell: "holds",
   matchesExpected: true,
   proven: true,
-  bounds: { preemptions: 1, events: 1, branches: 0, total: 1, cpus: 4 },
+  bounds: { preemptions: 1, events: 1, branches: 0, stale: 1, total: 3, cpus: 4 },
+  hardware: { fetch: "bytewise", nmis: 3, mces: 0 },
+  exhaustive: { executions: 100, completeUpToChoices: 3 },
   sampled: { runs: 10, strategies: ["random", "pct"] },
 };
 
@@ -38,16 +40,37 @@ describe("readmeMatrix", () => {
         HOLDS,
         { ...HOLDS, scenario: "t", verdict: "violated", cell: "P1 [P4(nested #MC)]", proven: false },
         { ...HOLDS, protocol: "q", verdict: "refused", cell: "refused", proven: undefined },
-        { ...HOLDS, protocol: "q", scenario: "t", proven: false, matchesExpected: false },
+        {
+          ...HOLDS,
+          protocol: "q",
+          scenario: "t",
+          proven: false,
+          matchesExpected: false,
+          exhaustive: { executions: 80_000, completeUpToChoices: 1 },
+        },
+        {
+          ...HOLDS,
+          protocol: "r",
+          scenario: "t",
+          proven: false,
+          exhaustive: { executions: 3, completeUpToChoices: 0 },
+        },
       ],
     };
     const table = readmeMatrix(json).split("\n");
-    expect(table.slice(0, 4)).toEqual([
+    expect(table.slice(0, 5)).toEqual([
       "| protocol | s | t |",
       "|---|---|---|",
       "| p | holds (✓ + random/PCT) | P1 [P4(nested #MC)] |",
-      "| q | refused | holds (random/PCT) * |",
+      "| q | refused | holds (✓≤1 + random/PCT) * |",
+      "| r |  | holds (random/PCT) |",
     ]);
+    expect(table.join("\n")).toContain(
+      "✓: proven by exhaustive search for every run with at most 1 preemption, 1 event, 0 branch directions other than the default and no stale value (bytewise fetch), 4 CPUs",
+    );
+    expect(table.join("\n")).toContain(
+      "✓≤L: proven only for every run with at most L choices in all; the search within the bounds above stopped at its budget (80,000-80,000 executions)",
+    );
     expect(table.join("\n")).toContain("*: differs from the verdict its protocol declares (q on t)");
   });
 

@@ -14,7 +14,7 @@ describe("resuming executions from snapshots", () => {
     // A routine the snapshot does not hold must be made again and handed its inputs: one that kept
     // running the generator it had would go on from where the previous execution left it.
     const spec = machineFor(resolveConfig("no-mask", "nmi-path", {}));
-    const resumed = same(spec, { preemptions: 1, events: 1, branches: 0 }, NO_REDUCTIONS, 40);
+    const resumed = same(spec, { preemptions: 1, events: 1, branches: 0, stale: 0 }, NO_REDUCTIONS, 40);
     expect(resumed).toBeGreaterThan(20);
   });
 
@@ -23,7 +23,12 @@ describe("resuming executions from snapshots", () => {
 
   it("with stale fetch and branch choices on a built-in cell (value choices inside steps)", () => {
     const spec = machineFor(resolveConfig("no-mask", "nmi-path", { fetch: "stale" }));
-    const resumed = same(spec, { preemptions: 1, events: 1, branches: 1 }, DEFAULT_REDUCTIONS, 1_500);
+    const resumed = same(
+      spec,
+      { preemptions: 1, events: 1, branches: 1, stale: 1 },
+      DEFAULT_REDUCTIONS,
+      1_500,
+    );
     expect(resumed).toBeGreaterThan(1_000);
   });
 
@@ -32,7 +37,7 @@ describe("resuming executions from snapshots", () => {
     const spec = machineFor(resolveConfig("linux-optprobe", "normal", {}));
     const resumed = same(
       spec,
-      { preemptions: 1, events: 1, branches: 0 },
+      { preemptions: 1, events: 1, branches: 0, stale: 0 },
       { ...DEFAULT_REDUCTIONS, stateCaching: true },
       3_000,
     );
@@ -43,7 +48,7 @@ describe("resuming executions from snapshots", () => {
     const spec = machineFor(resolveConfig("int3-restartable", "mce-path", {}));
     const resumed = same(
       spec,
-      { preemptions: 1, events: 2, branches: 0 },
+      { preemptions: 1, events: 2, branches: 0, stale: 0 },
       { ...DEFAULT_REDUCTIONS, stateCaching: true },
       1_500,
     );

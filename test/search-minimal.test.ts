@@ -13,11 +13,18 @@ import type { Bounds } from "../dist/workers/strategies/search-tree.js";
 
 const CELLS: Array<[string, string, PropertyId, number, Bounds, string]> = [
   // An NMI lands while the patcher writes the handler's function byte by byte.
-  ["no-mask", "nmi-path", "P1", 1, { preemptions: 1, events: 1, branches: 0 }, "torn-fetch"],
+  ["no-mask", "nmi-path", "P1", 1, { preemptions: 1, events: 1, branches: 0, stale: 0 }, "torn-fetch"],
   // An NMI during the masked window is swallowed.
-  ["xen-4.8", "nmi-path", "P2", 1, { preemptions: 1, events: 1, branches: 0 }, "nmi-lost"],
+  ["xen-4.8", "nmi-path", "P2", 1, { preemptions: 1, events: 1, branches: 0, stale: 0 }, "nmi-lost"],
   // Two NMIs: the #BP handler's IRET inside the first NMI's handler lets the second onto the live stack.
-  ["int3-restartable", "nmi-path", "P3", 2, { preemptions: 0, events: 2, branches: 0 }, "ist-clobber(#BP)"],
+  [
+    "int3-restartable",
+    "nmi-path",
+    "P3",
+    2,
+    { preemptions: 0, events: 2, branches: 0, stale: 0 },
+    "ist-clobber(#BP)",
+  ],
 ];
 
 describe("exhaustive search is complete where it claims to be", () => {

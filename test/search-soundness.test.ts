@@ -28,7 +28,7 @@ describe("exhaustive search: the reductions on machines built for them", () => {
       ],
       handler: [{ k: "call" }],
     });
-    const bounds = { preemptions: 1, events: 0, branches: 0 };
+    const bounds = { preemptions: 1, events: 0, branches: 0, stale: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, false);
     const dpor = outcomes(d, bounds, { ...NO_REDUCTIONS, dpor: true }, false);
     expect(full.set.size).toBe(14);
@@ -50,7 +50,7 @@ describe("exhaustive search: the reductions on machines built for them", () => {
       master: [{ k: "write", offset: 0 }],
       others: [{ k: "call" }, { k: "cli" }],
     });
-    const bounds = { preemptions: 0, events: 1, branches: 0 };
+    const bounds = { preemptions: 0, events: 1, branches: 0, stale: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, true);
     const reduced = outcomes(d, bounds, { ...NO_REDUCTIONS, symmetry: true }, true);
     expect(reduced.r.executions).toBeLessThan(full.r.executions);
@@ -60,7 +60,7 @@ describe("exhaustive search: the reductions on machines built for them", () => {
 
   it("the reductions do reduce: fewer executions on a generated machine with races", () => {
     const d = RACY_MACHINE;
-    const bounds = { preemptions: 1, events: 1, branches: 0 };
+    const bounds = { preemptions: 1, events: 1, branches: 0, stale: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, true);
     const reduced = outcomes(d, bounds, DEFAULT_REDUCTIONS, true);
     expect(full.r.complete && reduced.r.complete).toBe(true);

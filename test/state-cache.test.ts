@@ -22,7 +22,7 @@ stateCacheSoundness(SCALE);
 describe("state caching on machines built for it", () => {
   it("prunes: fewer executions than the same search without it, the same outcomes", () => {
     const d = RACY_MACHINE;
-    const bounds = { preemptions: 2, events: 1, branches: 0 };
+    const bounds = { preemptions: 2, events: 1, branches: 0, stale: 0 };
     const without = outcomes(d, bounds, { ...DEFAULT_REDUCTIONS, stateCaching: false, dpor: false }, true);
     const withCache = outcomes(d, bounds, WITH_CACHING, true);
     expect(without.r.complete && withCache.r.complete).toBe(true);
@@ -49,7 +49,7 @@ describe("the routines' trails are part of the state", () => {
       ],
       others: [{ k: "keep", word: 0 }, { k: "wait", word: 1, value: 1 }, { k: "put" }],
     });
-    const bounds = { preemptions: 1, events: 0, branches: 0 };
+    const bounds = { preemptions: 1, events: 0, branches: 0, stale: 0 };
     const full = outcomes(d, bounds, NO_REDUCTIONS, false);
     const cached = outcomes(d, bounds, { ...NO_REDUCTIONS, stateCaching: true }, false);
     // outcomeOf: [shared words, site bytes, CPU 0, [CPU 1, ...], violated]; a CPU's own word comes last.
@@ -94,7 +94,7 @@ describe("atomicAdd: an atomic add whose old value the routine does not receive"
           { k: "wait", word: 0, value: 3 },
         ],
       });
-    const bounds = { preemptions: 2, events: 0, branches: 0 };
+    const bounds = { preemptions: 2, events: 0, branches: 0, stale: 0 };
     const reductions = { ...NO_REDUCTIONS, stateCaching: true };
     const withAdd = outcomes(machine("add"), bounds, reductions, false);
     const withAtomicAdd = outcomes(machine("atomicAdd"), bounds, reductions, false);

@@ -17,10 +17,12 @@ const budgets = (
   events: number,
   branches = 0,
   total = Number.POSITIVE_INFINITY,
+  stale = 0,
 ): Budgets => ({
   preemptions,
   events,
   branches,
+  stale,
   total,
 });
 
@@ -36,6 +38,7 @@ describe("StateCache", () => {
     expect(cache.covered(s, budgets(1, 2, 1, 3), [])).toBe(false);
     expect(cache.covered(s, budgets(1, 1, 2, 3), [])).toBe(false);
     expect(cache.covered(s, budgets(1, 1, 1, 4), [])).toBe(false);
+    expect(cache.covered(s, budgets(1, 1, 1, 3, 1), [])).toBe(false);
     // An unbounded total covers every finite one, and is covered only by an unbounded one.
     expect(cache.covered(s, budgets(2, 2, 2), [])).toBe(false);
     expect(cache.covered(s, budgets(2, 2, 2, 5), [])).toBe(true);

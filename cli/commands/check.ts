@@ -33,6 +33,8 @@ export async function explore(
     ["--preemptions", opts.preemptions],
     ["--events", opts.events],
     ["--branches", opts.branches],
+    ["--stale", opts.stale],
+    ["--min-bound", opts.minBound],
     ["--max-executions", opts.maxExecutions],
     ["--reductions", opts.reductions],
   ] as const) {
@@ -46,11 +48,12 @@ export async function explore(
     preemptions: opts.preemptions,
     events: opts.events,
     branches: opts.branches,
+    stale: opts.stale,
   };
   if (opts.bound !== undefined) {
     if (opts.strategy !== "bounded" && opts.strategy !== "pct")
       throw new UsageError(
-        "--bound applies to '--strategy bounded' or '--strategy pct' (the exhaustive bounds are --preemptions, --events and --branches); add one of them or drop --bound.",
+        "--bound applies to '--strategy bounded' or '--strategy pct' (the exhaustive bounds are --preemptions, --events, --branches and --stale); add one of them or drop --bound.",
       );
     if (opts.strategy === "pct" && opts.bound > PCT_MAX_CHANGES + 1)
       throw new UsageError(

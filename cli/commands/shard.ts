@@ -68,6 +68,7 @@ export function shardOptions(opts: ExploreOptions, settings: ShardSettings): Rec
     bound: opts.bound ?? null,
     bounds: defined(settings.bounds),
     maxExecutions: opts.maxExecutions ?? null,
+    minBound: opts.minBound ?? null,
     reductions: settings.reductions ?? null,
     hardware: defined(settings.hardware),
     exampleTokens: opts.example ?? [],

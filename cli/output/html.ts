@@ -11,7 +11,7 @@ import {
   type HtmlPage,
   holdsText,
   matchesExpected,
-  proven,
+  provenMark,
   renderHtmlPage,
   renderVerdictMatrix,
   verdictCell,
@@ -83,7 +83,7 @@ export function htmlMatrix(
         );
         return {
           scenario,
-          text: `${verdictCell(v)}${proven(v) ? " ✓" : ""}`,
+          text: `${verdictCell(v)}${provenMark(v)}`,
           differs: judged(protocol, scenario) && !matchesExpected(v, expectedFor(protocol, scenario)),
           how:
             v.kind === "refused"

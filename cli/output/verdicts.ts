@@ -217,7 +217,9 @@ export async function reportVerdicts(verdicts: Verdict[], ctx: ReportContext): P
       usage,
     );
   }
-  if (single) return violated ? EXIT_VIOLATION : EXIT_OK;
+  // A single check passes only on "holds": "incomplete" (a search stopped by its budget with nothing
+  // else to vouch, or short of --min-bound) is no proof for CI to rest on.
+  if (single) return violated || verdicts[0].kind === "incomplete" ? EXIT_VIOLATION : EXIT_OK;
   if (mismatches.length > 0) {
     io.stderr(
       `livepatch-check: ${mismatches.length} of ${verdicts.length} verdicts differ from what their protocol declares: ${mismatches
@@ -339,6 +341,7 @@ export function verdictJson(
           executions: ex.executions,
           judged: ex.judged,
           completeUpToChoices: ex.level,
+          valuePoints: ex.valuePoints,
           reductions: ex.reductions,
           symmetryGivenUp: ex.symmetryGivenUp ?? null,
           elapsedMs: Math.round(ex.elapsedMs),

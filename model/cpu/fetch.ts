@@ -9,7 +9,7 @@ import { CODE_BASE } from "../image.js";
 import { C, H, HISTORY_DEPTH } from "../memory.js";
 import { type Decoded, decodeAt, FETCH_START, nextByte } from "../x86.js";
 import { execute } from "./real-code.js";
-import { type Context, type CpuState, crash, MAX_INSN, type RealCode, Shared } from "./state.js";
+import { type Context, type CpuState, crash, MAX_INSN, type RealCode, Shared, ValueKind } from "./state.js";
 
 /**
  * The value this CPU's fetch reads at `address`, placed at `i` in the buffer's code and, if it is
@@ -42,7 +42,7 @@ function fetchByte(cpu: CpuState, address: number, i: number, h: number): number
     else if (count === kept) candidates.push(cpu.original[h]);
   }
   if (candidates.length === 1) return candidates[0];
-  return candidates[cpu.chooser.choose(candidates.length)];
+  return candidates[cpu.chooser.choose(candidates.length, ValueKind.Stale)];
 }
 
 /** Who wrote the current value of a code byte (history index `h`, -1: not writable), and at which write sequence (for the trace). */

@@ -20,6 +20,7 @@ import {
   rflags,
   Shared,
   setIf,
+  ValueKind,
 } from "./state.js";
 
 /**
@@ -43,7 +44,7 @@ export function execute(cpu: CpuState, ctx: Context, real: RealCode, address: nu
       real.rip = address + d.relTarget;
       break;
     case FlowControl.ConditionalBranch: // direction from the tape
-      if (cpu.chooser.choose(2) === 1) real.rip = address + d.relTarget;
+      if (cpu.chooser.choose(2, ValueKind.Branch) === 1) real.rip = address + d.relTarget;
       break;
     case FlowControl.Call:
       // SDM Vol. 2 CALL: push the return address, then jump

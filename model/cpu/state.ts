@@ -9,9 +9,20 @@ import { checkStep, type Routine, type Step } from "../routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "../types.js";
 import { FETCH_START, type FetchCursor } from "../x86.js";
 
+/**
+ * What a value chosen inside a step stands for: the direction of a conditional branch in real code,
+ * or which of the values a code byte held a stale fetch returns (H10). The tape records only the
+ * value; the exhaustive search bounds the two kinds apart (SPEC §8), so that a bound on one never
+ * silently removes the other.
+ */
+export enum ValueKind {
+  Branch = 0,
+  Stale = 1,
+}
+
 /** Choices inside a step (branch direction, stale-fetch value), drawn from the run's tape. */
 export interface Chooser {
-  choose(count: number): number;
+  choose(count: number, kind: ValueKind): number;
 }
 
 /** Shared state a step can touch, as far as the order of two CPUs' steps is concerned. */

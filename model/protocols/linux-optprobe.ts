@@ -47,6 +47,7 @@ import { decode } from "../x86.js";
 import {
   allocTextPoke,
   coveredInstructions,
+  EVERY_TEXT_POKE_STEP,
   syncEachCpu,
   type TextPokeWords,
   textPokeBatch,
@@ -194,7 +195,7 @@ export function optprobeProtocol(
       if (steps.gracePeriod) yield* synchronizeRcuTasks(ctx, w);
       // arch_optimize_kprobes(): text_poke_bp(op->kp.addr, insn_buff, JMP32_INSN_SIZE, NULL) per probe
       for (let i = 0; i < w.batches.length; i++)
-        yield* textPokeBatch(ctx, w, i, { syncAfterInt3: steps.syncAfterInt3, syncAfterTails: true });
+        yield* textPokeBatch(ctx, w, i, { ...EVERY_TEXT_POKE_STEP, syncAfterInt3: steps.syncAfterInt3 });
     },
     *poll(ctx: RoutineContext) {
       // Back in the scheduler between work items: a voluntary context switch, an RCU Tasks quiescent state

@@ -128,9 +128,20 @@ export interface TextPokeSteps {
   syncAfterInt3: boolean;
   /** The sync after the tails are written, before the first bytes. */
   syncAfterTails: boolean;
+  /**
+   * The sync after the first bytes are written, before the refcounts are dropped: without it a CPU
+   * that fetched the int3 before the first byte was written can take its #BP after the refcount drain
+   * (hpa's warning on the text_poke_bp thread: "a #BP in flight on another CPU"), find no reference
+   * to take, and crash on an int3 nobody claims.
+   */
+  syncAfterFirsts: boolean;
 }
 
-export const EVERY_TEXT_POKE_STEP: TextPokeSteps = { syncAfterInt3: true, syncAfterTails: true };
+export const EVERY_TEXT_POKE_STEP: TextPokeSteps = {
+  syncAfterInt3: true,
+  syncAfterTails: true,
+  syncAfterFirsts: true,
+};
 
 /**
  * smp_text_poke_batch_process() (text_poke_bp_batch() in earlier kernels) on batch `index` of
@@ -164,7 +175,7 @@ export function* textPokeBatch(
     yield writeCode(site.address, [site.newBytes[0]]);
     firsts++;
   }
-  if (firsts > 0) yield* syncEachCpu(ctx, w);
+  if (firsts > 0 && steps.syncAfterFirsts) yield* syncEachCpu(ctx, w); // `if (do_sync)`
   for (const r of w.refs) yield atomicAdd(r, -1); // the final atomic_dec_and_test, then wait for zero
   for (const r of w.refs) yield waitUntil(eq(r, 0));
 }

@@ -275,12 +275,18 @@ export function searchOutcomes(d: MachineDesc, bounds: Bounds, reductions: Reduc
   return { set, r };
 }
 
-/** Bounds of the soundness comparisons: up to 2 preemptions, 2 events, 1 branch choice. */
-export const boundsArb: fc.Arbitrary<Bounds> = fc.record({
-  preemptions: fc.integer({ min: 0, max: 2 }),
-  events: fc.integer({ min: 0, max: 2 }),
-  branches: fc.integer({ min: 0, max: 1 }),
-});
+/**
+ * Bounds of the soundness comparisons: up to 2 preemptions, 2 events, 1 branch choice and as many
+ * stale values (one draw for both, as when one bound covered both kinds: the same machines and
+ * bounds for the same seed).
+ */
+export const boundsArb: fc.Arbitrary<Bounds> = fc
+  .record({
+    preemptions: fc.integer({ min: 0, max: 2 }),
+    events: fc.integer({ min: 0, max: 2 }),
+    branches: fc.integer({ min: 0, max: 1 }),
+  })
+  .map((b) => ({ ...b, stale: b.branches }));
 
 /**
  * Over `numRuns` generated machines and bounds, the search with `reductions` reaches exactly the

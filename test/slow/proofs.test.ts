@@ -17,10 +17,10 @@ describe("nmi-replay/nmi-path is proven beyond one choice", () => {
   const reached = (coverage: number[]) => SITUATIONS.filter((_, i) => coverage[i] > 0).map((s) => s.id);
 
   it.each([
-    [{ preemptions: 2, events: 0, branches: 0 }, []],
+    [{ preemptions: 2, events: 0, branches: 0, stale: 0 }, []],
     // The NMI lands while the patch is applied and is delivered inside a handler; no handler fetches
     // the site mid-write (the mask callback only records the NMI, replayed by a self-NMI after unmasking).
-    [{ preemptions: 1, events: 1, branches: 0 }, ["event-during-patch", "event-in-handler"]],
+    [{ preemptions: 1, events: 1, branches: 0, stale: 0 }, ["event-during-patch", "event-in-handler"]],
   ] as Array<[Bounds, string[]]>)("within %o: every run explored, no violation", (bounds, situations) => {
     const r = exhaustive(spec, {
       bounds,

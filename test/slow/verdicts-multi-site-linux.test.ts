@@ -21,7 +21,7 @@ const withoutFirstSync = textPokeProtocol(
     summary: "text_poke_bp_batch without the sync after the int3s",
     expected: {},
   },
-  { syncAfterInt3: false, syncAfterTails: true },
+  { syncAfterInt3: false, syncAfterTails: true, syncAfterFirsts: true },
 );
 
 beforeAll(() => {

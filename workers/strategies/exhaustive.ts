@@ -15,7 +15,7 @@
 // BPOR's conservative points. The soundness tests check the whole on generated machines against an
 // unreduced enumeration of the same bounds (test/search-soundness.test.ts).
 
-import { type AccessObserver, Shared } from "../../model/cpu/state.js";
+import { type AccessObserver, Shared, ValueKind } from "../../model/cpu/state.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../../model/memory.js";
 import type { MachineSpec } from "../../model/types.js";
 import { Dpor } from "./dpor.js";
@@ -46,6 +46,7 @@ import {
   indexOf,
   type Node,
   nextEntry,
+  noCost,
   type SleepEntry,
   spentOf,
   ValueNode,
@@ -71,7 +72,7 @@ export class ExhaustiveSearch implements Scheduler {
   private readonly stack: Node[] = [];
   private mem: MachineMemory | null = null;
   private depth = 0;
-  private used: Cost = { preemptions: 0, events: 0, branches: 0 };
+  private used: Cost = noCost();
   /** The transition in progress: the node and branch it was chosen at, its actor (-1: an event). */
   private open: { node: ActionNode; entry: number; actor: number; target: number } | null = null;
   /** Step counter and the actor's boundary flag when the transition in progress was chosen. */
@@ -102,6 +103,14 @@ export class ExhaustiveSearch implements Scheduler {
   private readonly history: PropertyHistory | null;
   /** Per position in the stack, the snapshot taken when its node was created (if it had branches). */
   private readonly snapshots = new Snapshots();
+  /** Choice points with more than one value met inside steps, by kind (explore.ts shares one count). */
+  valuePoints = { branch: 0, stale: 0 };
+  /**
+   * Some choice was left out only because of the total (iterative deepening's level), not because of
+   * its own dimension's bound. When no choice was, the next level would explore the very same runs,
+   * and deepening can stop (explore.ts).
+   */
+  totalBound = false;
 
   constructor(
     spec: MachineSpec,
@@ -180,7 +189,7 @@ export class ExhaustiveSearch implements Scheduler {
         break;
       }
     }
-    this.startAt(mem, 0, { preemptions: 0, events: 0, branches: 0 }, true, keep);
+    this.startAt(mem, 0, noCost(), true, keep);
     this.transitions = 0;
     this.symmetry?.begin(mem);
     this.written.length = 0;
@@ -294,18 +303,31 @@ export class ExhaustiveSearch implements Scheduler {
     return record(mem, index);
   }
 
-  choose(count: number): number {
+  choose(count: number, kind: ValueKind): number {
     const mem = this.mem as MachineMemory;
     let node: Node;
     if (this.depth < this.stack.length) {
       node = this.stack[this.depth];
-      if (!node.isValue || node.count !== count) throw new Error("the machine is not deterministic");
+      if (!node.isValue || node.count !== count || node.kind !== kind)
+        throw new Error("the machine is not deterministic");
     } else {
-      node = new ValueNode(count, valueAlternatives(count, this.used, this.bounds, this.total));
+      node = new ValueNode(count, kind, valueAlternatives(count, kind, this.used, this.bounds, this.total));
       this.stack.push(node);
+      if (count > 1) {
+        if (kind === ValueKind.Stale) this.valuePoints.stale++;
+        else this.valuePoints.branch++;
+        const own =
+          kind === ValueKind.Stale
+            ? this.used.stale < this.bounds.stale
+            : this.used.branches < this.bounds.branches;
+        if (own && spentOf(this.used) >= this.total) this.totalBound = true;
+      }
     }
     const v = node.alts[node.pos];
-    if (v !== 0) this.used.branches++;
+    if (v !== 0) {
+      if (kind === ValueKind.Stale) this.used.stale++;
+      else this.used.branches++;
+    }
     if (this.open && this.open.actor >= 0) this.symmetry?.mix(this.open.actor, 0x56000000 | v);
     this.depth++;
     return record(mem, v);
@@ -340,7 +362,8 @@ export class ExhaustiveSearch implements Scheduler {
         preemptions: this.bounds.preemptions - used.preemptions,
         events: this.bounds.events - used.events,
         branches: this.bounds.branches - used.branches,
-        total: this.total - (used.preemptions + used.events + used.branches),
+        stale: this.bounds.stale - used.stale,
+        total: this.total - spentOf(used),
       },
       sleep,
     );
@@ -359,7 +382,12 @@ export class ExhaustiveSearch implements Scheduler {
   /** Whether exploring a branch can lead anywhere new (event placement; always when it is off). */
   private useful(node: ActionNode, entry: number): boolean {
     if (!this.reductions.eventPlacement) return true;
-    return placementUseful(node, entry, this.bounds, this.total, this.cpus, (a) => this.targetOf(a));
+    const targetOf = (a: number) => this.targetOf(a);
+    if (placementUseful(node, entry, this.bounds, this.total, this.cpus, targetOf)) return true;
+    if (this.total !== Number.POSITIVE_INFINITY)
+      if (placementUseful(node, entry, this.bounds, Number.POSITIVE_INFINITY, this.cpus, targetOf))
+        this.totalBound = true;
+    return false;
   }
 
   /**
@@ -445,7 +473,11 @@ export class ExhaustiveSearch implements Scheduler {
       const a = actions[i];
       if (a < n) {
         const cost = curRunnable && a !== cur ? 1 : 0;
-        if (used.preemptions + cost > this.bounds.preemptions || spent + cost > this.total) continue;
+        if (used.preemptions + cost > this.bounds.preemptions) continue;
+        if (spent + cost > this.total) {
+          this.totalBound = true;
+          continue;
+        }
         if (sym && a > 1 && a !== cur) {
           const twin = symmetricBelow(sym, targetOf, actions, count, a, cur, sleep, mustFollow, false);
           if (twin >= 0) {
@@ -456,7 +488,11 @@ export class ExhaustiveSearch implements Scheduler {
         awake[i] = 1;
         if (!sleep.some((z) => z.cpu === a && z.event < 0)) allowed[i] = 1;
       } else {
-        if (used.events + 1 > this.bounds.events || spent + 1 > this.total) continue;
+        if (used.events + 1 > this.bounds.events) continue;
+        if (spent + 1 > this.total) {
+          this.totalBound = true;
+          continue;
+        }
         const k = this.targetOf(a);
         if (sym && k > 1 && k !== cur) {
           const twin = symmetricBelow(sym, targetOf, actions, count, a, cur, sleep, mustFollow, true);

@@ -17,7 +17,7 @@ import { DEFAULT_REDUCTIONS, type Reductions } from "./reductions.js";
 import { type Bounds, type Cost, spentOf } from "./search-tree.js";
 
 /** Upper limits of the bounds a search accepts (beyond them a search would not end in any useful time). */
-export const BOUND_LIMITS: Bounds = { preemptions: 8, events: 8, branches: 8 };
+export const BOUND_LIMITS: Bounds = { preemptions: 8, events: 8, branches: 8, stale: 8 };
 
 export interface ExploreOptions {
   bounds: Bounds;
@@ -64,6 +64,8 @@ export interface ExploreResult {
   states: number;
   /** The largest total of choices explored to its end (-1: none). */
   level: number;
+  /** Choice points with more than one value met inside steps, by kind (all levels together). */
+  valuePoints: { branch: number; stale: number };
   reductions: Reductions;
   /** Why symmetry reduction was given up (the program tells CPUs 1..n-1 apart), if it was. */
   symmetryGivenUp?: string;
@@ -83,15 +85,13 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
   const deepening = opts.deepening ?? true;
   const max = opts.maxExecutions ?? Number.POSITIVE_INFINITY;
   const deadline = opts.maxMs === undefined ? undefined : started + opts.maxMs;
-  const top = Math.min(
-    opts.total ?? Number.POSITIVE_INFINITY,
-    bounds.preemptions + bounds.events + bounds.branches,
-  );
+  const top = Math.min(opts.total ?? Number.POSITIVE_INFINITY, spentOf(bounds));
   const mem = memoryFor(spec);
   let reductions: Reductions = { ...(opts.reductions ?? DEFAULT_REDUCTIONS) };
   let symmetryGivenUp: string | undefined;
   let executions = 0;
   let resumed = 0;
+  const valuePoints = { branch: 0, stale: 0 };
   for (;;) {
     visitor.start();
     const pruned = { sleep: 0, placement: 0, cache: 0 };
@@ -103,6 +103,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
     const levels = deepening ? Array.from({ length: top + 1 }, (_, i) => i) : [top];
     levelLoop: for (const limit of levels) {
       const search = new ExhaustiveSearch(spec, bounds, reductions, limit, opts.resume ?? true);
+      search.valuePoints = valuePoints;
       do {
         if (
           executions >= max ||
@@ -142,8 +143,25 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
       } while (search.advance());
       level = limit;
       states = Math.max(states, search.states);
+      // No choice was left out for want of total: a higher level would explore the same runs (a
+      // dimension with no choice points, such as stale values under bytewise fetch, adds nothing).
+      if (!search.totalBound) {
+        level = top;
+        break;
+      }
     }
     if (restart) continue;
-    return { complete, executions, judged, resumed, pruned, states, level, reductions, symmetryGivenUp };
+    return {
+      complete,
+      executions,
+      judged,
+      resumed,
+      pruned,
+      states,
+      level,
+      valuePoints,
+      reductions,
+      symmetryGivenUp,
+    };
   }
 }

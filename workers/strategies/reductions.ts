@@ -48,6 +48,7 @@ import {
   indexOf,
   othersRunnable,
   type SleepEntry,
+  spentOf,
 } from "./search-tree.js";
 import type { Symmetry } from "./symmetry.js";
 
@@ -203,7 +204,7 @@ export function placementUseful(
   // A broadcast event depends on every CPU's next step at a boundary: assume it may be followed.
   if (k === ALL_CPUS) return true;
   const { preemptions, events } = node.used;
-  const spent = preemptions + events + node.used.branches + 1; // this event included
+  const spent = spentOf(node.used) + 1; // this event included
   const follow = followOf(entry);
   if (follow >= 0) {
     // The follower must be affordable after the event.

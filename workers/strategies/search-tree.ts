@@ -14,29 +14,42 @@
 //     its last step: an NMI or #MC that arrives since does not make switching away a preemption (an
 //     arrival would otherwise make the cost of the same schedule depend on where the event landed);
 //   - an event: an NMI or #MC arrival;
-//   - a branch choice: a non-zero value inside a step.
-// A run is within bounds (K, E, B) when it has at most K preemptions, E events and B branch choices,
-// and, when a total is given, at most that many of the three together (iterative deepening).
+//   - a branch choice: a non-zero value inside a step that picks a conditional branch's direction in
+//     real code;
+//   - a stale value: a non-zero value inside a step that picks an older value of a code byte for a
+//     stale fetch (H10). It is a dimension of its own, so that a bound of 0 on branch directions (the
+//     default) never silently removes stale fetch from a search under `fetch: "stale"`.
+// A run is within bounds (K, E, B, S) when it has at most K preemptions, E events, B branch choices
+// and S stale values, and, when a total is given, at most that many of the four together (iterative
+// deepening).
 //
 // Interface: the stack of nodes from the root to the execution in progress; `advanceStack` moves it to
 // the next unexplored branch (deepest first), asking `nextEntry` for an action node's next branch.
+import { ValueKind } from "../../model/cpu/state.js";
 import type { Footprint } from "./footprint.js";
 
 export interface Bounds {
   preemptions: number;
   events: number;
   branches: number;
+  stale: number;
 }
 
 export interface Cost {
   preemptions: number;
   events: number;
   branches: number;
+  stale: number;
 }
 
-/** Preemptions, events and branch choices together. */
+/** A cost of nothing yet. */
+export function noCost(): Cost {
+  return { preemptions: 0, events: 0, branches: 0, stale: 0 };
+}
+
+/** Preemptions, events, branch choices and stale values together. */
 export function spentOf(c: Cost): number {
-  return c.preemptions + c.events + c.branches;
+  return c.preemptions + c.events + c.branches + c.stale;
 }
 
 /** How one execution ended, as far as the search is concerned. */
@@ -130,6 +143,7 @@ export class ValueNode {
   pos = 0;
   constructor(
     readonly count: number,
+    readonly kind: ValueKind,
     readonly alts: number[],
   ) {}
 }
@@ -142,10 +156,20 @@ export function othersRunnable(actions: Int32Array, cpus: number, cpu: number): 
   return false;
 }
 
-/** The value alternatives of a new value node: 0, and the others while a branch choice is affordable. */
-export function valueAlternatives(count: number, used: Cost, bounds: Bounds, total: number): number[] {
+/**
+ * The value alternatives of a new value node: 0, and the others while a choice of its kind (a branch
+ * direction, a stale value) is affordable.
+ */
+export function valueAlternatives(
+  count: number,
+  kind: ValueKind,
+  used: Cost,
+  bounds: Bounds,
+  total: number,
+): number[] {
   const alts = [0];
-  if (used.branches < bounds.branches && spentOf(used) < total) for (let v = 1; v < count; v++) alts.push(v);
+  const affordable = kind === ValueKind.Stale ? used.stale < bounds.stale : used.branches < bounds.branches;
+  if (affordable && spentOf(used) < total) for (let v = 1; v < count; v++) alts.push(v);
   return alts;
 }
 

@@ -141,6 +141,7 @@ export interface Budgets {
   preemptions: number;
   events: number;
   branches: number;
+  stale: number;
   total: number;
 }
 
@@ -171,28 +172,35 @@ export class StateHasher {
 
 /**
  * The visits remembered, in a table of typed arrays (open addressing, linear probing), a row of
- * ROW words per visit: the three hash lanes, the budgets left packed a byte each (with the
+ * ROW words per visit: the three hash lanes, the budgets left packed in one word (with the
  * occupied bit), and the id of its sleep set: 20 bytes a row, at most 3/4 of the rows used. An
  * object per visit took ~300 bytes of node's heap and ran it out of memory at a few million states. A state has as many rows as visits kept; a visit covered by a
  * later one of the same state is overwritten by it.
  */
 const ROW = 5;
 const OCCUPIED = 0x8000_0000;
-/** A budget left, as a byte of the packed word; an unbounded total (Infinity) is 255. */
+/**
+ * The budgets left, packed in one word: preemptions, events, branch choices and stale values a
+ * nibble each (every bound is at most 8: explore.ts BOUND_LIMITS), the total a byte (an unbounded
+ * total, Infinity, is 255), and the occupied bit.
+ */
+const nibble = (x: number): number => Math.min(15, Math.max(0, x));
 const budgetByte = (x: number): number => Math.min(255, Math.max(0, x));
 const packBudgets = (b: Budgets): number =>
   (OCCUPIED |
-    (budgetByte(b.preemptions) << 24) |
-    (budgetByte(b.events) << 16) |
-    (budgetByte(b.branches) << 8) |
+    (nibble(b.preemptions) << 20) |
+    (nibble(b.events) << 16) |
+    (nibble(b.branches) << 12) |
+    (nibble(b.stale) << 8) |
     budgetByte(b.total)) >>>
   0;
-/** Packed budgets `v` are at least `w` in every byte (the occupied bit aside). */
+/** Packed budgets `v` are at least `w` in every field (the occupied bit aside). */
 function budgetsCover(v: number, w: number): boolean {
   return (
-    ((v >>> 24) & 0x7f) >= ((w >>> 24) & 0x7f) &&
-    ((v >>> 16) & 0xff) >= ((w >>> 16) & 0xff) &&
-    ((v >>> 8) & 0xff) >= ((w >>> 8) & 0xff) &&
+    ((v >>> 20) & 0xf) >= ((w >>> 20) & 0xf) &&
+    ((v >>> 16) & 0xf) >= ((w >>> 16) & 0xf) &&
+    ((v >>> 12) & 0xf) >= ((w >>> 12) & 0xf) &&
+    ((v >>> 8) & 0xf) >= ((w >>> 8) & 0xf) &&
     (v & 0xff) >= (w & 0xff)
   );
 }
