@@ -65,6 +65,7 @@ export interface ExploreOptions extends ElfScenarioOptions {
   branches?: number;
   stale?: number;
   minBound?: MinBound;
+  maxMemory?: number;
   maxExecutions?: number;
   reductions?: string;
   example?: string[];

@@ -299,6 +299,11 @@ export function addCheckOptions(cmd: Command): Command {
       wholeNumber("--stale", 0, BOUND_LIMITS.stale),
     )
     .option(
+      "--max-memory <mb>",
+      "exhaustive, portfolio: at most this many MB for a check's state cache; past it, states are explored without being remembered (sound, slower) and the verdict says so (default: no limit)",
+      wholeNumber("--max-memory", 4, 1_048_576),
+    )
+    .option(
       "--min-bound <k,e>",
       "exhaustive, portfolio: demand a proof of every run with ≤ k preemptions and ≤ e events: the bounds are raised to them, and a check whose exhaustive search does not finish within --max-executions is incomplete (exit 1) instead of resting on random runs",
       minBound,

@@ -65,6 +65,7 @@ export async function runChecks(
     bounds: search.bounds,
     maxExecutions: opts.maxExecutions,
     minBound: opts.minBound,
+    maxMemoryMb: opts.maxMemory,
     reductions: search.reductions,
     parts,
   });

@@ -81,6 +81,11 @@ export interface CheckOptions {
    * complete, whatever the sampling found nothing against (`--min-bound K,E`).
    */
   minBound?: MinBound;
+  /**
+   * exhaustive, portfolio: the state cache's size limit in MB (`--max-memory`); past it, states are
+   * explored without being remembered (sound, slower) and the verdict says so.
+   */
+  maxMemoryMb?: number;
   /** exhaustive: reductions to switch off (all are on by default). */
   reductions?: Partial<Reductions>;
   /**
@@ -144,6 +149,8 @@ export interface SearchSummary {
      * verdict says so.
      */
     valuePoints: { branch: number; stale: number };
+    /** The state cache reached --max-memory: later states were explored without being remembered. */
+    cacheFull: boolean;
     reductions: Reductions;
     symmetryGivenUp?: string;
     elapsedMs: number;
@@ -247,7 +254,7 @@ export async function check(opts: CheckOptions): Promise<Verdict> {
         if (strategyName === "exhaustive")
           for (const tape of exampleTapes) runExample(config, spec, tape, wanted, state);
         notePart(Part.Exhaustive);
-        runExhaustive(config, spec, wanted, phase, opts.reductions, state);
+        runExhaustive(config, spec, wanted, phase, opts.reductions, state, opts.maxMemoryMb);
       } else if (opts.parts === undefined || opts.parts.rounds.length > 0) {
         const open = wanted.filter((p) => !state.results.get(p) || state.results.get(p)?.holds);
         await sample(config, spec, opts, phase, open, exampleTapes, state);
@@ -347,12 +354,14 @@ function runExhaustive(
   phase: Extract<Phase, { kind: "exhaustive" }>,
   reductions: Partial<Reductions> | undefined,
   state: CheckState,
+  maxMemoryMb: number | undefined,
 ): void {
   const { bounds, total, maxExecutions } = phase;
   const options = {
     bounds,
     total,
     maxExecutions,
+    ...(maxMemoryMb !== undefined ? { maxCacheBytes: maxMemoryMb * 2 ** 20 } : {}),
     properties: wanted,
     reductions: { ...DEFAULT_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
   };
@@ -384,6 +393,7 @@ function runExhaustive(
     judged: r.judged,
     level: r.level,
     valuePoints: r.valuePoints,
+    cacheFull: r.cacheFull,
     reductions: r.reductions,
     symmetryGivenUp: r.symmetryGivenUp,
     elapsedMs: r.elapsedMs,

@@ -100,6 +100,7 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     states: r.states,
     level: r.level,
     valuePoints: r.valuePoints,
+    cacheFull: r.cacheFull,
     findings,
     hazards,
     coverage,

@@ -245,7 +245,7 @@ export function holdsText(v: Verdict): string {
   const parts: string[] = [];
   const ex = s.exhaustive;
   if (ex) {
-    const within = verdictBoundsText(v);
+    const within = `${verdictBoundsText(v)}${ex.cacheFull ? "; the state cache was full (--max-memory) and later states were explored without being remembered" : ""}`;
     if (ex.complete) parts.push(`exhaustive: all ${plural(ex.executions, "execution")} with ${within}`);
     else
       parts.push(

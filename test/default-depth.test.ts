@@ -104,6 +104,30 @@ describe("stale values are a dimension of their own", () => {
   });
 });
 
+describe("--max-memory", () => {
+  it("keeps the verdict when the state cache is full, explores more, and says the cache was full", async () => {
+    const base = {
+      protocol: "no-mask",
+      scenario: "nmi-path",
+      strategy: "exhaustive" as const,
+      bounds: { preemptions: 2, events: 0 },
+    };
+    const free = await check(base);
+    // 64 KiB: a table of 2,048 rows, full at 1,536 of the search's 7,119 states.
+    const capped = await check({ ...base, maxMemoryMb: 1 / 16 });
+    if (free.kind !== "holds" || capped.kind !== "holds") throw new Error("expected holds both times");
+    expect(capped.properties.map((p) => [p.property, p.holds, p.cost])).toEqual(
+      free.properties.map((p) => [p.property, p.holds, p.cost]),
+    );
+    expect(free.search?.exhaustive?.cacheFull).toBe(false);
+    expect(capped.search?.exhaustive?.cacheFull).toBe(true);
+    expect(capped.search?.exhaustive?.executions).toBeGreaterThan(free.search?.exhaustive?.executions ?? 0);
+    expect(holdsText(capped)).toContain(
+      "the state cache was full (--max-memory) and later states were explored without being remembered",
+    );
+  });
+});
+
 describe("--min-bound", () => {
   it("fails a check whose proof does not finish within the budget, as incomplete (exit 1)", async () => {
     const r = await run("-p", "no-mask", "-s", "normal", "--min-bound", "1,1", "--max-executions", "50");

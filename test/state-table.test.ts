@@ -27,6 +27,25 @@ const budgets = (
 });
 
 describe("StateCache", () => {
+  it("stops remembering at its size limit, and says so, instead of growing", () => {
+    // The first table is 65,536 rows of 20 bytes (1.25 MiB): a limit of 2 MiB forbids its doubling,
+    // so at three quarters full new states are no longer remembered.
+    const cache = new StateCache(2 * 2 ** 20);
+    const rows = 65_536;
+    for (let i = 0; i < rows; i++) cache.covered(stateOf(i), budgets(1, 1), []);
+    expect(cache.full).toBe(true);
+    expect(cache.bytes).toBe(rows * 20);
+    expect(cache.states).toBe((rows * 3) / 4);
+    // A state remembered before the limit is still covered; one met after it is explored again.
+    expect(cache.covered(stateOf(0), budgets(1, 1), [])).toBe(true);
+    expect(cache.covered(stateOf(rows - 1), budgets(1, 1), [])).toBe(false);
+    expect(cache.covered(stateOf(rows - 1), budgets(1, 1), [])).toBe(false);
+    const unlimited = new StateCache();
+    for (let i = 0; i < rows; i++) unlimited.covered(stateOf(i), budgets(1, 1), []);
+    expect(unlimited.full).toBe(false);
+    expect(unlimited.states).toBe(rows);
+  });
+
   it("covers a visit only with budgets at least as large in every dimension", () => {
     const cache = new StateCache();
     const s = stateOf(1, 2, 3);

@@ -35,6 +35,7 @@ export async function explore(
     ["--branches", opts.branches],
     ["--stale", opts.stale],
     ["--min-bound", opts.minBound],
+    ["--max-memory", opts.maxMemory],
     ["--max-executions", opts.maxExecutions],
     ["--reductions", opts.reductions],
   ] as const) {

@@ -69,6 +69,7 @@ export function shardOptions(opts: ExploreOptions, settings: ShardSettings): Rec
     bounds: defined(settings.bounds),
     maxExecutions: opts.maxExecutions ?? null,
     minBound: opts.minBound ?? null,
+    maxMemory: opts.maxMemory ?? null,
     reductions: settings.reductions ?? null,
     hardware: defined(settings.hardware),
     exampleTokens: opts.example ?? [],

@@ -342,6 +342,7 @@ export function verdictJson(
           judged: ex.judged,
           completeUpToChoices: ex.level,
           valuePoints: ex.valuePoints,
+          cacheFull: ex.cacheFull,
           reductions: ex.reductions,
           symmetryGivenUp: ex.symmetryGivenUp ?? null,
           elapsedMs: Math.round(ex.elapsedMs),

@@ -123,13 +123,15 @@ export class ExhaustiveSearch implements Scheduler {
      * it from the start (the same executions either way: a test compares them).
      */
     readonly resume = true,
+    /** The state cache's size limit in bytes (`--max-memory`; none by default). */
+    maxCacheBytes = Number.POSITIVE_INFINITY,
   ) {
     this.cpus = spec.config.hardware.cpus;
     this.mceBroadcast = (spec.config.hardware.mceDelivery ?? "broadcast") === "broadcast";
     this.total = total;
     this.symmetry = reductions.symmetry && this.cpus > 2 ? new Symmetry(spec) : null;
     this.dpor = reductions.dpor && !reductions.stateCaching;
-    this.cache = reductions.stateCaching ? new StateCache() : null;
+    this.cache = reductions.stateCaching ? new StateCache(maxCacheBytes) : null;
     this.history = reductions.stateCaching ? new PropertyHistory(spec) : null;
     this.dporTrace = new Dpor(this.cpus, (action) => this.targetOf(action));
     this.observer = {
@@ -146,6 +148,11 @@ export class ExhaustiveSearch implements Scheduler {
   /** Distinct states the state cache holds (0 without state caching). */
   get states(): number {
     return this.cache?.states ?? 0;
+  }
+
+  /** The state cache reached its size limit: states met since were explored without being remembered. */
+  get cacheFull(): boolean {
+    return this.cache?.full ?? false;
   }
 
   /** The CPUs of the run about to start (their JavaScript-side state is part of a node's state). */

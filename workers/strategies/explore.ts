@@ -35,6 +35,11 @@ export interface ExploreOptions {
   deepening?: boolean;
   /** At most this many choices in total (preemptions, events, branch choices), besides each bound. */
   total?: number;
+  /**
+   * The state cache's size limit in bytes (`--max-memory`): past it, states are explored without
+   * being remembered (sound, slower), and the result says so (cacheFull).
+   */
+  maxCacheBytes?: number;
 }
 
 /** What the caller makes of the executions. */
@@ -66,6 +71,8 @@ export interface ExploreResult {
   level: number;
   /** Choice points with more than one value met inside steps, by kind (all levels together). */
   valuePoints: { branch: number; stale: number };
+  /** The state cache reached its size limit at some level (maxCacheBytes). */
+  cacheFull: boolean;
   reductions: Reductions;
   /** Why symmetry reduction was given up (the program tells CPUs 1..n-1 apart), if it was. */
   symmetryGivenUp?: string;
@@ -92,6 +99,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
   let executions = 0;
   let resumed = 0;
   const valuePoints = { branch: 0, stale: 0 };
+  let cacheFull = false;
   for (;;) {
     visitor.start();
     const pruned = { sleep: 0, placement: 0, cache: 0 };
@@ -102,7 +110,14 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
     let restart = false;
     const levels = deepening ? Array.from({ length: top + 1 }, (_, i) => i) : [top];
     levelLoop: for (const limit of levels) {
-      const search = new ExhaustiveSearch(spec, bounds, reductions, limit, opts.resume ?? true);
+      const search = new ExhaustiveSearch(
+        spec,
+        bounds,
+        reductions,
+        limit,
+        opts.resume ?? true,
+        opts.maxCacheBytes,
+      );
       search.valuePoints = valuePoints;
       do {
         if (
@@ -111,6 +126,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
         ) {
           complete = false;
           states = Math.max(states, search.states);
+          cacheFull ||= search.cacheFull;
           break levelLoop;
         }
         const resuming = search.begin(mem);
@@ -138,11 +154,13 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
         if (visitor.complete(mem, end.cost)) {
           level = limit;
           states = Math.max(states, search.states);
+          cacheFull ||= search.cacheFull;
           break levelLoop;
         }
       } while (search.advance());
       level = limit;
       states = Math.max(states, search.states);
+      cacheFull ||= search.cacheFull;
       // No choice was left out for want of total: a higher level would explore the same runs (a
       // dimension with no choice points, such as stale values under bytewise fetch, adds nothing).
       if (!search.totalBound) {
@@ -160,6 +178,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
       states,
       level,
       valuePoints,
+      cacheFull,
       reductions,
       symmetryGivenUp,
     };

@@ -207,8 +207,20 @@ function budgetsCover(v: number, w: number): boolean {
 const INITIAL_ROWS = 1 << 16;
 
 export class StateCache {
+  /**
+   * The table's size limit in bytes (`--max-memory`): at it the table stops growing and new states
+   * are explored without being remembered. The search stays sound (a state not remembered is only
+   * explored again), it only takes longer; the verdict says the cache was full.
+   */
+  constructor(private readonly maxBytes = Number.POSITIVE_INFINITY) {
+    // A limit below the usual first table starts with the largest table within it.
+    while (this.rows > 16 && this.rows * ROW * 4 > maxBytes) this.rows /= 2;
+    this.table = new Uint32Array(this.rows * ROW);
+  }
+  /** The table reached maxBytes: states met since were not remembered. */
+  full = false;
   private rows = INITIAL_ROWS;
-  private table = new Uint32Array(INITIAL_ROWS * ROW);
+  private table: Uint32Array;
   private used = 0;
   private count = 0;
   /** Sleep sets by id (id 0: the empty set), and the ids by their sorted signatures joined. */
@@ -251,13 +263,18 @@ export class StateCache {
       if (budgetsCover(w, packed) && isSubset(theirs, mine)) return true;
       if (replace < 0 && budgetsCover(packed, w) && isSubset(mine, theirs)) replace = i;
     }
-    if (!same) this.count++;
     if (replace >= 0) {
       const o = replace * ROW;
       t[o + 3] = packed;
       t[o + 4] = sleepId;
       return false;
     }
+    // Full: the row stays empty (a lookup still ends at it), and the visit is not remembered.
+    if ((this.used + 1) * 4 > this.rows * 3 && this.table.byteLength * 2 > this.maxBytes) {
+      this.full = true;
+      return false;
+    }
+    if (!same) this.count++;
     const o = i * ROW;
     t[o] = a;
     t[o + 1] = b;
