@@ -153,8 +153,10 @@ describe("check --elf", () => {
     const [v] = (JSON.parse(r.stdout) as { verdicts: JsonVerdict[] }).verdicts;
     expect(v.verdict).toBe("refused");
     expect(v.reason).toBe(
-      "'mce_handler+4' (in 'mce_handler') is reachable from an event handler: do_machine_check -> " +
-        "[indirect at do_machine_check+0x1 -> any address-taken function] -> mce_handler",
+      "'mce_handler+4' (in 'mce_handler') may be reachable from an event handler: do_machine_check -> " +
+        "[indirect call at do_machine_check+0x1 -> any address-taken function] -> mce_handler " +
+        "(an over-approximation through the indirect call at do_machine_check+0x1, whose targets are " +
+        "unknown: each is taken to call any address-taken function)",
     );
   });
 
