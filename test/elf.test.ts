@@ -3,11 +3,15 @@
 // and malformed input.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { defineScenario } from "../dist/model/define.js";
 import { R_X86_64, readElf, SHF_ALLOC, SHF_EXECINSTR } from "../dist/model/elf.js";
 import { ElfProgram } from "../dist/model/elf-image.js";
 import { CODE_BASE } from "../dist/model/image.js";
+import { DEFAULT_HARDWARE, defineMachine } from "../dist/model/machine.js";
+import { findProtocol } from "../dist/model/protocols/index.js";
 import { type ElfDescription, writeElf } from "../dist/scripts/elf-writer.js";
 import { FIXTURE_PATH, makeFixture } from "../dist/scripts/make-elf-fixture.js";
+import { elfProgram } from "./helpers/elf-program.js";
 
 const FIXTURE = new Uint8Array(readFileSync(FIXTURE_PATH));
 const program = () => new ElfProgram(readElf(FIXTURE, "callgraph.elf"));
@@ -191,6 +195,103 @@ describe("symbol+offset in an ELF function that begins with ENDBR64", () => {
       "callgraph.elf: 'do_nmi+38': offset 38 is past the end of 'do_nmi' (38 bytes)",
     );
     expect(() => p.resolve("nothere+4")).toThrow("callgraph.elf: unknown function 'nothere'");
+  });
+});
+
+describe("what code may reach over a whole ELF (ElfProgram.reach, for blacklist-callgraph)", () => {
+  const FRAME = [[0x55], [0x48, 0x89, 0xe5], [0x5d], [0xc3]]; // push rbp; mov rbp, rsp; pop rbp; ret
+  const { bytes, at } = elfProgram([
+    // An assembly entry label that runs on into the next (no ret or jmp at its end).
+    { name: "nmi_stub", label: true, items: [[0x55]] },
+    { name: "nmi_stub_common", label: true, items: [[0x5d], { call: "site_a" }, [0x48, 0xcf]] },
+    // A FUNC whose size leaves out its cold tail (test eax, eax; jne tail; ret | tail: call site_b; ud2).
+    {
+      name: "checked",
+      size: 9,
+      items: [
+        [0x85, 0xc0],
+        { jne: "checked.tail" },
+        [0xc3],
+        { label: "tail" },
+        { call: "site_b" },
+        [0x0f, 0x0b],
+      ],
+    },
+    { name: "site_a", items: FRAME },
+    { name: "site_b", items: FRAME },
+    { name: "site_c", items: FRAME },
+    // jmp rel32 to 256 MiB past itself: no code of the file lies there.
+    { name: "far", items: [[0xe9, 0x00, 0x00, 0x00, 0x10]] },
+  ]);
+  const p = () => new ElfProgram(readElf(bytes, "reach.elf"));
+
+  it("follows code that runs on past a function's end and code a branch reaches outside every function", () => {
+    const r = p().reach(["nmi_stub", "checked"]);
+    expect(r.paths.get("site_a")).toEqual(["nmi_stub", "[falls through]", "nmi_stub_common", "site_a"]);
+    const tail = `0x${((at.get("checked") as bigint) + 9n).toString(16)}`;
+    expect(r.paths.get("site_b")).toEqual(["checked", `code at ${tail}`, "site_b"]);
+    expect(r.paths.has("site_c")).toBe(false);
+    expect(r.unknown).toEqual([]);
+    expect(r.unknownSites).toEqual([]);
+    // The call graph of direct branches alone sees neither: the gap reach closes.
+    const direct = p().callGraph(["nmi_stub", "checked"]);
+    expect(direct.functions.has("site_a")).toBe(false);
+    expect(direct.functions.has("site_b")).toBe(false);
+  });
+
+  it("says reachability is unknown where a branch leaves the file's code", () => {
+    const target = (at.get("far") as bigint) + 5n + 0x1000_0000n;
+    expect(p().reach(["far"]).unknown).toEqual([
+      `a jump at far to 0x${target.toString(16)}, outside the file's code`,
+    ]);
+  });
+
+  it("makes blacklist-callgraph refuse as unknown a site no path reaches while a branch leaves the code", () => {
+    const refusal = (eventRoots: string[]) =>
+      defineMachine(
+        { protocol: "blacklist-callgraph", scenario: "reach", hardware: DEFAULT_HARDWARE },
+        findProtocol("blacklist-callgraph"),
+        defineScenario({
+          name: "reach",
+          image: { elf: bytes },
+          patch: { target: "site_c" },
+          workload: "site_c",
+          nmiService: "site_a",
+          eventRoots,
+        }),
+      ).refusal;
+    const target = (at.get("far") as bigint) + 5n + 0x1000_0000n;
+    expect(refusal(["site_a", "far"])?.reason).toBe(
+      `reachability unknown: a jump at far to 0x${target.toString(16)}, outside the file's code: so 'site_c' may be reachable from an event handler`,
+    );
+    expect(refusal(["site_a", "checked"])).toBeUndefined();
+  });
+
+  it("follows the fixture's unknown indirect calls to every address-taken function, naming the site", () => {
+    const r = program().reach(["do_machine_check"]);
+    expect(r.unknownSites).toEqual([
+      "do_machine_check+0x1",
+      "do_machine_check+0x7",
+      "do_nmi+0xd",
+      "do_nmi+0x13",
+    ]);
+    expect(r.paths.get("nmi_work")).toEqual([
+      "do_machine_check",
+      "[indirect call at do_machine_check+0x1 -> any address-taken function]",
+      "do_nmi",
+      "nmi_work",
+    ]);
+    expect(r.paths.has("unreached")).toBe(false);
+    // A given target is taken as the site's only one.
+    const given = program().reach(
+      ["do_machine_check"],
+      new Map([
+        ["mce_callbacks", ["mce_handler"]],
+        ["do_machine_check+0x7", ["send_event"]],
+      ]),
+    );
+    expect([...given.paths.keys()]).toEqual(["do_machine_check", "mce_handler", "send_event"]);
+    expect(given.paths.get("mce_handler")).toEqual(["do_machine_check", "mce_handler"]);
   });
 });
 
