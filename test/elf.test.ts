@@ -11,7 +11,7 @@ import { DEFAULT_HARDWARE, defineMachine } from "../dist/model/machine.js";
 import { findProtocol } from "../dist/model/protocols/index.js";
 import { type ElfDescription, writeElf } from "../dist/scripts/elf-writer.js";
 import { FIXTURE_PATH, makeFixture } from "../dist/scripts/make-elf-fixture.js";
-import { elfProgram } from "./helpers/elf-program.js";
+import { reachProgram } from "./helpers/elf-program.js";
 
 const FIXTURE = new Uint8Array(readFileSync(FIXTURE_PATH));
 const program = () => new ElfProgram(readElf(FIXTURE, "callgraph.elf"));
@@ -199,30 +199,7 @@ describe("symbol+offset in an ELF function that begins with ENDBR64", () => {
 });
 
 describe("what code may reach over a whole ELF (ElfProgram.reach, for blacklist-callgraph)", () => {
-  const FRAME = [[0x55], [0x48, 0x89, 0xe5], [0x5d], [0xc3]]; // push rbp; mov rbp, rsp; pop rbp; ret
-  const { bytes, at } = elfProgram([
-    // An assembly entry label that runs on into the next (no ret or jmp at its end).
-    { name: "nmi_stub", label: true, items: [[0x55]] },
-    { name: "nmi_stub_common", label: true, items: [[0x5d], { call: "site_a" }, [0x48, 0xcf]] },
-    // A FUNC whose size leaves out its cold tail (test eax, eax; jne tail; ret | tail: call site_b; ud2).
-    {
-      name: "checked",
-      size: 9,
-      items: [
-        [0x85, 0xc0],
-        { jne: "checked.tail" },
-        [0xc3],
-        { label: "tail" },
-        { call: "site_b" },
-        [0x0f, 0x0b],
-      ],
-    },
-    { name: "site_a", items: FRAME },
-    { name: "site_b", items: FRAME },
-    { name: "site_c", items: FRAME },
-    // jmp rel32 to 256 MiB past itself: no code of the file lies there.
-    { name: "far", items: [[0xe9, 0x00, 0x00, 0x00, 0x10]] },
-  ]);
+  const { bytes, at } = reachProgram();
   const p = () => new ElfProgram(readElf(bytes, "reach.elf"));
 
   it("follows code that runs on past a function's end and code a branch reaches outside every function", () => {

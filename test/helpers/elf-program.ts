@@ -88,3 +88,35 @@ export function elfProgram(
   });
   return { bytes, at };
 }
+
+const FRAME: Item[] = [[0x55], [0x48, 0x89, 0xe5], [0x5d], [0xc3]]; // push rbp; mov rbp, rsp; pop rbp; ret
+
+/**
+ * Control flow that leaves a function other than by a branch to a function: an assembly label that
+ * runs on into the next (nmi_stub), a FUNC whose size leaves out its cold tail (checked: test eax, eax;
+ * jne tail; ret | tail: call site_b; ud2), and a jump out of the file's code (far). site_c is reached
+ * by nothing.
+ */
+export function reachProgram(): { bytes: Uint8Array; at: Map<string, bigint> } {
+  return elfProgram([
+    { name: "nmi_stub", label: true, items: [[0x55]] },
+    { name: "nmi_stub_common", label: true, items: [[0x5d], { call: "site_a" }, [0x48, 0xcf]] },
+    {
+      name: "checked",
+      size: 9,
+      items: [
+        [0x85, 0xc0],
+        { jne: "checked.tail" },
+        [0xc3],
+        { label: "tail" },
+        { call: "site_b" },
+        [0x0f, 0x0b],
+      ],
+    },
+    { name: "site_a", items: FRAME },
+    { name: "site_b", items: FRAME },
+    { name: "site_c", items: FRAME },
+    // jmp rel32 to 256 MiB past itself: no code of the file lies there.
+    { name: "far", items: [[0xe9, 0x00, 0x00, 0x00, 0x10]] },
+  ]);
+}
