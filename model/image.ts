@@ -675,7 +675,8 @@ export class CodeImage {
       if (kind === undefined || d.invalid) continue;
       const at = address + off;
       if (d.indirect) branches.push({ address: at, length: len, kind, target: null, decoded: d });
-      else branches.push({ address: at, length: len, kind, target: at + d.relTarget, decoded: d });
+      else if (d.nearBranch)
+        branches.push({ address: at, length: len, kind, target: at + d.relTarget, decoded: d });
     }
     const ends = last !== undefined && !last.invalid && end === bytes.length && FLOW_ENDS.has(last.flow);
     return { branches, fallsThrough: !ends };

@@ -357,6 +357,16 @@ describe("indirect branches of unknown target (blacklist-callgraph's over-approx
     expect(plain.callGraphOverApproximated(["root"]).unknown).toEqual([]);
   });
 
+  it("takes no branch from vmlaunch or vmresume, which iced-x86 gives a call's flow but no target", () => {
+    // vmx: vmresume | jmp next | next: vmlaunch | ret (as in Xen's vmx_asm_vmexit_handler)
+    const vmx = new Uint8Array(16).fill(0xcc);
+    vmx.set([0x0f, 0x01, 0xc3, 0xeb, 0x00, 0x0f, 0x01, 0xc2, 0xc3], 0);
+    const image = CodeImage.fromBytes(vmx, [sym("vmx", 0, 9)]);
+    expect(image.branchesOf("vmx").map((b) => [b.kind, b.target])).toEqual([["jump", CODE_BASE + 5]]);
+    expect(image.sweep(CODE_BASE, vmx.subarray(0, 9)).fallsThrough).toBe(false);
+    expect(image.sweep(CODE_BASE, vmx.subarray(0, 8)).fallsThrough).toBe(true);
+  });
+
   it("a function the binary stores in data is address-taken", () => {
     const stored = CodeImage.fromBytes(bytes.subarray(0, 48), [
       sym("root", 0, 10),
