@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { readElf } from "./elf.js";
 import { DEFAULT_MACHINE_SPAN, ElfProgram } from "./elf-image.js";
-import { CODE_BASE, CodeImage, type DataDesc, type FunctionDesc } from "./image.js";
+import { CODE_BASE, CodeImage, type DataDesc, type FunctionDesc, type Reachability } from "./image.js";
 import { jmpRel32 } from "./machine.js";
 import { type Expected, OS_NAMES, type OsName, type Protocol, type Scenario } from "./types.js";
 
@@ -206,6 +206,7 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
 
   const field = (i: number) => (d.patches ? `patches[${i}]` : "patch");
   let image: CodeImage;
+  let reachability: Scenario["reachability"];
   let functions: FunctionDesc[] = [];
   let data: DataDesc[] | undefined;
   try {
@@ -218,7 +219,7 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
     } else if ("bytes" in d.image) {
       image = rawImage(d.image);
     } else if ("elf" in d.image) {
-      image = elfImage(d, mceService, patches);
+      ({ image, reachability } = elfImage(d, mceService, patches));
     } else {
       throw new Error("its image must have 'functions' (assembly), 'bytes' (machine code) or 'elf' (a file)");
     }
@@ -323,6 +324,7 @@ export function defineScenario(definition: ScenarioDefinition): Scenario {
     ...(d.mceSoftirq ? { mceSoftirq: d.mceSoftirq } : {}),
     workload: d.workload,
     eventRoots,
+    ...(reachability ? { reachability } : {}),
     annotatedBlacklist,
     iterations,
     nmis,
@@ -423,8 +425,16 @@ function rawImage(spec: Extract<ScenarioImage, { bytes: unknown }>): CodeImage {
   return CodeImage.fromBytes(placed, symbols);
 }
 
-/** The machine image of an ELF scenario: the functions it names and what they reach, then the payload. */
-function elfImage(d: ScenarioDefinition, mceService: string[], patches: Patch[]): CodeImage {
+/**
+ * The machine image of an ELF scenario: the functions it names and what they reach, then the payload;
+ * and what the whole file lets code reach, for blacklist-callgraph (worked out when first asked, once
+ * per set of roots).
+ */
+function elfImage(
+  d: ScenarioDefinition,
+  mceService: string[],
+  patches: Patch[],
+): { image: CodeImage; reachability: NonNullable<Scenario["reachability"]> } {
   const spec = d.image as Extract<ScenarioImage, { elf: unknown }>;
   const file = fileBytes(spec.elf, "ELF file");
   const program = new ElfProgram(readElf(file.bytes, file.name));
@@ -449,13 +459,24 @@ function elfImage(d: ScenarioDefinition, mceService: string[], patches: Patch[])
   const dialect = new Set(payload.map((f) => f.name));
   const roots = named.filter((s): s is string => s !== undefined && !dialect.has(s));
   for (const r of roots) program.function(r); // an unknown name is reported with similar ones
+  const indirectTargets = spec.targets ? new Map(Object.entries(spec.targets)) : undefined;
   const image = program.machineImage({
     roots: [...new Set(roots)],
     payload: patches.map((p) => p.payload).filter(inFile),
     ...(object ? { payloadObject: fileBytes(object.elf, "payload object") } : {}),
-    targets: spec.targets ? new Map(Object.entries(spec.targets)) : undefined,
+    targets: indirectTargets,
   });
-  return image.withFunctions(payload.map((f) => ({ ...f, payload: true })));
+  const known = new Map<string, Reachability>();
+  const reachability = (from: readonly string[]): Reachability => {
+    const key = from.join("\n");
+    let r = known.get(key);
+    if (!r) {
+      r = program.reach(from, indirectTargets);
+      known.set(key, r);
+    }
+    return r;
+  };
+  return { image: image.withFunctions(payload.map((f) => ({ ...f, payload: true }))), reachability };
 }
 
 function checkName(kind: string, name: unknown): string {

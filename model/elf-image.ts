@@ -21,11 +21,15 @@ import {
   CODE_BASE,
   CodeImage,
   type DataSymbol,
+  indirectStep,
   MAX_CODE_SPAN,
+  noAddressTaken,
+  type Reachability,
   type SymbolInfo,
   segmentsOf,
 } from "./image.js";
 import { STACK_BASE, UNKNOWN_VALUE } from "./memory.js";
+import { beat } from "./progress.js";
 import { operandAddresses } from "./x86.js";
 
 /** A function of the ELF: a FUNC symbol, or a NOTYPE label of an executable section outside any FUNC. */
@@ -86,7 +90,21 @@ export interface ElfCallGraph {
   outside: Array<{ site: string; target: bigint; external?: string }>;
   /** Indirect sites with no target given: the graph is then a lower bound. */
   notFollowed: number;
+  /** With `fallThrough`: code reached outside every function, by its address, with its path. */
+  code: Map<string, string[]>;
+  /**
+   * How a function (or code) was first reached when not by a direct branch or a given target: through
+   * an indirect site followed to every address-taken function, or by running on past the end of the
+   * code before it (`fallThrough`).
+   */
+  arrivals: Map<string, Arrival>;
+  /** With `fallThrough`: control flow that leaves the file's code, which no graph can follow. */
+  unknown: string[];
 }
+
+export type Arrival =
+  | { k: "indirect"; site: string; kind: "call" | "jump" }
+  | { k: "falls-through"; from: string };
 
 export interface CallGraphOptions {
   /**
@@ -96,6 +114,14 @@ export interface CallGraphOptions {
   targets?: ReadonlyMap<string, readonly string[]>;
   /** Follow every indirect site without given targets to every address-taken function. */
   overApproximate?: boolean;
+  /**
+   * Follow execution that leaves a function other than by a branch to a function too: past its end
+   * when its last instruction is not `ret`, `jmp` or `ud2` (assembly labels run into the next; a
+   * `call` of a function that does not return is taken to return), and to code a direct branch
+   * reaches outside every function (Xen's `ud2` of a BUG() placed after its function's end), up to
+   * the next function. What leaves the file's code is listed in `unknown`.
+   */
+  fallThrough?: boolean;
 }
 
 /** The functions of an ELF file in a CodeImage over its executable sections, rebased to CODE_BASE. */
@@ -107,6 +133,8 @@ export class ElfProgram {
   readonly image: CodeImage;
   private readonly byName: ReadonlyMap<string, ElfFunction>;
   private readonly byAddress: ReadonlyMap<bigint, ElfFunction>;
+  /** The executable sections. */
+  private readonly code: readonly ElfSection[];
   private addressTakenCache?: AddressTaken;
 
   constructor(elf: ElfFile) {
@@ -115,6 +143,7 @@ export class ElfProgram {
       (s) => (s.flags & SHF_ALLOC) !== 0n && (s.flags & SHF_EXECINSTR) !== 0n && s.size > 0,
     );
     if (code.length === 0) throw new Error(`${elf.name}: no executable section`);
+    this.code = code;
     let lo = code[0].address;
     let hi = lo;
     for (const s of code) {
@@ -256,11 +285,41 @@ export class ElfProgram {
     }
     const wild = options.overApproximate ? this.addressTaken().functions : [];
     const functions = new Map<string, string[]>();
-    const queue: string[] = [];
-    const visit = (name: string, path: string[]) => {
+    const code = new Map<string, string[]>();
+    const arrivals = new Map<string, Arrival>();
+    const unknown: string[] = [];
+    const queue: Array<{ name: string; address: bigint; size: number; fn: boolean }> = [];
+    const visit = (name: string, path: string[], arrival?: Arrival) => {
       if (functions.has(name)) return;
+      const f = this.function(name);
       functions.set(name, path);
-      queue.push(name);
+      if (arrival) arrivals.set(name, arrival);
+      queue.push({ name, address: f.address, size: f.size, fn: true });
+    };
+    // Where execution goes on at an address that may lie outside every function (fallThrough only):
+    // a function, or the code from there up to the next function or the end of its section.
+    const land = (address: bigint, path: string[], arrival: Arrival | undefined, what: () => string) => {
+      const model = address - this.rebase.delta;
+      const inImage = model >= BigInt(CODE_BASE) && model < BigInt(this.image.end);
+      const holder = inImage ? this.image.functionAt(Number(model)) : undefined;
+      if (holder) {
+        const name = holder.name;
+        visit(name, [...path, name], arrival);
+        return;
+      }
+      const section = this.code.find((c) => address >= c.address && address < c.address + BigInt(c.size));
+      if (!section) {
+        unknown.push(what());
+        return;
+      }
+      const name = hex64(address);
+      if (code.has(name)) return;
+      const next = this.functions.find((f) => f.address > address);
+      const end = section.address + BigInt(section.size);
+      const stop = next && next.address < end ? next.address : end;
+      code.set(name, [...path, name]);
+      if (arrival) arrivals.set(name, arrival);
+      queue.push({ name, address, size: Number(stop - address), fn: false });
     };
     for (const r of roots) visit(this.function(r).name, [this.function(r).name]);
     const indirect: IndirectSite[] = [];
@@ -268,10 +327,13 @@ export class ElfProgram {
     let returnThunkJumps = 0;
     let notFollowed = 0;
     for (let q = 0; q < queue.length; q++) {
-      const name = queue[q];
-      const path = functions.get(name) as string[];
-      const self = this.image.symbol(name);
-      for (const b of this.image.branchesOf(name)) {
+      // Thousands of functions over a whole xen-syms take seconds: the watchdog sees them go by.
+      beat();
+      const node = queue[q];
+      const path = (node.fn ? functions : code).get(node.name) as string[];
+      const start = this.rebase.toModel(node.address);
+      const { branches, fallsThrough } = this.image.sweep(start, this.image.read(start, node.size));
+      for (const b of branches) {
         const at = this.rebase.toElf(b.address);
         const site = this.symbolize(at);
         const kind = b.kind === "call" ? "call" : "jump";
@@ -285,6 +347,10 @@ export class ElfProgram {
               (x) => x.section === SHN_UNDEF && x.name !== "" && x.value === target,
             );
             outside.push({ site, target, ...(external ? { external: external.name } : {}) });
+            if (options.fallThrough) {
+              const to = external ? `'${external.name}', which the file does not define` : hex64(target);
+              land(target, path, undefined, () => `a ${kind} at ${site} to ${to}, outside the file's code`);
+            }
             continue;
           }
           if (RETURN_THUNK.test(callee.name) && b.kind !== "call") {
@@ -294,7 +360,7 @@ export class ElfProgram {
           const thunk = INDIRECT_THUNK.exec(callee.name);
           if (thunk) via = { k: "thunk", thunk: callee.name, register: thunk[1] };
           else {
-            if (callee.name !== self.name) visit(callee.name, [...path, callee.name]);
+            if (callee.name !== node.name) visit(callee.name, [...path, callee.name]);
             continue;
           }
         }
@@ -302,10 +368,15 @@ export class ElfProgram {
           ...(bySite.get(at) ?? []),
           ...(via.k === "pointer" ? (byAddress.get(via.address) ?? []) : []),
         ];
-        const targets = given.length > 0 ? given : wild;
         if (given.length === 0) notFollowed++;
         indirect.push({ site, address: at, kind, via, targets: given });
-        for (const t of targets) visit(t, [...path, t]);
+        if (given.length > 0) for (const t of given) visit(t, [...path, t]);
+        else for (const t of wild) visit(t, [...path, t], { k: "indirect", site, kind });
+      }
+      if (options.fallThrough && fallsThrough) {
+        const end = node.address + BigInt(node.size);
+        const from = node.fn ? node.name : `the code at ${node.name}`;
+        land(end, path, { k: "falls-through", from }, () => `${from} runs on past the end of its section`);
       }
     }
     return {
@@ -315,6 +386,40 @@ export class ElfProgram {
       returnThunkJumps,
       outside,
       notFollowed,
+      code,
+      arrivals,
+      unknown,
+    };
+  }
+
+  /**
+   * What code running from `roots` may reach, for blacklist-callgraph: the call graph over the whole
+   * file (`callGraph`), with every indirect site whose targets `targets` does not give followed to
+   * every address-taken function, and code that runs on past a function's end or that a branch
+   * reaches outside every function followed too. A path names each step that is not a direct branch:
+   * `[indirect call at fn+0x12 -> any address-taken function]`, `[falls through]`, and code outside
+   * every function by its address. What cannot be followed at all makes the answer unknown.
+   */
+  reach(roots: readonly string[], targets?: ReadonlyMap<string, readonly string[]>): Reachability {
+    const g = this.callGraph(roots, { targets, overApproximate: true, fallThrough: true });
+    const render = (path: string[]) =>
+      path.flatMap((step, i) => {
+        const arrival = i > 0 ? g.arrivals.get(step) : undefined;
+        const shown = g.code.has(step) ? `code at ${step}` : step;
+        if (arrival?.k === "indirect") return [indirectStep(arrival.kind, arrival.site), shown];
+        if (arrival?.k === "falls-through") return ["[falls through]", shown];
+        return [shown];
+      });
+    const paths = new Map<string, string[]>();
+    for (const [name, path] of g.functions) paths.set(name, render(path));
+    const unknownSites = g.indirect.filter((s) => s.targets.length === 0);
+    const unknown = [...g.unknown];
+    if (unknownSites.length > 0 && this.addressTaken().functions.length === 0)
+      unknown.unshift(noAddressTaken(unknownSites.map((s) => ({ site: s.site, kind: s.kind }))));
+    return {
+      paths,
+      unknownSites: unknownSites.map((s) => s.site),
+      unknown,
     };
   }
 

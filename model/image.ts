@@ -136,6 +136,14 @@ const BRANCH_KINDS = new Map<FlowControl, BranchSite["kind"]>([
   [FlowControl.ConditionalBranch, "conditional"],
 ]);
 
+/** Instructions after which execution does not go on to the next byte (`CodeImage.sweep`). */
+const FLOW_ENDS = new Set<FlowControl>([
+  FlowControl.UnconditionalBranch,
+  FlowControl.IndirectBranch,
+  FlowControl.Return,
+  FlowControl.Exception,
+]);
+
 const ALIGN = 16;
 const REGS: Record<string, Register> = {
   rax: Register.RAX,
@@ -646,18 +654,32 @@ export class CodeImage {
    * `indirectPointer`). The one decoding loop behind `calleesOf` and the ELF call graph.
    */
   branchesOf(name: string): BranchSite[] {
-    const s = this.symbol(name);
-    const bytes = this.functionBytes(name);
-    const out: BranchSite[] = [];
+    return this.sweep(this.symbol(name).address, this.functionBytes(name)).branches;
+  }
+
+  /**
+   * The branches of the code `bytes` at `address` (a function's, or code outside every function), as
+   * `branchesOf`, and whether execution may run on past its end: its last instruction is anything but
+   * `ret`/`iret`, a `jmp` (direct or indirect) or `ud2` (a `call` is taken to return, `int3` to resume
+   * as Xen's do_int3 does, and bytes that do not decode to the end to run on).
+   */
+  sweep(address: number, bytes: Uint8Array): { branches: BranchSite[]; fallsThrough: boolean } {
+    const branches: BranchSite[] = [];
+    let end = 0;
+    let last: Decoded | undefined;
     for (const [off, len] of instructionStarts(bytes)) {
       const d = decode(bytes.subarray(off, off + len), len);
+      last = d;
+      end = off + len;
       const kind = BRANCH_KINDS.get(d.flow);
       if (kind === undefined || d.invalid) continue;
-      const address = s.address + off;
-      if (d.indirect) out.push({ address, length: len, kind, target: null, decoded: d });
-      else out.push({ address, length: len, kind, target: address + d.relTarget, decoded: d });
+      const at = address + off;
+      if (d.indirect) branches.push({ address: at, length: len, kind, target: null, decoded: d });
+      else if (d.nearBranch)
+        branches.push({ address: at, length: len, kind, target: at + d.relTarget, decoded: d });
     }
-    return out;
+    const ends = last !== undefined && !last.invalid && end === bytes.length && FLOW_ENDS.has(last.flow);
+    return { branches, fallsThrough: !ends };
   }
 
   /**
@@ -754,9 +776,10 @@ export class CodeImage {
    * callGraph, made sound for indirect branches: an indirect call or jump whose target the image does
    * not give (through a register, through memory that is no data symbol, or a data symbol holding no
    * function) is followed to every address-taken function (`addressTakenFunctions`). A path through
-   * such a site names it: `[indirect at fn+0x12 -> any address-taken function]`.
+   * such a site names it: `[indirect call at fn+0x12 -> any address-taken function]`. With no
+   * address-taken function at all, such a site makes the answer unknown.
    */
-  callGraphOverApproximated(roots: string[]): { paths: Map<string, string[]>; unknownSites: string[] } {
+  callGraphOverApproximated(roots: string[]): Reachability {
     const paths = new Map<string, string[]>();
     const queue: string[] = [];
     for (const r of roots) {
@@ -766,7 +789,7 @@ export class CodeImage {
         queue.push(r);
       }
     }
-    const unknownSites: string[] = [];
+    const unknownSites: Array<{ site: string; kind: "call" | "jump" }> = [];
     let taken: string[] | undefined;
     const visit = (next: string, path: string[]) => {
       if (paths.has(next)) return;
@@ -782,13 +805,46 @@ export class CodeImage {
         const p = this.indirectPointer(b.address, b.decoded);
         if ("ordinal" in p && this.data[p.ordinal].initialSymbol) continue; // followed by callees()
         const site = this.symbolize(b.address);
-        unknownSites.push(site);
+        const kind = b.kind === "call" ? "call" : "jump";
+        unknownSites.push({ site, kind });
         taken ??= this.addressTakenFunctions();
-        for (const t of taken) visit(t, [...path, `[indirect at ${site} -> any address-taken function]`]);
+        for (const t of taken) visit(t, [...path, indirectStep(kind, site)]);
       }
     }
-    return { paths, unknownSites };
+    const unknown = unknownSites.length > 0 && taken?.length === 0 ? [noAddressTaken(unknownSites)] : [];
+    return { paths, unknownSites: unknownSites.map((s) => s.site), unknown };
   }
+}
+
+/**
+ * What code running from some roots may reach (blacklist-callgraph): `CodeImage.callGraphOverApproximated`
+ * over an image, `ElfProgram.reach` over a whole ELF file.
+ */
+export interface Reachability {
+  /**
+   * Every function reached, with the path that reaches it first; a step that is not a direct branch is
+   * named in brackets, such as `[indirect call at fn+0x12 -> any address-taken function]`.
+   */
+  paths: Map<string, string[]>;
+  /** The indirect sites of unknown target on the way, by `function+offset`, each followed to every address-taken function. */
+  unknownSites: string[];
+  /** Why what is reached cannot be bounded, if it cannot: then a function not in `paths` may be reached too. */
+  unknown: string[];
+}
+
+/** The step of a path through an indirect site of unknown target, followed to every address-taken function. */
+export function indirectStep(kind: "call" | "jump", site: string): string {
+  return `[indirect ${kind} at ${site} -> any address-taken function]`;
+}
+
+/** Why indirect sites of unknown target leave reachability unknown when no function's address is taken. */
+export function noAddressTaken(sites: ReadonlyArray<{ site: string; kind: "call" | "jump" }>): string {
+  const kinds = new Set(sites.map((s) => s.kind));
+  const what = kinds.size === 2 ? "call and jump" : [...kinds][0];
+  return (
+    `indirect ${what} sites at ${sites.map((s) => s.site).join(", ")}, whose targets are unknown, and no ` +
+    "function's address is taken (stored in data, named by code, or marked with ENDBR64) to bound them"
+  );
 }
 
 function align(n: number): number {

@@ -1,5 +1,5 @@
 // The shapes shared by the machine, the OS models, protocols and scenarios.
-import type { CodeImage, DataDesc, FunctionDesc } from "./image.js";
+import type { CodeImage, DataDesc, FunctionDesc, Reachability } from "./image.js";
 import type { ProtocolHook } from "./progress.js";
 import type { Routine, WordTable } from "./routine.js";
 
@@ -181,6 +181,12 @@ export interface Scenario {
   workload: string;
   /** Entry points of NMI and #MC handling in the image (roots of the call graph for blacklists). */
   eventRoots: string[];
+  /**
+   * What code running from some roots may reach in the whole program the image was cut from (an ELF
+   * file, of which the image places only what the scenario's functions reach directly): what
+   * blacklist-callgraph asks instead of the image's own call graph. Absent: the image is the program.
+   */
+  reachability?: (roots: readonly string[]) => Reachability;
   /** The hand-written blacklist of seed option 1 (what a developer would annotate). */
   annotatedBlacklist: string[];
   iterations: number;

@@ -53,6 +53,11 @@ export interface Decoded {
   mnemonic: Mnemonic;
   /** rel target relative to the instruction's own address, for near branches and calls. */
   relTarget: number;
+  /**
+   * Whether it branches to a near target (`relTarget`): false for instructions iced-x86 gives the
+   * flow of a call or a jump that leave the code for another world (vmlaunch, vmresume, vmcall, syscall).
+   */
+  nearBranch: boolean;
   isInt3: boolean;
   isUd2: boolean;
   isHlt: boolean;
@@ -72,6 +77,7 @@ const INCOMPLETE: Decoded = Object.freeze<Decoded>({
   flow: FlowControl.Next,
   mnemonic: Mnemonic.INVALID,
   relTarget: 0,
+  nearBranch: false,
   isInt3: false,
   isUd2: false,
   isHlt: false,
@@ -286,6 +292,8 @@ function indirectTarget(insn: Instruction): IndirectTarget {
   return { k: "unresolvable" };
 }
 
+const NEAR_BRANCH = new Set<OpKind>([OpKind.NearBranch16, OpKind.NearBranch32, OpKind.NearBranch64]);
+
 function describe(insn: Instruction, invalid: boolean): Decoded {
   const flow = insn.flowControl;
   const isBranch =
@@ -306,6 +314,7 @@ function describe(insn: Instruction, invalid: boolean): Decoded {
     flow,
     mnemonic,
     relTarget: isBranch ? Number(insn.nearBranch64 - DECODE_IP) : 0,
+    nearBranch: isBranch && NEAR_BRANCH.has(insn.op0Kind),
     isInt3: insn.code === Code.Int3,
     isUd2: mnemonic === Mnemonic.Ud2 || mnemonic === Mnemonic.Ud0 || mnemonic === Mnemonic.Ud1,
     isHlt: mnemonic === Mnemonic.Hlt,

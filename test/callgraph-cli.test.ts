@@ -7,11 +7,13 @@ import { runCaptured } from "../dist/cli/capture.js";
 import { R_X86_64 } from "../dist/model/elf.js";
 import { writeElf } from "../dist/scripts/elf-writer.js";
 import { FIXTURE_PATH } from "../dist/scripts/make-elf-fixture.js";
+import { reachProgram } from "./helpers/elf-program.js";
 
 /** AMD64 psABI §4.4.1: a GOT-relative relocation, which needs a GOT the loader does not build. */
 const R_X86_64_GOTPCREL = 9;
 
 const run = (...argv: string[]) => runCaptured(argv);
+const hex = (at: Map<string, bigint>, name: string) => `0x${(at.get(name) as bigint).toString(16)}`;
 
 describe("livepatch-check callgraph", () => {
   it("prints the functions, the indirect sites by symbol+offset, and says the answer is a lower bound", async () => {
@@ -123,6 +125,34 @@ describe("livepatch-check callgraph", () => {
       "a sound over-approximation: the 4 indirect sites without given targets are followed to the 6 address-taken functions",
     );
     expect(r.stdout).toContain("12 functions reachable by direct calls and jumps:");
+  });
+
+  it("with --over-approximate follows a label into the next and a cold tail, and names a jump out of the code", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "livepatch-check-elf-"));
+    const file = join(dir, "reach.elf");
+    const { bytes, at } = reachProgram();
+    writeFileSync(file, bytes);
+    const from = ["callgraph", "--elf", file, "--from", "nmi_stub", "--from", "checked"];
+    const tail = `0x${((at.get("checked") as bigint) + 9n).toString(16)}`;
+    const r = await run(...from, "--over-approximate");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n").map((l) => l.replace(/ +/g, " "));
+    expect(lines).toContain(
+      ` nmi_stub_common ${hex(at, "nmi_stub_common")} via nmi_stub, running on past its end`,
+    );
+    expect(lines).toContain(` site_b ${hex(at, "site_b")} via checked > ${tail}`);
+    expect(lines).toContain("1 stretch of code outside every function on the way:");
+    expect(lines).toContain(` ${tail} via checked`);
+    expect(lines).toContain("complete: every indirect site on the way has its targets given");
+    // Without --over-approximate neither is followed, as before.
+    expect((await run(...from)).stdout).not.toContain("site_b");
+    const out = await run(...from, "--from", "far", "--over-approximate", "--json");
+    const far = (at.get("far") as bigint) + 5n + 0x1000_0000n;
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      answer: "lower bound",
+      code: [{ address: tail, path: ["checked", tail] }],
+      unknown: [`a jump at far to 0x${far.toString(16)}, outside the file's code`],
+    });
   });
 
   it("reads a relocatable object alone: its calls out of the object are named, not followed", async () => {

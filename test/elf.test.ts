@@ -3,11 +3,15 @@
 // and malformed input.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { defineScenario } from "../dist/model/define.js";
 import { R_X86_64, readElf, SHF_ALLOC, SHF_EXECINSTR } from "../dist/model/elf.js";
 import { ElfProgram } from "../dist/model/elf-image.js";
 import { CODE_BASE } from "../dist/model/image.js";
+import { DEFAULT_HARDWARE, defineMachine } from "../dist/model/machine.js";
+import { findProtocol } from "../dist/model/protocols/index.js";
 import { type ElfDescription, writeElf } from "../dist/scripts/elf-writer.js";
 import { FIXTURE_PATH, makeFixture } from "../dist/scripts/make-elf-fixture.js";
+import { reachProgram } from "./helpers/elf-program.js";
 
 const FIXTURE = new Uint8Array(readFileSync(FIXTURE_PATH));
 const program = () => new ElfProgram(readElf(FIXTURE, "callgraph.elf"));
@@ -191,6 +195,80 @@ describe("symbol+offset in an ELF function that begins with ENDBR64", () => {
       "callgraph.elf: 'do_nmi+38': offset 38 is past the end of 'do_nmi' (38 bytes)",
     );
     expect(() => p.resolve("nothere+4")).toThrow("callgraph.elf: unknown function 'nothere'");
+  });
+});
+
+describe("what code may reach over a whole ELF (ElfProgram.reach, for blacklist-callgraph)", () => {
+  const { bytes, at } = reachProgram();
+  const p = () => new ElfProgram(readElf(bytes, "reach.elf"));
+
+  it("follows code that runs on past a function's end and code a branch reaches outside every function", () => {
+    const r = p().reach(["nmi_stub", "checked"]);
+    expect(r.paths.get("site_a")).toEqual(["nmi_stub", "[falls through]", "nmi_stub_common", "site_a"]);
+    const tail = `0x${((at.get("checked") as bigint) + 9n).toString(16)}`;
+    expect(r.paths.get("site_b")).toEqual(["checked", `code at ${tail}`, "site_b"]);
+    expect(r.paths.has("site_c")).toBe(false);
+    expect(r.unknown).toEqual([]);
+    expect(r.unknownSites).toEqual([]);
+    // The call graph of direct branches alone sees neither: the gap reach closes.
+    const direct = p().callGraph(["nmi_stub", "checked"]);
+    expect(direct.functions.has("site_a")).toBe(false);
+    expect(direct.functions.has("site_b")).toBe(false);
+  });
+
+  it("says reachability is unknown where a branch leaves the file's code", () => {
+    const target = (at.get("far") as bigint) + 5n + 0x1000_0000n;
+    expect(p().reach(["far"]).unknown).toEqual([
+      `a jump at far to 0x${target.toString(16)}, outside the file's code`,
+    ]);
+  });
+
+  it("makes blacklist-callgraph refuse as unknown a site no path reaches while a branch leaves the code", () => {
+    const refusal = (eventRoots: string[]) =>
+      defineMachine(
+        { protocol: "blacklist-callgraph", scenario: "reach", hardware: DEFAULT_HARDWARE },
+        findProtocol("blacklist-callgraph"),
+        defineScenario({
+          name: "reach",
+          image: { elf: bytes },
+          patch: { target: "site_c" },
+          workload: "site_c",
+          nmiService: "site_a",
+          eventRoots,
+        }),
+      ).refusal;
+    const target = (at.get("far") as bigint) + 5n + 0x1000_0000n;
+    expect(refusal(["site_a", "far"])?.reason).toBe(
+      `reachability unknown: a jump at far to 0x${target.toString(16)}, outside the file's code: so 'site_c' may be reachable from an event handler`,
+    );
+    expect(refusal(["site_a", "checked"])).toBeUndefined();
+  });
+
+  it("follows the fixture's unknown indirect calls to every address-taken function, naming the site", () => {
+    const r = program().reach(["do_machine_check"]);
+    expect(r.unknownSites).toEqual([
+      "do_machine_check+0x1",
+      "do_machine_check+0x7",
+      "do_nmi+0xd",
+      "do_nmi+0x13",
+    ]);
+    expect(r.paths.get("nmi_work")).toEqual([
+      "do_machine_check",
+      "[indirect call at do_machine_check+0x1 -> any address-taken function]",
+      "do_nmi",
+      "nmi_work",
+    ]);
+    expect(r.paths.has("unreached")).toBe(false);
+    // A given target is taken as the site's only one.
+    const given = program().reach(
+      ["do_machine_check"],
+      new Map([
+        ["mce_callbacks", ["mce_handler"]],
+        ["do_machine_check+0x7", ["send_event"]],
+      ]),
+    );
+    expect([...given.paths.keys()]).toEqual(["do_machine_check", "mce_handler", "send_event"]);
+    expect(given.paths.get("mce_handler")).toEqual(["do_machine_check", "mce_handler"]);
   });
 });
 

@@ -323,7 +323,7 @@ describe("indirect branches of unknown target (blacklist-callgraph's over-approx
     expect(g.unknownSites).toEqual(["root+0x7"]);
     expect(g.paths.get("taken")).toEqual([
       "root",
-      "[indirect at root+0x7 -> any address-taken function]",
+      "[indirect call at root+0x7 -> any address-taken function]",
       "taken",
     ]);
     expect(g.paths.has("other")).toBe(false);
@@ -342,6 +342,31 @@ describe("indirect branches of unknown target (blacklist-callgraph's over-approx
     expect(ibt.callGraphOverApproximated(["root"]).paths.has("marked")).toBe(true);
   });
 
+  it("with no address-taken function, a call through a register leaves reachability unknown", () => {
+    // root: nop | call rax | ret; other: ret. Nothing bounds the call: it must not be taken to reach nothing.
+    const none = new Uint8Array(48).fill(0xcc);
+    none.set([0x90, 0xff, 0xd0, 0xc3], 0);
+    none.set([0xc3], 32);
+    const image = CodeImage.fromBytes(none, [sym("root", 0, 4), sym("other", 32, 1)]);
+    expect(image.addressTakenFunctions()).toEqual([]);
+    const g = image.callGraphOverApproximated(["root"]);
+    expect([...g.paths.keys()]).toEqual(["root"]);
+    expect(g.unknown).toEqual([
+      "indirect call sites at root+0x1, whose targets are unknown, and no function's address is taken (stored in data, named by code, or marked with ENDBR64) to bound them",
+    ]);
+    expect(plain.callGraphOverApproximated(["root"]).unknown).toEqual([]);
+  });
+
+  it("takes no branch from vmlaunch or vmresume, which iced-x86 gives a call's flow but no target", () => {
+    // vmx: vmresume | jmp next | next: vmlaunch | ret (as in Xen's vmx_asm_vmexit_handler)
+    const vmx = new Uint8Array(16).fill(0xcc);
+    vmx.set([0x0f, 0x01, 0xc3, 0xeb, 0x00, 0x0f, 0x01, 0xc2, 0xc3], 0);
+    const image = CodeImage.fromBytes(vmx, [sym("vmx", 0, 9)]);
+    expect(image.branchesOf("vmx").map((b) => [b.kind, b.target])).toEqual([["jump", CODE_BASE + 5]]);
+    expect(image.sweep(CODE_BASE, vmx.subarray(0, 9)).fallsThrough).toBe(false);
+    expect(image.sweep(CODE_BASE, vmx.subarray(0, 8)).fallsThrough).toBe(true);
+  });
+
   it("a function the binary stores in data is address-taken", () => {
     const stored = CodeImage.fromBytes(bytes.subarray(0, 48), [
       sym("root", 0, 10),
@@ -350,7 +375,7 @@ describe("indirect branches of unknown target (blacklist-callgraph's over-approx
     ]);
     expect(stored.callGraphOverApproximated(["root"]).paths.get("other")).toEqual([
       "root",
-      "[indirect at root+0x7 -> any address-taken function]",
+      "[indirect call at root+0x7 -> any address-taken function]",
       "other",
     ]);
   });

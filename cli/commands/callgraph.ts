@@ -79,7 +79,10 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
       return externals.get(name);
     };
     program = new ElfProgram(readElf(new Uint8Array(readFileSync(opts.elf)), opts.elf, { external }));
-    graph = program.callGraph(opts.from, { targets, overApproximate: opts.overApproximate });
+    // Over-approximating follows what blacklist-callgraph follows (ElfProgram.reach): code that runs
+    // on past a function's end, and code a branch reaches outside every function.
+    const over = opts.overApproximate === true;
+    graph = program.callGraph(opts.from, { targets, overApproximate: over, fallThrough: over });
   } catch (e) {
     throw usage(`${(e as Error).message}.`);
   }
@@ -108,6 +111,9 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
         answer: answer(graph, opts.overApproximate),
         returnThunkJumps: graph.returnThunkJumps,
         outside: graph.outside.map((o) => ({ ...o, target: hex64(o.target) })),
+        ...(opts.overApproximate
+          ? { code: [...graph.code].map(([address, path]) => ({ address, path })), unknown: graph.unknown }
+          : {}),
         ...(taken ? { addressTaken: taken } : {}),
       },
       null,
@@ -118,9 +124,11 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
   lines.push(`call graph of ${opts.elf} from ${graph.roots.join(", ")}`);
   lines.push(`${count(functions.length, "function")} reachable by direct calls and jumps:`);
   const width = Math.max(...functions.map((f) => f.name.length));
-  for (const f of functions) {
-    const via = f.path.length > 1 ? `  via ${f.path.slice(0, -1).join(" > ")}` : "";
-    lines.push(`  ${f.name.padEnd(width)}  ${f.address}${via}`);
+  for (const f of functions)
+    lines.push(`  ${f.name.padEnd(width)}  ${f.address}${via(graph, f.name, f.path)}`);
+  if (graph.code.size > 0) {
+    lines.push(`${count(graph.code.size, "stretch")} of code outside every function on the way:`);
+    for (const [address, path] of graph.code) lines.push(`  ${address}${via(graph, address, path)}`);
   }
   if (graph.indirect.length > 0) {
     lines.push(`${count(graph.indirect.length, "indirect site")} on the way:`);
@@ -141,7 +149,11 @@ export function callgraph(opts: CallgraphOptions, usage: (message: string) => Er
     const w = Math.max(...leaving.map((o) => o.site.length));
     for (const o of leaving) lines.push(`  ${o.site.padEnd(w)}  to ${o.external}`);
   }
-  if (leaving.length > 0 && graph.notFollowed === 0) {
+  if (graph.unknown.length > 0) {
+    lines.push(
+      `a lower bound: execution leaves the file's code in ${count(graph.unknown.length, "place")}, which no graph can follow: ${graph.unknown.join("; ")}`,
+    );
+  } else if (leaving.length > 0 && graph.notFollowed === 0) {
     lines.push("a lower bound: the object's calls into the image it links against are not followed");
   } else if (graph.notFollowed === 0) {
     lines.push("complete: every indirect site on the way has its targets given");
@@ -166,7 +178,16 @@ function count(n: number, noun: string): string {
   return `${n} ${noun}${/(?:s|sh|ch|x)$/.test(noun) ? "es" : "s"}`;
 }
 
+/** `  via a > b`, and how the last step goes when it is not a call or a jump. */
+function via(graph: ElfCallGraph, name: string, path: string[]): string {
+  if (path.length < 2) return "";
+  const arrival = graph.arrivals.get(name);
+  const how = arrival?.k === "falls-through" ? ", running on past its end" : "";
+  return `  via ${path.slice(0, -1).join(" > ")}${how}`;
+}
+
 function answer(graph: ElfCallGraph, over: boolean | undefined): string {
+  if (graph.unknown.length > 0) return "lower bound";
   if (graph.notFollowed > 0) return over ? "over-approximation" : "lower bound";
   return graph.outside.some((o) => o.external) ? "lower bound" : "complete";
 }
