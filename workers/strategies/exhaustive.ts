@@ -108,7 +108,8 @@ export class ExhaustiveSearch implements Scheduler {
   private transitions = 0;
   /** DPOR is on (it is off with state caching: see state-cache.ts). */
   private readonly dpor: boolean;
-  // State caching: the cache, the CPUs of the run in progress, the code bytes it wrote, the monitors.
+  // State caching: the cache, the CPUs of the run in progress, the code bytes it wrote (sorted, as the
+  // state hash takes them), the monitors.
   private readonly cache: StateCache | null;
   private readonly hasher = new StateHasher();
   private cpuStates: readonly CpuState[] = [];
@@ -140,8 +141,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.observer = {
       access: (cpu, region, index, write) => {
         this.fp.add(region, index, write);
-        if (write && region === Shared.Code && this.cache && !this.written.includes(index))
-          this.written.push(index);
+        if (write && region === Shared.Code && this.cache) insertSorted(this.written, index);
         if (region === Shared.Cpu && cpu !== index) this.targets.push(index);
         this.symmetry?.access(cpu, region, index, write);
       },
@@ -497,6 +497,14 @@ export class ExhaustiveSearch implements Scheduler {
     if (prev && prev.actor < 0) node.eventOf = { node: prev.node, entry: prev.entry };
     return node;
   }
+}
+
+/** Adds x to the sorted list `list` unless it is there (the code bytes a run wrote: a few). */
+function insertSorted(list: number[], x: number): void {
+  let i = list.length;
+  while (i > 0 && list[i - 1] > x) i--;
+  if (i > 0 && list[i - 1] === x) return;
+  list.splice(i, 0, x);
 }
 
 export { Pruned };
