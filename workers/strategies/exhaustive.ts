@@ -31,7 +31,7 @@ import {
   sleepSetOf,
   symmetricBelow,
 } from "./reductions.js";
-import { restore, Snapshots } from "./resume.js";
+import { type LogMonitor, restore, Snapshots } from "./resume.js";
 import type { CpuState, Scheduler } from "./scheduler.js";
 import {
   ActionNode,
@@ -117,6 +117,8 @@ export class ExhaustiveSearch implements Scheduler {
   private readonly history: PropertyHistory | null;
   /** Per position in the stack, the snapshot taken when its node was created (if it had branches). */
   private readonly snapshots = new Snapshots();
+  /** The caller's reader of the log, kept in step with the executions (resume.ts LogMonitor). */
+  monitor: LogMonitor | null = null;
 
   constructor(
     spec: MachineSpec,
@@ -181,6 +183,7 @@ export class ExhaustiveSearch implements Scheduler {
         this.written.length = 0;
         this.written.push(...snap.written);
         if (snap.history) this.history?.restore(snap.history);
+        this.monitor?.restore(snap.monitor);
         restore(mem, this.cpuStates, snap);
         return true;
       }
@@ -199,6 +202,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.symmetry?.begin(mem);
     this.written.length = 0;
     this.history?.reset();
+    this.monitor?.reset();
     return false;
   }
 
@@ -276,7 +280,8 @@ export class ExhaustiveSearch implements Scheduler {
       node.done.push(first);
       if (!this.dpor) for (const e of allEntries(node)) node.todo.add(e);
       // A node that may be branched at later: remember how to come back to it.
-      if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1))
+      if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1)) {
+        this.monitor?.update(mem);
         this.snapshots.take(mem, this.cpuStates, this.depth, node, {
           used: { ...this.used },
           canContinue: this.canContinue,
@@ -285,7 +290,9 @@ export class ExhaustiveSearch implements Scheduler {
           written: this.written.slice(),
           history: this.history?.save() ?? null,
           symmetry: this.symmetry?.save() ?? null,
+          monitor: this.monitor?.save() ?? null,
         });
+      }
     }
     const entry = node.chosen;
     const index = indexOf(entry);

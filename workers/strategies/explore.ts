@@ -14,6 +14,7 @@ import { continueSpec, runSpec } from "../inline.js";
 import { memoryFor } from "../setup.js";
 import { ExhaustiveSearch } from "./exhaustive.js";
 import { DEFAULT_REDUCTIONS, type Reductions } from "./reductions.js";
+import type { LogMonitor } from "./resume.js";
 import { type Bounds, type Cost, spentOf } from "./search-tree.js";
 
 /** Upper limits of the bounds a search accepts (beyond them a search would not end in any useful time). */
@@ -48,6 +49,8 @@ export interface ExploreVisitor {
   complete(mem: MachineMemory, cost: Cost): boolean;
   /** An execution cut at a state explored before: its prefix's situations count (the buffer holds it). */
   cached(mem: MachineMemory): void;
+  /** A reader of the log the search keeps in step with its executions, resumed ones too. */
+  monitor?: LogMonitor;
 }
 
 export interface ExploreResult {
@@ -103,6 +106,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
     const levels = deepening ? Array.from({ length: top + 1 }, (_, i) => i) : [top];
     levelLoop: for (const limit of levels) {
       const search = new ExhaustiveSearch(spec, bounds, reductions, limit, opts.resume ?? true);
+      search.monitor = visitor.monitor ?? null;
       do {
         if (
           executions >= max ||
