@@ -51,7 +51,7 @@ import {
   ValueNode,
   valueAlternatives,
 } from "./search-tree.js";
-import { hashBuffer, PropertyHistory, StateCache, StateHasher } from "./state-cache.js";
+import { BufferHash, hashWritten, PropertyHistory, StateCache, StateHasher } from "./state-cache.js";
 import { Symmetry } from "./symmetry.js";
 import { record } from "./tape.js";
 
@@ -112,6 +112,7 @@ export class ExhaustiveSearch implements Scheduler {
   // state hash takes them), the monitors.
   private readonly cache: StateCache | null;
   private readonly hasher = new StateHasher();
+  private bufferHash: BufferHash | null = null;
   private cpuStates: readonly CpuState[] = [];
   private readonly written: number[] = [];
   private readonly history: PropertyHistory | null;
@@ -342,8 +343,16 @@ export class ExhaustiveSearch implements Scheduler {
     const h = this.hasher;
     const history = this.history as PropertyHistory;
     history.update(mem);
+    // The buffer's words by difference from the last node hashed (state-cache.ts BufferHash), then
+    // what is not in fixed places: the written code bytes, the CPUs' JavaScript side, the monitors.
+    this.bufferHash ??= new BufferHash(mem);
+    const buffer = this.bufferHash;
+    buffer.update(mem);
     h.reset();
-    hashBuffer(h, mem, this.written);
+    h.mix(buffer.a);
+    h.mix(buffer.b);
+    h.mix(buffer.c);
+    hashWritten(h, mem, this.written);
     for (const cpu of this.cpuStates) cpu.fingerprint(h.mix);
     h.mix(history.awaiting);
     h.mix(history.clobbers);
