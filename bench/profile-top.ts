@@ -46,7 +46,9 @@ profile.samples.forEach((id, i) => {
 const show = (title: string, m: Map<string, number>) => {
   console.log(title);
   for (const [key, us] of [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, Number(top)))
-    console.log(`${((100 * us) / totalUs).toFixed(1).padStart(5)}%  ${(us / 1e3).toFixed(0).padStart(6)} ms  ${key}`);
+    console.log(
+      `${((100 * us) / totalUs).toFixed(1).padStart(5)}%  ${(us / 1e3).toFixed(0).padStart(6)} ms  ${key}`,
+    );
 };
 console.log(`${(totalUs / 1e6).toFixed(1)} s sampled`);
 show("self time", self);
