@@ -36,11 +36,11 @@ import type { CpuState, Scheduler } from "./scheduler.js";
 import {
   ActionNode,
   advanceStack,
-  allEntries,
   type Bounds,
   type Cost,
   type ExecutionEnd,
   type ExecutionKind,
+  entryOf,
   firstEntry,
   followOf,
   indexOf,
@@ -91,7 +91,9 @@ export class ExhaustiveSearch implements Scheduler {
   /** Step counter and the actor's boundary flag when the transition in progress was chosen. */
   private openStep = 0;
   private openAtBoundary = true;
-  private readonly fp = new Footprint();
+  private fp = new Footprint();
+  /** The footprint lastClosed holds, or a free one: close swaps it with fp. */
+  private otherFp = new Footprint();
   private readonly targets: number[] = [];
   private pruned: ExecutionKind | null = null;
   /** The current CPU could run on right after its last step (switching away from it is a preemption). */
@@ -279,7 +281,7 @@ export class ExhaustiveSearch implements Scheduler {
       node.todo.add(first);
       node.chosen = first;
       node.done.push(first);
-      if (!this.dpor) for (const e of allEntries(node)) node.todo.add(e);
+      if (!this.dpor) for (let i = 0; i < count; i++) if (created.allowed[i]) node.todo.add(entryOf(i, -1));
       // A node that may be branched at later: remember how to come back to it.
       if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1)) {
         this.monitor?.update(mem);
@@ -362,7 +364,7 @@ export class ExhaustiveSearch implements Scheduler {
     h.mix(node.curRunnable ? 1 : 0);
     h.mix(node.mustFollow);
     h.mix(this.forcedFollower());
-    const sleep = node.sleep.map(signatureOf);
+    const sleep = node.sleep.length === 0 ? NO_SLEEP : node.sleep.map(signatureOf);
     const used = node.used;
     return (this.cache as StateCache).covered(
       h,
@@ -441,10 +443,14 @@ export class ExhaustiveSearch implements Scheduler {
       if (placementBroken(k, t.actor, this.fp, actions, count, n)) this.pruned = "placement";
     }
     // The next node is new (built from this transition) once the replayed decisions are behind.
-    this.lastClosed =
-      this.depth >= this.stack.length
-        ? { node: t.node, entry: t.entry, actor: t.actor, target: t.target, fp: this.fp.copy() }
-        : null;
+    // It takes this transition's footprint itself (only the next node's sleep set reads it, before
+    // the next close); the next transition fills the other one, which the previous lastClosed held.
+    if (this.depth >= this.stack.length) {
+      const fp = this.fp;
+      this.fp = this.otherFp;
+      this.otherFp = fp;
+      this.lastClosed = { node: t.node, entry: t.entry, actor: t.actor, target: t.target, fp };
+    } else this.lastClosed = null;
     this.fp.clear();
     this.targets.length = 0;
     this.open = null;
@@ -514,6 +520,9 @@ export class ExhaustiveSearch implements Scheduler {
     return node;
   }
 }
+
+/** The signatures of an empty sleep set (StateCache.covered only reads them). */
+const NO_SLEEP: string[] = [];
 
 /** Adds x to the sorted list `list` unless it is there (the code bytes a run wrote: a few). */
 function insertSorted(list: number[], x: number): void {
