@@ -14,6 +14,10 @@
 //   matrix      the default matrix's wall time without declared examples
 //   spin        the cells compared with SPIN, at 3 CPUs: bounds K=0..2, E=0..1 (state caching on unless CACHING=0,
 //               each search within BUDGET_MS), then the portfolio
+//   speed       single-core speed of the exhaustive search (default reductions, iterative deepening): per
+//               cell (default: six), executions, judged, pruned, distinct states, seconds and states/s at
+//               K=1 E=1, then at K=2 E=1 within BUDGET_MS (K2=0: skip it); MAX_EXECUTIONS caps both (to
+//               compare counts between versions quickly: equal counts, equal searches)
 // CELL is protocol/scenario (default: every cell of the matrix; `first` takes the violated ones).
 import os from "node:os";
 import fc from "fast-check";
@@ -422,6 +426,50 @@ async function benchSpin(): Promise<void> {
   }
 }
 
+/**
+ * Raw speed of one core: the searches of the default check's exhaustive part, timed one after the
+ * other in this process. The counts (executions, judged, pruned, states, situations) are the search's
+ * own and must not change with an optimization; the time and the states per second are the figure.
+ */
+function benchSpeed(args: string[], budgetMs: number): void {
+  const list =
+    args.length > 0
+      ? args
+      : [
+          "nmi-replay/nmi-path",
+          "no-mask/normal",
+          "xen-4.8/nmi-path",
+          "nmi-rendezvous/nmi-path",
+          "xen-4.8/mce-path",
+          "int3-restartable/mce-path",
+        ];
+  const maxExecutions = num("MAX_EXECUTIONS", Number.POSITIVE_INFINITY);
+  console.log(
+    `single-core speed, default reductions, iterative deepening${Number.isFinite(maxExecutions) ? `, at most ${maxExecutions} executions` : ""}; load ${loadAverage()}`,
+  );
+  const rungs: Array<{ bounds: Bounds; maxMs?: number }> = [
+    { bounds: { preemptions: 1, events: 1, branches: 0, stale: 0 } },
+  ];
+  if (num("K2", 1) === 1)
+    rungs.push({ bounds: { preemptions: 2, events: 1, branches: 0, stale: 0 }, maxMs: budgetMs });
+  for (const cell of list) {
+    const [protocol, scenario] = cell.split("/");
+    const spec = specOf(protocol, scenario);
+    if (!spec) continue;
+    for (const { bounds, maxMs } of rungs) {
+      // CPU time beside wall time: on a loaded machine the process's own time is the steadier figure.
+      const cpu0 = process.cpuUsage();
+      const r = exhaustive(spec, { bounds, stopWhenAllViolated: false, maxExecutions, maxMs });
+      const used = process.cpuUsage(cpu0);
+      const cpuS = (used.user + used.system) / 1e6;
+      const s = r.elapsedMs / 1000;
+      console.log(
+        `  ${cell} ${b(bounds)}: ${r.complete ? "complete" : "stopped"}, ${r.executions} executions, ${r.judged} judged, ${r.resumed} resumed, pruned ${r.pruned.sleep}/${r.pruned.placement}/${r.pruned.cache}, ${r.states} states, situations ${r.coverage.join("/")}, violated ${[...r.findings.keys()].join(" ") || "none"}; ${s.toFixed(2)} s (${cpuS.toFixed(2)} s CPU), ${Math.round(r.states / s)} states/s (${Math.round(r.states / cpuS)} per CPU second), ${Math.round(r.executions / s)} executions/s; load ${loadAverage()}`,
+      );
+    }
+  }
+}
+
 const [section = "", ...rest] = process.argv.slice(2);
 const num = (name: string, fallback: number) => {
   const v = process.env[name];
@@ -464,8 +512,11 @@ switch (section) {
   case "spin":
     await benchSpin();
     break;
+  case "speed":
+    benchSpeed(rest, num("BUDGET_MS", 60_000));
+    break;
   default:
     console.log(
-      "sections: bounds, reductions, first, proofs, caching, resume, matrix, spin (see the head of bench/search.ts)",
+      "sections: bounds, reductions, first, proofs, caching, resume, matrix, spin, speed (see the head of bench/search.ts)",
     );
 }

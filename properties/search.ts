@@ -7,7 +7,7 @@ import { H, type MachineMemory } from "../model/memory.js";
 import type { MachineSpec } from "../model/types.js";
 import { type ExploreOptions, type ExploreResult, explore } from "../workers/strategies/explore.js";
 import { type Cost, spentOf } from "../workers/strategies/search-tree.js";
-import { type Coverage, countSituations, emptyCoverage, situationsOf } from "./coverage.js";
+import { type Coverage, countSituations, emptyCoverage, Situations } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
 
 export interface ExhaustiveOptions extends ExploreOptions {
@@ -52,7 +52,11 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
   let hazards = new Map<PropertyId, ExhaustiveFinding>();
   let coverage = emptyCoverage();
   let coverageRuns = 0;
+  // The situations of the execution in progress, read from the log incrementally (the search keeps
+  // it in step with resumed executions).
+  const situations = new Situations(spec);
   const r = explore(spec, opts, {
+    monitor: situations,
     start: () => {
       findings = new Map();
       hazards = new Map();
@@ -62,11 +66,11 @@ export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): Exhausti
     cached: (mem) => {
       // A run cut at a state explored before: its futures were judged there, but the situations
       // its prefix reached count for it (the vacuity witness reads the history).
-      countSituations(coverage, situationsOf(spec, mem));
+      countSituations(coverage, situations.update(mem));
       coverageRuns++;
     },
     complete: (mem, cost) => {
-      countSituations(coverage, situationsOf(spec, mem));
+      countSituations(coverage, situations.update(mem));
       coverageRuns++;
       const violations = evaluate(spec, mem);
       for (const v of violations) {

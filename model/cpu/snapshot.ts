@@ -108,25 +108,25 @@ export function saveCpu(cpu: CpuState): CpuSnapshot {
 
 /**
  * Puts the CPU back in the state `save` returned. The snapshot must be of this run's past on the
- * path being resumed: a context's routine that took inputs since is made again and handed its
- * first `taken` inputs (the later ones are dropped).
+ * path being resumed: a context's routine that took inputs since is to be made again and handed its
+ * first `taken` inputs (the later ones are dropped). That is done only when the routine is next
+ * advanced (`replaying`): most resumed executions end a few steps later at a state explored before,
+ * before most CPUs step again, and re-making every routine at every resume was a tenth of a search.
  */
 export function restoreCpu(cpu: CpuState, s: CpuSnapshot): void {
-  cpu.contexts = s.contexts.map((k) => {
+  const contexts = cpu.contexts;
+  contexts.length = s.contexts.length;
+  for (let i = 0; i < s.contexts.length; i++) {
+    const k = s.contexts[i];
     const c = k.context;
+    contexts[i] = c;
     if (c.routine !== k.routine || c.inputs !== k.inputs || c.inputs.length !== k.taken) {
-      // Made again from the frame it was made with: handed the same inputs, it rewrites the frame
-      // as it did then.
-      const rctx = routineContext(cpu, { ...k.initialFrame });
-      const routine = k.make(rctx);
       k.inputs.length = k.taken;
-      for (const v of k.inputs) routine.next(v);
-      c.routine = routine;
-      c.rctx = rctx;
       c.make = k.make;
       c.inputs = k.inputs;
       c.initialFrame = k.initialFrame;
-      k.routine = routine;
+      c.routine = replaying(cpu, c);
+      k.routine = c.routine;
     }
     Object.assign(c.rctx.frame, k.frame);
     c.next = k.next;
@@ -139,11 +139,37 @@ export function restoreCpu(cpu: CpuState, s: CpuSnapshot): void {
     c.frameRsp = k.frameRsp;
     c.trailA = k.trailA;
     c.trailB = k.trailB;
-    return c;
-  });
+  }
   cpu.pendingIndirect = s.pendingIndirect ? { ...s.pendingIndirect } : null;
   cpu.fetchBuf.set(s.fetch);
   cpu.fetchLen = s.fetch.length;
   cpu.fetchCursor = s.fetch.reduce(nextByte, FETCH_START);
   cpu.fetchStart = s.fetchStart;
+}
+
+/**
+ * A stand-in for context c's routine, to be made again from what made it: on its first `next(v)`
+ * (state.ts advance, which has just appended v to c.inputs), the routine is made from the frame it
+ * was made with and handed every earlier input, as restoreCpu did at once before: it is then in the
+ * state it had, and rewrote its frame as it did then. What the context's routine context holds now
+ * (frame, repeatNmi, hook: the snapshot's, and what happened since) is put back on the new one.
+ */
+function replaying(cpu: CpuState, c: Context): Routine<unknown> {
+  const stand = {
+    next(v: number): IteratorResult<Step, unknown> {
+      const now = c.rctx;
+      const frame = { ...now.frame };
+      const rctx = routineContext(cpu, { ...c.initialFrame });
+      const routine = c.make(rctx);
+      const inputs = c.inputs;
+      for (let i = 0; i < inputs.length - 1; i++) routine.next(inputs[i]);
+      Object.assign(rctx.frame, frame);
+      rctx.repeatNmi = now.repeatNmi;
+      rctx.hook = now.hook;
+      c.rctx = rctx;
+      c.routine = routine;
+      return routine.next(v);
+    },
+  };
+  return stand as unknown as Routine<unknown>;
 }

@@ -31,16 +31,16 @@ import {
   sleepSetOf,
   symmetricBelow,
 } from "./reductions.js";
-import { restore, Snapshots } from "./resume.js";
+import { type LogMonitor, restore, Snapshots } from "./resume.js";
 import type { CpuState, Scheduler } from "./scheduler.js";
 import {
   ActionNode,
   advanceStack,
-  allEntries,
   type Bounds,
   type Cost,
   type ExecutionEnd,
   type ExecutionKind,
+  entryOf,
   firstEntry,
   followOf,
   indexOf,
@@ -52,12 +52,26 @@ import {
   ValueNode,
   valueAlternatives,
 } from "./search-tree.js";
-import { hashBuffer, PropertyHistory, StateCache, StateHasher } from "./state-cache.js";
+import { BufferHash, hashWritten, PropertyHistory, StateCache, StateHasher } from "./state-cache.js";
 import { Symmetry } from "./symmetry.js";
 import { record } from "./tape.js";
 
-/** Thrown from the scheduler to stop an execution the search has found redundant. */
-class Pruned extends Error {}
+/**
+ * Thrown from the scheduler to stop an execution the search has found redundant. Not an Error: with
+ * state caching most executions end this way, and an Error captures the stack at every throw (it
+ * took 9% of a search's time). The engine's catch reads only `message` (inline.ts failed).
+ */
+class Pruned {
+  constructor(readonly message: ExecutionKind) {}
+}
+/** One of each, made once: a throw allocates nothing. */
+const PRUNED: Record<ExecutionKind, Pruned> = {
+  complete: new Pruned("complete"),
+  error: new Pruned("error"),
+  sleep: new Pruned("sleep"),
+  placement: new Pruned("placement"),
+  cache: new Pruned("cache"),
+};
 
 /**
  * The search tree and, for the execution in progress, the Scheduler that follows it. Use:
@@ -78,7 +92,9 @@ export class ExhaustiveSearch implements Scheduler {
   /** Step counter and the actor's boundary flag when the transition in progress was chosen. */
   private openStep = 0;
   private openAtBoundary = true;
-  private readonly fp = new Footprint();
+  private fp = new Footprint();
+  /** The footprint lastClosed holds, or a free one: close swaps it with fp. */
+  private otherFp = new Footprint();
   private readonly targets: number[] = [];
   private pruned: ExecutionKind | null = null;
   /** The current CPU could run on right after its last step (switching away from it is a preemption). */
@@ -95,9 +111,11 @@ export class ExhaustiveSearch implements Scheduler {
   private transitions = 0;
   /** DPOR is on (it is off with state caching: see state-cache.ts). */
   private readonly dpor: boolean;
-  // State caching: the cache, the CPUs of the run in progress, the code bytes it wrote, the monitors.
+  // State caching: the cache, the CPUs of the run in progress, the code bytes it wrote (sorted, as the
+  // state hash takes them), the monitors.
   private readonly cache: StateCache | null;
   private readonly hasher = new StateHasher();
+  private bufferHash: BufferHash | null = null;
   private cpuStates: readonly CpuState[] = [];
   private readonly written: number[] = [];
   private readonly history: PropertyHistory | null;
@@ -111,6 +129,8 @@ export class ExhaustiveSearch implements Scheduler {
    * and deepening can stop (explore.ts).
    */
   totalBound = false;
+  /** The caller's reader of the log, kept in step with the executions (resume.ts LogMonitor). */
+  monitor: LogMonitor | null = null;
 
   constructor(
     spec: MachineSpec,
@@ -137,8 +157,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.observer = {
       access: (cpu, region, index, write) => {
         this.fp.add(region, index, write);
-        if (write && region === Shared.Code && this.cache && !this.written.includes(index))
-          this.written.push(index);
+        if (write && region === Shared.Code && this.cache) insertSorted(this.written, index);
         if (region === Shared.Cpu && cpu !== index) this.targets.push(index);
         this.symmetry?.access(cpu, region, index, write);
       },
@@ -183,6 +202,7 @@ export class ExhaustiveSearch implements Scheduler {
         this.written.length = 0;
         this.written.push(...snap.written);
         if (snap.history) this.history?.restore(snap.history);
+        this.monitor?.restore(snap.monitor);
         restore(mem, this.cpuStates, snap);
         return true;
       }
@@ -201,6 +221,7 @@ export class ExhaustiveSearch implements Scheduler {
     this.symmetry?.begin(mem);
     this.written.length = 0;
     this.history?.reset();
+    this.monitor?.reset();
     return false;
   }
 
@@ -254,7 +275,7 @@ export class ExhaustiveSearch implements Scheduler {
   pickAction(actions: Int32Array, count: number): number {
     const mem = this.mem as MachineMemory;
     this.close(actions, count);
-    if (this.pruned !== null) throw new Pruned(this.pruned);
+    if (this.pruned !== null) throw PRUNED[this.pruned];
     let node: Node;
     if (this.depth < this.stack.length) {
       node = this.stack[this.depth];
@@ -264,21 +285,22 @@ export class ExhaustiveSearch implements Scheduler {
       node = created;
       if (this.cache && this.visited(mem, created)) {
         this.pruned = "cache";
-        throw new Pruned("cache");
+        throw PRUNED.cache;
       }
       this.stack.push(node);
       const first = firstEntry(created, this.forcedFollower(), (e) => this.useful(created, e));
       if (first < 0) {
         this.stack.pop();
         this.pruned = "sleep";
-        throw new Pruned("sleep");
+        throw PRUNED.sleep;
       }
       node.todo.add(first);
       node.chosen = first;
       node.done.push(first);
-      if (!this.dpor) for (const e of allEntries(node)) node.todo.add(e);
+      if (!this.dpor) for (let i = 0; i < count; i++) if (created.allowed[i]) node.todo.add(entryOf(i, -1));
       // A node that may be branched at later: remember how to come back to it.
-      if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1))
+      if (this.resume && this.cpuStates.length > 0 && (this.dpor || node.todo.size > 1)) {
+        this.monitor?.update(mem);
         this.snapshots.take(mem, this.cpuStates, this.depth, node, {
           used: { ...this.used },
           canContinue: this.canContinue,
@@ -287,7 +309,9 @@ export class ExhaustiveSearch implements Scheduler {
           written: this.written.slice(),
           history: this.history?.save() ?? null,
           symmetry: this.symmetry?.save() ?? null,
+          monitor: this.monitor?.save() ?? null,
         });
+      }
     }
     const entry = node.chosen;
     const index = indexOf(entry);
@@ -350,8 +374,16 @@ export class ExhaustiveSearch implements Scheduler {
     const h = this.hasher;
     const history = this.history as PropertyHistory;
     history.update(mem);
+    // The buffer's words by difference from the last node hashed (state-cache.ts BufferHash), then
+    // what is not in fixed places: the written code bytes, the CPUs' JavaScript side, the monitors.
+    this.bufferHash ??= new BufferHash(mem);
+    const buffer = this.bufferHash;
+    buffer.update(mem);
     h.reset();
-    hashBuffer(h, mem, this.written);
+    h.mix(buffer.a);
+    h.mix(buffer.b);
+    h.mix(buffer.c);
+    hashWritten(h, mem, this.written);
     for (const cpu of this.cpuStates) cpu.fingerprint(h.mix);
     h.mix(history.awaiting);
     h.mix(history.clobbers);
@@ -361,7 +393,7 @@ export class ExhaustiveSearch implements Scheduler {
     h.mix(node.curRunnable ? 1 : 0);
     h.mix(node.mustFollow);
     h.mix(this.forcedFollower());
-    const sleep = node.sleep.map(signatureOf);
+    const sleep = node.sleep.length === 0 ? NO_SLEEP : node.sleep.map(signatureOf);
     const used = node.used;
     return (this.cache as StateCache).covered(
       h,
@@ -446,10 +478,14 @@ export class ExhaustiveSearch implements Scheduler {
       if (placementBroken(k, t.actor, this.fp, actions, count, n)) this.pruned = "placement";
     }
     // The next node is new (built from this transition) once the replayed decisions are behind.
-    this.lastClosed =
-      this.depth >= this.stack.length
-        ? { node: t.node, entry: t.entry, actor: t.actor, target: t.target, fp: this.fp.copy() }
-        : null;
+    // It takes this transition's footprint itself (only the next node's sleep set reads it, before
+    // the next close); the next transition fills the other one, which the previous lastClosed held.
+    if (this.depth >= this.stack.length) {
+      const fp = this.fp;
+      this.fp = this.otherFp;
+      this.otherFp = fp;
+      this.lastClosed = { node: t.node, entry: t.entry, actor: t.actor, target: t.target, fp };
+    } else this.lastClosed = null;
     this.fp.clear();
     this.targets.length = 0;
     this.open = null;
@@ -526,6 +562,17 @@ export class ExhaustiveSearch implements Scheduler {
     if (prev && prev.actor < 0) node.eventOf = { node: prev.node, entry: prev.entry };
     return node;
   }
+}
+
+/** The signatures of an empty sleep set (StateCache.covered only reads them). */
+const NO_SLEEP: string[] = [];
+
+/** Adds x to the sorted list `list` unless it is there (the code bytes a run wrote: a few). */
+function insertSorted(list: number[], x: number): void {
+  let i = list.length;
+  while (i > 0 && list[i - 1] > x) i--;
+  if (i > 0 && list[i - 1] === x) return;
+  list.splice(i, 0, x);
 }
 
 export { Pruned };

@@ -14,6 +14,7 @@ import { continueSpec, runSpec } from "../inline.js";
 import { memoryFor } from "../setup.js";
 import { ExhaustiveSearch } from "./exhaustive.js";
 import { DEFAULT_REDUCTIONS, type Reductions } from "./reductions.js";
+import type { LogMonitor } from "./resume.js";
 import { type Bounds, type Cost, spentOf } from "./search-tree.js";
 
 /** Upper limits of the bounds a search accepts (beyond them a search would not end in any useful time). */
@@ -53,6 +54,8 @@ export interface ExploreVisitor {
   complete(mem: MachineMemory, cost: Cost): boolean;
   /** An execution cut at a state explored before: its prefix's situations count (the buffer holds it). */
   cached(mem: MachineMemory): void;
+  /** A reader of the log the search keeps in step with its executions, resumed ones too. */
+  monitor?: LogMonitor;
 }
 
 export interface ExploreResult {
@@ -119,6 +122,7 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
         opts.maxCacheBytes,
       );
       search.valuePoints = valuePoints;
+      search.monitor = visitor.monitor ?? null;
       do {
         if (
           executions >= max ||

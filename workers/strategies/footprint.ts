@@ -78,9 +78,13 @@ export class Footprint {
   }
 
   copy(): Footprint {
+    // A footprint holds no location twice: its lists are copied as they are (merging them into an
+    // empty one looked every location up in the lists being built).
     const f = new Footprint();
-    f.boundary = false;
-    f.merge(this);
+    for (const l of this.reads) f.reads.push(l);
+    for (const l of this.writes) f.writes.push(l);
+    f.crashed = this.crashed;
+    f.boundary = this.boundary;
     return f;
   }
 }

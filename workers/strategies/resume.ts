@@ -13,6 +13,18 @@ import type { MachineMemory, RunState } from "../../model/memory.js";
 import type { CpuState } from "./scheduler.js";
 import type { ActionNode, Cost, Node } from "./search-tree.js";
 
+/**
+ * A reader of the run's event log that the caller of the search keeps (properties/coverage
+ * Situations): the search keeps it in step with its executions, reset for a run from the start,
+ * read up to the log's end and saved at each snapshot, restored with it.
+ */
+export interface LogMonitor {
+  reset(): void;
+  update(mem: MachineMemory): void;
+  save(): unknown;
+  restore(saved: unknown): void;
+}
+
 /** The search's own state of the execution in progress at a snapshot. */
 export interface SearchAt {
   used: Cost;
@@ -22,6 +34,7 @@ export interface SearchAt {
   written: number[];
   history: number[] | null;
   symmetry: Uint32Array | null;
+  monitor: unknown;
 }
 
 /**
