@@ -14,6 +14,8 @@
 //   matrix      the default matrix's wall time without declared examples
 //   spin        the cells compared with SPIN, at 3 CPUs: bounds K=0..2, E=0..1 (state caching on unless CACHING=0,
 //               each search within BUDGET_MS), then the portfolio
+//   variant     text_poke without its final sync (a two-choice bug) on entry-pad: what the default check
+//               finds, and what the portfolio of one choice in all (the default before) said
 //   speed       single-core speed of the exhaustive search (default reductions, iterative deepening): per
 //               cell (default: six), executions, judged, pruned, distinct states, seconds and states/s at
 //               K=1 E=1, then at K=2 E=1 within BUDGET_MS (K2=0: skip it); MAX_EXECUTIONS caps both (to
@@ -21,7 +23,8 @@
 // CELL is protocol/scenario (default: every cell of the matrix; `first` takes the violated ones).
 import os from "node:os";
 import fc from "fast-check";
-import { PROTOCOLS } from "../model/protocols/index.js";
+import { PROTOCOLS, registerProtocol } from "../model/protocols/index.js";
+import { EVERY_TEXT_POKE_STEP, textPokeProtocol } from "../model/protocols/linux-text-poke.js";
 import { SCENARIOS } from "../model/scenarios/index.js";
 import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { check, resolveConfig, tapeSpan } from "../properties/check.js";
@@ -381,6 +384,32 @@ async function benchMatrix(strategy: "portfolio" | "random"): Promise<void> {
   );
 }
 
+/** A protocol variant the project does not ship, through the default check and the old default's depth. */
+async function benchVariant(): Promise<void> {
+  const variant = textPokeProtocol(
+    { name: "text-poke-without-final-sync", summary: "no sync after the first bytes", expected: {} },
+    { ...EVERY_TEXT_POKE_STEP, syncAfterFirsts: false },
+  );
+  registerProtocol(variant);
+  console.log(`text_poke without its final sync on entry-pad (bytewise fetch); load ${loadAverage()}`);
+  const runs: Array<[string, Parameters<typeof check>[0]]> = [
+    ["the default check (K1 E1, then random and PCT)", { protocol: variant.name, scenario: "entry-pad" }],
+    [
+      "one choice in all within 3,200 executions, then random and PCT (the default before)",
+      { protocol: variant.name, scenario: "entry-pad", total: 1, maxExecutions: 3_200 },
+    ],
+  ];
+  for (const [name, opts] of runs) {
+    const t0 = performance.now();
+    const v = await check(opts);
+    const p4 = v.kind === "violated" ? v.properties.find((p) => p.property === "P4" && !p.holds) : undefined;
+    const ex = v.kind === "refused" || v.kind === "error" ? undefined : v.search?.exhaustive;
+    console.log(
+      `  ${name}: ${v.kind}${p4 ? ` (P4 ${p4.violation?.kind} on CPU ${p4.violation?.cpu}, ${p4.how}${p4.cost ? `, ${p4.cost.preemptions} preemption + ${p4.cost.events} event${p4.minimal ? ", minimal" : ""}` : ""})` : ""}; ${ex ? `${ex.executions} executions${ex.complete ? ", complete" : `, stopped at level ${ex.level}`}; ` : ""}${v.kind === "refused" || v.kind === "error" ? "" : `${v.runs} runs in all; `}${secs(performance.now() - t0)}`,
+    );
+  }
+}
+
 async function benchSpin(): Promise<void> {
   console.log(
     `at 3 CPUs (SPIN on a hand model: int3-restartable/mce-path 27 s exhaustive, easy cells 0.6-1.8 s); every reduction, state caching ${num("CACHING", 1) === 1 ? "on" : "off"}, each search capped at ${secs(num("BUDGET_MS", 60_000))}; load ${loadAverage()}`,
@@ -512,11 +541,14 @@ switch (section) {
   case "spin":
     await benchSpin();
     break;
+  case "variant":
+    await benchVariant();
+    break;
   case "speed":
     benchSpeed(rest, num("BUDGET_MS", 60_000));
     break;
   default:
     console.log(
-      "sections: bounds, reductions, first, proofs, caching, resume, matrix, spin, speed (see the head of bench/search.ts)",
+      "sections: bounds, reductions, first, proofs, caching, resume, matrix, spin, variant, speed (see the head of bench/search.ts)",
     );
 }
