@@ -100,8 +100,8 @@ export const MUTATIONS: Mutation[] = [
     id: "RESUME-rewritten-frame",
     breaks: "RESUME",
     file: CPU_SNAPSHOT,
-    find: "const rctx = routineContext(cpu, { ...k.initialFrame });",
-    replace: "const rctx = routineContext(cpu, k.frame);",
+    find: "const rctx = routineContext(cpu, { ...c.initialFrame });",
+    replace: "const rctx = routineContext(cpu, frame);",
     tests: [RESUME_TEST],
   },
   {
