@@ -138,6 +138,8 @@ export interface SearchSummary {
     cpus: number;
     /** Every run within the bounds was explored (up to the reductions' equivalence). */
     complete: boolean;
+    /** The budget of executions it was given. */
+    maxExecutions: number;
     /** Runs the search started (complete ones and ones stopped as redundant), and complete ones judged. */
     executions: number;
     judged: number;
@@ -356,11 +358,12 @@ function runExhaustive(
   state: CheckState,
   maxMemoryMb: number | undefined,
 ): void {
-  const { bounds, total, maxExecutions } = phase;
+  const { bounds, total, maxExecutions, levelGrowth } = phase;
   const options = {
     bounds,
     total,
     maxExecutions,
+    ...(levelGrowth !== undefined ? { levelGrowth } : {}),
     ...(maxMemoryMb !== undefined ? { maxCacheBytes: maxMemoryMb * 2 ** 20 } : {}),
     properties: wanted,
     reductions: { ...DEFAULT_REDUCTIONS, ...stripUndefined(reductions ?? {}) },
@@ -389,6 +392,7 @@ function runExhaustive(
     total: Math.min(total ?? Number.POSITIVE_INFINITY, spentOf(bounds)),
     cpus: r.cpus,
     complete: r.complete,
+    maxExecutions,
     executions: r.executions,
     judged: r.judged,
     level: r.level,

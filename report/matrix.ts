@@ -140,12 +140,13 @@ export function renderVerdictMatrix(
   }
   const partly = verdicts.filter((v) => !proven(v) && provenMark(v) !== "");
   if (partly.length > 0) {
-    const stopped = partly.map((v) => {
-      const ex = v.kind !== "refused" && v.kind !== "error" ? v.search?.exhaustive : undefined;
-      return ex ? ex.executions : 0;
-    });
+    const budgets = new Set(
+      partly.map((v) =>
+        v.kind !== "refused" && v.kind !== "error" ? (v.search?.exhaustive?.maxExecutions ?? 0) : 0,
+      ),
+    );
     lines.push(
-      `✓≤L proven only for every run with ≤ L choices in all: the search for more stopped at its budget (${Math.min(...stopped)}-${Math.max(...stopped)} executions; --max-executions raises it, --min-bound demands it)`,
+      `✓≤L proven only for every run with ≤ L choices in all: the next level did not fit its budget of ${[...budgets].join(" / ")} executions (--max-executions raises it, --min-bound demands it)`,
     );
   }
   if (verdicts.some((v) => v.kind !== "refused" && v.kind !== "error" && !proven(v) && provenMark(v) === ""))
@@ -249,7 +250,7 @@ export function holdsText(v: Verdict): string {
     if (ex.complete) parts.push(`exhaustive: all ${plural(ex.executions, "execution")} with ${within}`);
     else
       parts.push(
-        `exhaustive: stopped after ${plural(ex.executions, "execution")} within ${within}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in all explored` : "not one level explored to its end"}`,
+        `exhaustive: stopped after ${plural(ex.executions, "execution")} of ${ex.maxExecutions ?? "its"} within ${within}; ${ex.level >= 0 ? `every run with ≤ ${plural(ex.level, "choice")} in all explored` : "not one level explored to its end"}`,
       );
   }
   if (s.sampled && s.sampled.runs > 0) {

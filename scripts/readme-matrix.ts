@@ -30,7 +30,7 @@ export interface JsonVerdict {
   } | null;
   hardware?: { fetch: string; nmis: number; mces: number };
   /** The exhaustive part: every run with at most `completeUpToChoices` choices in all was explored. */
-  exhaustive?: { executions: number; completeUpToChoices: number } | null;
+  exhaustive?: { executions: number; maxExecutions?: number; completeUpToChoices: number } | null;
   sampled?: { runs: number; strategies: readonly string[] } | null;
 }
 
@@ -113,9 +113,11 @@ export function readmeMatrix(json: MainJobJson): string {
     );
   const partly = json.verdicts.filter((v) => !v.proven && provenMark(v) !== "");
   if (partly.length > 0) {
-    const stopped = partly.map((v) => v.exhaustive?.executions ?? 0);
+    const budgets = [
+      ...new Set(partly.map((v) => (v.exhaustive?.maxExecutions ?? 0).toLocaleString("en-US"))),
+    ];
     legend.push(
-      `✓≤L: proven only for every run with at most L choices in all; the search within the bounds above stopped at its budget (${Math.min(...stopped).toLocaleString("en-US")}-${Math.max(...stopped).toLocaleString("en-US")} executions): \`--min-bound 1,1 --max-executions N\` demands the rest.`,
+      `✓≤L: proven only for every run with at most L choices in all; the next level did not fit the budget of ${budgets.join(" / ")} executions: \`--min-bound 1,1 --max-executions N\` demands the rest.`,
     );
   }
   const strategies = [

@@ -133,7 +133,7 @@ describe("--min-bound", () => {
     const r = await run("-p", "no-mask", "-s", "normal", "--min-bound", "1,1", "--max-executions", "50");
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(
-      /^no-mask on normal: no property violated, but incomplete \(exhaustive: stopped after 50 executions within ≤ 1 preemption, ≤ 1 event .*; random and PCT: no violation in \d+ runs more; not exhaustive\)/m,
+      /^no-mask on normal: no property violated, but incomplete \(exhaustive: stopped after 50 executions of 50 within ≤ 1 preemption, ≤ 1 event .*; random and PCT: no violation in \d+ runs more; not exhaustive\)/m,
     );
     // Without --min-bound the same budget rests on the runs drawn at random: holds, exit 0.
     const sampled = await run("-p", "no-mask", "-s", "normal", "--max-executions", "50");

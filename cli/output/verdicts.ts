@@ -338,6 +338,7 @@ export function verdictJson(
     bounds: ex ? { ...ex.bounds, total: ex.total, cpus: ex.cpus } : null,
     exhaustive: ex
       ? {
+          maxExecutions: ex.maxExecutions,
           executions: ex.executions,
           judged: ex.judged,
           completeUpToChoices: ex.level,

@@ -37,6 +37,13 @@ export interface ExploreOptions {
   /** At most this many choices in total (preemptions, events, branch choices), besides each bound. */
   total?: number;
   /**
+   * Iterative deepening starts a level only when the executions left in the budget are at least this
+   * many times those of the levels before it (the portfolio: a level it cannot be expected to finish
+   * is left to the random and PCT runs, which use the time better than a search cut short). Off by
+   * default.
+   */
+  levelGrowth?: number;
+  /**
    * The state cache's size limit in bytes (`--max-memory`): past it, states are explored without
    * being remembered (sound, slower), and the result says so (cacheFull).
    */
@@ -113,6 +120,10 @@ export function explore(spec: MachineSpec, opts: ExploreOptions, visitor: Explor
     let restart = false;
     const levels = deepening ? Array.from({ length: top + 1 }, (_, i) => i) : [top];
     levelLoop: for (const limit of levels) {
+      if (opts.levelGrowth !== undefined && limit > 0 && executions * opts.levelGrowth > max - executions) {
+        complete = false;
+        break;
+      }
       const search = new ExhaustiveSearch(
         spec,
         bounds,
