@@ -15,6 +15,7 @@ import { buildReportModel, type ReportModel, renderReport, replayTape, statusNam
 import { type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
+import { threadId } from "../workers/thread-time.js";
 import { createThreadedEngine, type ThreadedEngine } from "../workers/threaded.js";
 import {
   loadProtocolModules,
@@ -154,7 +155,8 @@ function watchedThreaded(task: TaskBase): Engine {
 }
 
 export default async function runUnit(task: UnitTask): Promise<UnitResult> {
-  reportProgressTo(progressBlock(task.progress));
+  // With this thread's id in the block, the pool's watchdog counts a silence in its CPU time.
+  reportProgressTo(progressBlock(task.progress), threadId());
   try {
     notePhase(Phase.Loading);
     try {

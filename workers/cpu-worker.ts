@@ -8,10 +8,11 @@
 // alternate, so both engines write the same bytes.
 import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
-import { progressBlock, reportProgressTo } from "../model/progress.js";
+import { noteCpuThread, progressBlock, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
 import { machineFor, memoryFor, prepareThread, type ThreadSetup } from "./setup.js";
 import { bufferScheduler } from "./strategies/tape.js";
+import { threadId } from "./thread-time.js";
 import { nextTurn } from "./turn.js";
 
 export interface CpuTask {
@@ -64,6 +65,8 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
   // Pairs with the main thread's atomic store after prepare(): the prepared buffer is visible from here.
   Atomics.load(header, H.token);
   reportProgressTo(progressBlock(task.progress));
+  // Which thread runs this CPU: the engine's watchdog counts the token holder's silence in its time.
+  noteCpuThread(me, threadId());
   try {
     await prepareThread(task.setup);
     const spec = machineFor(task.config);
