@@ -135,7 +135,8 @@ export async function closeUnitEngines(): Promise<void> {
 
 /**
  * The threaded engine as check() sees it, with the phase set while a machine runs: its own watchdog
- * watches the machine then (this thread only waits), and each finished run moves the heartbeat.
+ * watches the machine then (this thread only waits) and moves this thread's heartbeat as the
+ * machine's steps move, and each finished run moves it too.
  */
 function watchedThreaded(task: TaskBase): Engine {
   const engine = threadedEngine(task);
