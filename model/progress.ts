@@ -83,7 +83,9 @@ export function reportProgressTo(block: Int32Array | null, thread = 0): void {
   if (block !== null) block[PG.thread] = thread;
 }
 
-/** The thread of CPU `cpu` says who it is (the threaded engine: one thread per CPU, one block per machine). */
+/**
+ * The thread of CPU `cpu` says who it is (the threaded engine: a thread per CPU, a block per machine).
+ */
 export function noteCpuThread(cpu: number, thread: number): void {
   if (sink === null || cpu >= PROGRESS_CPUS) return;
   sink[PROGRESS_HEADER + cpu * PROGRESS_CPU_WORDS + PG_CPU.thread] = thread;

@@ -5,9 +5,10 @@
 // (model/progress); when its heartbeat stops for the watchdog time, the unit's thread is terminated
 // and the unit fails with a StuckError naming the CPU, the routine and the step it was at. The time
 // is the unit thread's own CPU time (workers/thread-time), not the wall clock's: on a busy host a
-// thread can wait for a core for seconds, through no fault of the protocol. And only a silence inside routine code is a routine's: the checker's own work between
-// routine steps (a long search's bookkeeping, a garbage collection) gets a much longer time, and is
-// not blamed on a protocol should it ever exceed it.
+// thread can wait for a core for seconds, through no fault of the protocol. And only a silence
+// inside routine code is a routine's: the checker's own work between routine steps (a long search's
+// bookkeeping, a garbage collection) gets a much longer time, and is not blamed on a protocol
+// should it ever exceed it.
 import { existsSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { dirname, join } from "node:path";
