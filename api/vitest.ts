@@ -33,7 +33,10 @@ export interface ProtocolCheck extends CheckInput {
    * under the watchdog, and a failure's replay command names it (`--module FILE`).
    */
   module?: string | URL;
-  /** With `module`: seconds a check may make no progress before the watchdog stops it (default 5). */
+  /**
+   * With `module`: seconds of its thread's own CPU time (time waiting for a core on a busy machine
+   * does not count) a check may make no progress before the watchdog stops it (default 5).
+   */
   watchdogSeconds?: number;
 }
 
@@ -107,7 +110,11 @@ async function helperErrors<T>(work: Promise<T>): Promise<T> {
     if (!(e instanceof SessionError)) throw e;
     if (e.kind === "stuck")
       throw new Error(
-        `livepatch-check: the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol (or, if the machine is only very slow, raise watchdogSeconds).`,
+        `livepatch-check: the watchdog stopped the check: ${e.message}. Nothing was judged: ${
+          e.culprit === "module"
+            ? "fix the protocol"
+            : "the code that made no progress is livepatch-check's own, not the module's: please report it"
+        } (or, if the machine is only very slow, raise watchdogSeconds).`,
       );
     if (e.kind === "build")
       throw new Error(

@@ -166,7 +166,7 @@ export function htmlTarget(
 /** The --watchdog option, the same for every command. */
 export const WATCHDOG_OPTION = [
   "--watchdog <seconds>",
-  `seconds a check may make no progress before it is stopped, naming the CPU, routine and step (default: ${DEFAULTS.watchdogMs / 1000})`,
+  `seconds of its own CPU time a check may spend without progress before it is stopped, naming the CPU, routine and step; time it waits for a core on a busy machine does not count (default: ${DEFAULTS.watchdogMs / 1000})`,
   wholeNumber("--watchdog", 1, 3600),
 ] as const;
 

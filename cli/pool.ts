@@ -58,7 +58,11 @@ export async function commandErrors<T>(
     switch (e.kind) {
       case "stuck":
         throw new UsageError(
-          `the watchdog stopped the check: ${e.message}. Nothing was judged: fix the protocol module (or, if the machine is only very slow, raise --watchdog).`,
+          `the watchdog stopped the check: ${e.message}. Nothing was judged: ${
+            e.culprit === "module"
+              ? "fix the protocol module"
+              : "the code that made no progress is livepatch-check's own, not a protocol module's: please report it with the command line"
+          } (or, if the machine is only very slow, raise --watchdog).`,
         );
       case "module":
         throw new UsageError(

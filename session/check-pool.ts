@@ -3,7 +3,12 @@
 // counterexample's report and its confirmation — so that the main thread stays free to watch them.
 // Units run in parallel, one per thread. A watchdog here reads each running unit's progress block
 // (model/progress); when its heartbeat stops for the watchdog time, the unit's thread is terminated
-// and the unit fails with a StuckError naming the CPU, the routine and the step it was at.
+// and the unit fails with a StuckError naming the CPU, the routine and the step it was at. The time
+// is the unit thread's own CPU time (workers/thread-time), not the wall clock's: on a busy host a
+// thread can wait for a core for seconds, through no fault of the protocol. And only a silence
+// inside routine code is a routine's: the checker's own work between routine steps (a long search's
+// bookkeeping, a garbage collection) gets a much longer time, and is not blamed on a protocol
+// should it ever exceed it.
 import { existsSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,7 +23,9 @@ import {
   routineLabel,
   type StuckAt,
 } from "../model/progress.js";
+import { PROTOCOLS } from "../model/protocols/index.js";
 import type { EngineName } from "../workers/engine.js";
+import { QuietMeter, seconds } from "../workers/thread-time.js";
 import { DEFAULT_WATCHDOG_MS } from "../workers/threaded.js";
 import type { UnitResult, UnitTask } from "./check-worker.js";
 import type { ScenarioSource } from "./modules.js";
@@ -43,15 +50,22 @@ export interface CheckPoolOptions {
   modules?: string[];
   /** Scenarios defined on the command line, built by every task after the modules. */
   scenarioSources?: ScenarioSource[];
-  /** A unit whose heartbeat stands still this long is stopped. */
+  /** A unit whose heartbeat stands still for this much of its thread's own CPU time is stopped. */
   watchdogMs?: number;
 }
+
+/**
+ * Whose code made no progress: a user module's (its top-level code, a protocol's setup or routine),
+ * or livepatch-check's own (a built-in protocol, the OS routines, the checker's work): a bug to report.
+ */
+export type Culprit = "module" | "checker";
 
 /** A unit stopped by the watchdog. `at` is where its thread was; the message says it in words. */
 export class StuckError extends Error {
   constructor(
     message: string,
     readonly at: StuckAt,
+    readonly culprit: Culprit,
   ) {
     super(message);
   }
@@ -59,15 +73,45 @@ export class StuckError extends Error {
 
 const TICK_MS = 50;
 /**
- * A fresh thread first loads the model and iced-x86; on a loaded machine that takes seconds. A unit
- * not yet started by its thread gets this long.
+ * A fresh thread first loads the model and iced-x86, which takes a second or so of CPU time. A unit
+ * not yet started by its thread gets this much of the process's CPU time (the thread has not said
+ * which it is yet).
  */
 const STARTUP_MS = 30_000;
+/**
+ * Between two routine steps the thread does the checker's own work: a search's bookkeeping (doubling
+ * a state cache of millions of states takes seconds), judging a run, a garbage collection. It is not
+ * a routine's, and gets this many times the watchdog time (a minute at least) before it is taken for
+ * a bug of the checker.
+ */
+const OWN_WORK_FACTOR = 12;
+const OWN_WORK_MS = 60_000;
+/** The built-in protocols' names (this thread loads no module: any other name is a module's). */
+const BUILT_IN_PROTOCOLS = new Set(PROTOCOLS.map((p) => p.name));
 
 /** Memory a worker thread of the check pool may take (V8 heap, machine buffers of every cell). */
 const WORKER_BYTES = 256 * 2 ** 20;
 /** And each thread of a threaded-engine machine inside it. */
 const CPU_THREAD_BYTES = 64 * 2 ** 20;
+
+/**
+ * How much quiet time (workers/thread-time) a unit's thread may have where its progress block says
+ * it is, with the watchdog time `watchdogMs`.
+ */
+export function quietLimit(at: Pick<StuckAt, "phase" | "inRoutine">, watchdogMs: number): number {
+  switch (at.phase) {
+    case Phase.Starting:
+      return Math.max(STARTUP_MS, watchdogMs);
+    case Phase.Threaded:
+      // The threaded machine's own watchdog ends the run with a message; this is the last resort
+      // should this thread itself not come back to notice.
+      return STARTUP_MS + 2 * watchdogMs;
+    case Phase.Running:
+      return at.inRoutine ? watchdogMs : Math.max(OWN_WORK_MS, OWN_WORK_FACTOR * watchdogMs);
+    default:
+      return watchdogMs;
+  }
+}
 
 /**
  * The most workers that pay on this host: one per core (the work is CPU-bound; more threads than
@@ -109,7 +153,8 @@ interface Running {
   controller: AbortController;
   label: UnitLabel;
   beat: number;
-  since: number;
+  /** The time the unit's thread has had since its heartbeat last moved. */
+  quiet: QuietMeter;
   stuck?: StuckError;
 }
 
@@ -163,7 +208,7 @@ export class CheckPool {
       controller: new AbortController(),
       label,
       beat: -1,
-      since: performance.now(),
+      quiet: new QuietMeter(),
     };
     this.running.add(entry);
     this.watch();
@@ -237,47 +282,64 @@ export class CheckPool {
   }
 
   private tick(): void {
-    const now = performance.now();
     for (const r of this.running) {
       if (r.stuck) continue;
       const beat = Atomics.load(r.block, PG.beat);
       if (beat !== r.beat) {
         r.beat = beat;
-        r.since = now;
+        r.quiet.reset();
         continue;
       }
-      const phase = Atomics.load(r.block, PG.phase) as Phase;
-      // A threaded machine has its own watchdog, which ends the run with a message; this one is the
-      // last resort should that thread not come back.
-      const limit =
-        phase === Phase.Starting
-          ? Math.max(STARTUP_MS, this.watchdogMs)
-          : phase === Phase.Threaded
-            ? STARTUP_MS + 2 * this.watchdogMs
-            : this.watchdogMs;
-      if (now - r.since < limit) continue;
       const at = readProgress(r.block);
-      r.stuck = new StuckError(this.describe(at, r.label, now - r.since), at);
+      // A thread that has not started the unit has not said which it is: the process's time counts.
+      if (at.phase === Phase.Starting) r.quiet.sampleProcess();
+      else r.quiet.sampleThread(at.thread);
+      // A thread that runs a threaded machine waits for the machine's threads: its waiting is no
+      // sign of a stuck wait (that machine's watchdog watches them, and moves this heartbeat as they
+      // progress).
+      const limit = quietLimit(at, this.watchdogMs);
+      if (!r.quiet.over(limit, at.phase === Phase.Threaded)) continue;
+      r.stuck = new StuckError(this.describe(at, r.label, r.quiet, limit), at, this.culprit(at, r.label));
       r.controller.abort(r.stuck);
     }
   }
 
-  private describe(at: StuckAt, label: UnitLabel, quietMs: number): string {
-    const quiet = `${(quietMs / 1000).toFixed(1)} s`;
+  private culprit(at: StuckAt, label: UnitLabel): Culprit {
+    if (this.modules.length === 0) return "checker";
+    const moduleProtocol = label.protocol === undefined || !BUILT_IN_PROTOCOLS.has(label.protocol);
+    switch (at.phase) {
+      case Phase.Loading:
+        return "module";
+      case Phase.Building:
+        return moduleProtocol ? "module" : "checker";
+      case Phase.Running:
+        // The OS routines around a protocol's hooks are the checker's.
+        return at.inRoutine && at.hook !== undefined && moduleProtocol ? "module" : "checker";
+      default:
+        return "checker";
+    }
+  }
+
+  private describe(at: StuckAt, label: UnitLabel, meter: QuietMeter, limit: number): string {
+    const quiet = meter.words(seconds, limit);
     const cell = label.protocol && label.scenario ? ` for ${label.protocol} on ${label.scenario}` : "";
     switch (at.phase) {
       case Phase.Starting:
-        return `a worker thread did not start its work${cell} within ${quiet}`;
+        return `a worker thread did not start its work${cell} ${quiet}`;
       case Phase.Loading:
-        return `loading the protocol module${this.modules.length === 1 ? "" : "s"} ${this.modules.map((m) => `'${m}'`).join(", ")} made no progress for ${quiet}: its top-level code never ends`;
+        return `loading the protocol module${this.modules.length === 1 ? "" : "s"} ${this.modules.map((m) => `'${m}'`).join(", ")} made no progress ${quiet}: its top-level code never ends`;
       case Phase.Building:
-        return `building the machine${cell} made no progress for ${quiet}: the protocol's setup never returns`;
+        return `building the machine${cell} made no progress ${quiet}: the protocol's setup never returns`;
+      case Phase.Threaded:
+        return `the thread that waits for a machine on the threaded engine${cell} made no progress ${quiet}, and the engine's own watchdog did not stop the run`;
       default: {
+        if (!at.inRoutine)
+          return `the check${cell} made no progress ${quiet} in livepatch-check's own work between routine steps (CPU ${at.cpu} last entered a routine at step ${at.step})`;
         const routine =
           at.kind !== undefined
             ? routineLabel(at.kind, at.hook, label.protocol ?? "?")
             : "an unknown routine";
-        return `CPU ${at.cpu} made no progress for ${quiet}${cell}, at step ${at.step} in ${routine}: a routine that loops without yielding never gives the CPU back`;
+        return `CPU ${at.cpu} made no progress ${quiet}${cell}, at step ${at.step} in ${routine}: a routine that loops without yielding never gives the CPU back`;
       }
     }
   }

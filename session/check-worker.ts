@@ -15,6 +15,7 @@ import { buildReportModel, type ReportModel, renderReport, replayTape, statusNam
 import { type Engine, type EngineName, inlineEngine } from "../workers/engine.js";
 import { runInline } from "../workers/inline.js";
 import { machineFor } from "../workers/setup.js";
+import { threadId } from "../workers/thread-time.js";
 import { createThreadedEngine, type ThreadedEngine } from "../workers/threaded.js";
 import {
   loadProtocolModules,
@@ -134,7 +135,8 @@ export async function closeUnitEngines(): Promise<void> {
 
 /**
  * The threaded engine as check() sees it, with the phase set while a machine runs: its own watchdog
- * watches the machine then (this thread only waits), and each finished run moves the heartbeat.
+ * watches the machine then (this thread only waits) and moves this thread's heartbeat as the
+ * machine's steps move, and each finished run moves it too.
  */
 function watchedThreaded(task: TaskBase): Engine {
   const engine = threadedEngine(task);
@@ -154,7 +156,8 @@ function watchedThreaded(task: TaskBase): Engine {
 }
 
 export default async function runUnit(task: UnitTask): Promise<UnitResult> {
-  reportProgressTo(progressBlock(task.progress));
+  // With this thread's id in the block, the pool's watchdog counts a silence in its CPU time.
+  reportProgressTo(progressBlock(task.progress), threadId());
   try {
     notePhase(Phase.Loading);
     try {

@@ -44,7 +44,10 @@ export const DEFAULTS = {
   portfolio: { bounds: PORTFOLIO_BOUNDS, maxExecutions: PORTFOLIO_MAX_EXECUTIONS },
   /** The engine that runs the machines (`--engine`). */
   engine: "inline" as EngineName,
-  /** How long a unit (a check, a machine) may make no progress before it is stopped (`--watchdog`). */
+  /**
+   * How much of its thread's own CPU time (not time waiting for a core) a unit (a check, a machine)
+   * may spend without progress before it is stopped (`--watchdog`).
+   */
   watchdogMs: DEFAULT_WATCHDOG_MS,
   /**
    * Units at once (`--parallel`): not a number but a rule, session/check-pool defaultWorkers: one per

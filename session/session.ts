@@ -12,7 +12,14 @@ import type { Verdict } from "../properties/check.js";
 import type { PropertyId } from "../properties/invariants.js";
 import { encodeToken } from "../properties/token.js";
 import type { EngineName } from "../workers/engine.js";
-import { CheckPool, defaultWorkers, StuckError, type UnitLabel, type UnitRequest } from "./check-pool.js";
+import {
+  CheckPool,
+  type Culprit,
+  defaultWorkers,
+  StuckError,
+  type UnitLabel,
+  type UnitRequest,
+} from "./check-pool.js";
 import type {
   Confirmation,
   ProtocolInfo,
@@ -34,7 +41,10 @@ export interface SessionOptions {
   modules?: readonly string[];
   /** Scenarios built from an ELF file (--elf), built by every worker thread after the modules. */
   scenarioSources?: readonly ScenarioSource[];
-  /** A unit whose heartbeat stands still this long is stopped (default DEFAULTS.watchdogMs). */
+  /**
+   * A unit whose heartbeat stands still for this much of its thread's own CPU time (not time it
+   * waited for a core) is stopped (default DEFAULTS.watchdogMs).
+   */
   watchdogMs?: number;
 }
 
@@ -65,15 +75,17 @@ export interface Catalog {
 }
 
 /**
- * What went wrong in a session, by kind: `stuck` (the watchdog stopped a unit), `module` (a user
- * module failed to load or exports something else), `build` (a machine could not be built from its
- * configuration), `unconfirmed` (the threaded engine disagrees with the inline one: a bug).
+ * What went wrong in a session, by kind: `stuck` (the watchdog stopped a unit; `culprit` says whether
+ * in a user module's code or in livepatch-check's own), `module` (a user module failed to load or
+ * exports something else), `build` (a machine could not be built from its configuration),
+ * `unconfirmed` (the threaded engine disagrees with the inline one: a bug).
  */
 export class SessionError extends Error {
   constructor(
     readonly kind: "stuck" | "module" | "build" | "unconfirmed",
     message: string,
     readonly cell?: { protocol: string; scenario: string },
+    readonly culprit?: Culprit,
   ) {
     super(message);
     this.name = "SessionError";
@@ -221,7 +233,7 @@ export class CheckerSession {
     try {
       r = await this.pool.run(request, label);
     } catch (e) {
-      if (e instanceof StuckError) throw new SessionError("stuck", e.message);
+      if (e instanceof StuckError) throw new SessionError("stuck", e.message, undefined, e.culprit);
       throw e;
     }
     if (r.kind === "module-error") throw new SessionError("module", r.message);

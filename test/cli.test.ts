@@ -459,7 +459,7 @@ export default {
       expect(r.stdout).toBe("");
       // The check's first run (the round-robin one that sizes its tapes) already loops.
       expect(r.stderr).toMatch(
-        /the watchdog stopped the check: CPU 0 made no progress for \d+\.\d s for cli-test-spins on normal, at step \d+ in routine 'master' of protocol 'cli-test-spins'/,
+        /the watchdog stopped the check: CPU 0 made no progress in \d+\.\d s of its own CPU time for cli-test-spins on normal, at step \d+ in routine 'master' of protocol 'cli-test-spins'.*Nothing was judged: fix the protocol module/,
       );
     },
   );
@@ -499,8 +499,8 @@ export default {
       // Inline, the check pool's watchdog stops the worker; threaded, the engine's own stops the run.
       const where =
         engine === "inline"
-          ? `CPU \\d made no progress for \\d+\\.\\d s for ${name} on nmi-path, at step \\d+ in`
-          : `CPU \\d held the token at step \\d+ and made no progress for \\d+ ms in`;
+          ? `CPU \\d made no progress in \\d+\\.\\d s of its own CPU time for ${name} on nmi-path, at step \\d+ in`
+          : `CPU \\d held the token at step \\d+ and made no progress in \\d+ ms of its own CPU time in`;
       expect(r.stderr).toMatch(
         new RegExp(`${where} routine 'nmiCallback' of protocol '${name}' in the 'nmi' handler`),
       );
@@ -511,7 +511,7 @@ export default {
     const forever = moduleFile("forever.mjs", "for (;;) {}\n");
     const load = await run("--module", forever, "list", "--watchdog", "1");
     expect(load.code).toBe(2);
-    expect(load.stderr).toContain(`loading the protocol module '${forever}' made no progress for`);
+    expect(load.stderr).toContain(`loading the protocol module '${forever}' made no progress in`);
     expect(load.stderr).toContain("its top-level code never ends");
     const setup = protocolWith("cli-test-setup-spins", "setup() { for (;;) {} },");
     const build = await run(
@@ -526,7 +526,7 @@ export default {
     );
     expect(build.code).toBe(2);
     expect(build.stderr).toContain(
-      "building the machine for cli-test-setup-spins on normal made no progress for",
+      "building the machine for cli-test-setup-spins on normal made no progress in",
     );
     expect(build.stderr).toContain("the protocol's setup never returns");
   });

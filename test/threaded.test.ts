@@ -207,7 +207,7 @@ describe("threaded engine failures", () => {
     expect(threaded.status).toBe(RunStatus.Error);
     expect(threaded.mem.header[H.errorCpu]).toBe(1);
     expect(threaded.error).toMatch(
-      /^CPU 1 held the token at step \d+ and made no progress for \d+ ms in routine 'poll' of protocol 'test-spins' .*the watchdog stopped the run/,
+      /^CPU 1 held the token at step \d+ and made no progress in \d+ ms of its own CPU time in routine 'poll' of protocol 'test-spins' .*the watchdog stopped the run/,
     );
     await expectSameAsInline(engine, afterFailure, { tape: [0, 4, 0, 1] });
     // Every CPU again: the terminated threads were replaced.

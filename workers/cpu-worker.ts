@@ -8,10 +8,11 @@
 // alternate, so both engines write the same bytes.
 import { Cpu } from "../model/cpu.js";
 import { H, RunStatus } from "../model/memory.js";
-import { progressBlock, reportProgressTo } from "../model/progress.js";
+import { noteCpuThread, progressBlock, readProgress, reportProgressTo } from "../model/progress.js";
 import type { RunConfig } from "../model/types.js";
 import { machineFor, memoryFor, prepareThread, type ThreadSetup } from "./setup.js";
 import { bufferScheduler } from "./strategies/tape.js";
+import { QuietMeter, seconds, threadId } from "./thread-time.js";
 import { nextTurn } from "./turn.js";
 
 export interface CpuTask {
@@ -45,9 +46,11 @@ export interface CpuTaskResult {
 const WAIT_SLICE_MS = 50;
 
 /**
- * With neither the token nor the step counter moving for this long, a waiting worker stops on its
- * own. The main thread's watchdog normally stops such a run within seconds; this is the last resort
- * when the main thread cannot (its event loop is blocked), so that no thread waits forever.
+ * With neither the token nor the step counter moving while the CPU holding the token has had this
+ * much of its own CPU time (workers/thread-time: not the time a busy host kept it waiting for a
+ * core), a waiting worker stops on its own. The engine's watchdog normally stops such a run within
+ * seconds; this is the last resort when it cannot (the event loop of its thread is blocked), so that
+ * no thread waits forever.
  */
 const GIVE_UP_MS = 120_000;
 
@@ -63,7 +66,10 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
   let phase = "start";
   // Pairs with the main thread's atomic store after prepare(): the prepared buffer is visible from here.
   Atomics.load(header, H.token);
-  reportProgressTo(progressBlock(task.progress));
+  const progress = progressBlock(task.progress);
+  reportProgressTo(progress);
+  // Which thread runs this CPU: the engine's watchdog counts the token holder's silence in its time.
+  noteCpuThread(me, threadId());
   try {
     await prepareThread(task.setup);
     const spec = machineFor(task.config);
@@ -82,7 +88,7 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
 
     let seenToken = Atomics.load(h, H.token);
     let seenStep = Atomics.load(h, H.step);
-    let quietSince = performance.now();
+    const quiet = new QuietMeter();
     for (;;) {
       // The bell before the token: a handoff stores the token, then bumps the bell, so a token read
       // that misses the handoff is followed by a wait that returns at once.
@@ -93,14 +99,19 @@ export default async function runCpu(task: CpuTask): Promise<CpuTaskResult> {
         Atomics.wait(bells, me, bell, WAIT_SLICE_MS);
         if (Atomics.load(h, H.status) === RunStatus.Error) return { switches };
         const step = Atomics.load(h, H.step);
-        const now = performance.now();
         if (token !== seenToken || step !== seenStep) {
           seenToken = token;
           seenStep = step;
-          quietSince = now;
-        } else if (now - quietSince > GIVE_UP_MS) {
+          quiet.reset();
+          continue;
+        }
+        // Before the first choice (token -2) no one CPU holds the token: the process's time counts.
+        if (token >= 0) quiet.sampleThread(readProgress(progress, token).thread);
+        else quiet.sampleProcess();
+        if (quiet.over(GIVE_UP_MS)) {
+          const who = token >= 0 ? `CPU ${token} held the token at step ${step} and` : "the machine";
           throw new StallError(
-            `waited ${Math.round(GIVE_UP_MS / 1000)} s while CPU ${token} held the token at step ${step} without progress`,
+            `${who} made no progress ${quiet.words(seconds, GIVE_UP_MS)}: CPU ${me}'s worker stopped waiting`,
           );
         }
         continue;

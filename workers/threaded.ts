@@ -9,11 +9,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { H, type MachineMemory, RunStatus } from "../model/memory.js";
-import { PROGRESS_WORDS, progressBlock, readProgress, routineLabel } from "../model/progress.js";
+import { beat, PROGRESS_WORDS, progressBlock, readProgress, routineLabel } from "../model/progress.js";
 import type { MachineSpec, RunConfig } from "../model/types.js";
 import { type CpuTask, type CpuTaskResult, pass } from "./cpu-worker.js";
 import type { Engine, RunResult, Strategy } from "./engine.js";
 import { machineFor, memoryFor, prepare, prepareThread, type ThreadSetup } from "./setup.js";
+import { QuietMeter } from "./thread-time.js";
 
 export interface ThreadedOptions {
   /** Machines that may run at once; each has its own buffer and its own threads. */
@@ -23,7 +24,10 @@ export interface ThreadedOptions {
    * in every CPU worker before a machine is built; none for the built-in catalog.
    */
   setup?: ThreadSetup;
-  /** A run whose step counter stands still this long is stopped as stuck. */
+  /**
+   * A run whose step counter stands still while the CPU holding the token has this much of its own
+   * CPU time (not time it waited for a core) is stopped as stuck.
+   */
   watchdogMs?: number;
 }
 
@@ -38,7 +42,10 @@ export interface ThreadedEngine extends Engine {
   readonly keptBuffers: { configurations: number; buffers: number };
 }
 
-/** How long a machine (or a check) may make no progress before it is stopped. */
+/**
+ * How long a machine (or a check) may make no progress before it is stopped, counted in the silent
+ * thread's own CPU time (workers/thread-time).
+ */
 export const DEFAULT_WATCHDOG_MS = 5000;
 const WATCHDOG_TICK_MS = 50;
 /**
@@ -47,8 +54,9 @@ const WATCHDOG_TICK_MS = 50;
  */
 export const KEPT_CONFIGURATIONS = 8;
 /**
- * Until every CPU has started, the clock allows at least this long: a fresh pool's threads first load
- * the model (iced-x86) and build the machine, which on a loaded machine with many threads takes seconds.
+ * Until every CPU has started, the watchdog allows at least this much of the process's CPU time: a
+ * fresh pool's threads first load the model (iced-x86) and build the machine, which with many
+ * threads takes seconds.
  */
 const STARTUP_MS = 30_000;
 /** After a stuck run is marked Error, healthy workers get this long to return before they are stopped too. */
@@ -334,10 +342,13 @@ class Threaded implements ThreadedEngine {
         ),
     );
 
-    // Watchdog: the step counter (or, while starting, the start count) must keep moving.
+    // Watchdog: the step counter (or, while starting, the start count) must keep moving. Its silence
+    // is counted in the CPU time of the thread that holds the token (workers/thread-time): on a busy
+    // host that thread may wait for a core for seconds, which is no fault of its routine.
     let lastStep = Atomics.load(h, H.step);
     let lastStarted = Atomics.load(h, H.started);
-    let lastChange = performance.now();
+    const quiet = new QuietMeter();
+    let watched = -1;
     let grace: NodeJS.Timeout | undefined;
     let fired = false;
     // It keeps watching after a worker died: should a thread then still not return, it is stopped too.
@@ -345,26 +356,35 @@ class Threaded implements ThreadedEngine {
       if (fired) return;
       const step = Atomics.load(h, H.step);
       const started = Atomics.load(h, H.started);
-      const now = performance.now();
       if (step !== lastStep || started !== lastStarted) {
         lastStep = step;
         lastStarted = started;
-        lastChange = now;
+        quiet.reset();
+        // This thread only waits while the machine runs: the machine's progress is its progress, for
+        // a watchdog that watches this thread (the check pool's, when a check runs the machine).
+        beat();
         return;
       }
       const starting = started < n;
-      const limit = starting ? Math.max(this.watchdogMs, STARTUP_MS) : this.watchdogMs;
-      if (now - lastChange < limit) return;
       const holder = Atomics.load(h, H.token);
-      const quiet = Math.round(now - lastChange);
+      if (holder !== watched) {
+        watched = holder;
+        quiet.reset();
+      }
+      // Starting, no one CPU holds the token yet: the process's CPU time counts.
+      if (starting || holder < 0) quiet.sampleProcess();
+      else quiet.sampleThread(readProgress(progress, holder).thread);
+      const limit = starting ? Math.max(this.watchdogMs, STARTUP_MS) : this.watchdogMs;
+      if (!quiet.over(limit)) return;
+      const words = quiet.words((ms) => `${Math.round(ms)} ms`, limit);
       fired = true;
       const at = holder >= 0 ? readProgress(progress, holder) : undefined;
       const routine = at?.kind !== undefined ? ` in ${routineLabel(at.kind, at.hook, config.protocol)}` : "";
       failure ??=
-        holder >= 0
-          ? `CPU ${holder} held the token at step ${step} and made no progress for ${quiet} ms${routine} ` +
+        holder >= 0 && !starting
+          ? `CPU ${holder} held the token at step ${step} and made no progress ${words}${routine} ` +
             "(a routine stuck in a loop that never yields?): the watchdog stopped the run"
-          : `the machine made no progress for ${quiet} ms while starting (${started} of ${n} CPUs started): ` +
+          : `the machine made no progress ${words} while starting (${started} of ${n} CPUs started): ` +
             "the watchdog stopped the run";
       stopRun(holder >= 0 ? holder : -1);
       // The holder cannot be interrupted but by terminating its thread; the others were told to stop

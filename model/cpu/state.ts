@@ -4,7 +4,7 @@
 
 import { type ContextKind, CrashKind, Ev } from "../events.js";
 import { C, CPU_WORDS, H, type MachineMemory, RunStatus } from "../memory.js";
-import { noteRoutine, routineLabel } from "../progress.js";
+import { leaveRoutine, noteRoutine, routineLabel } from "../progress.js";
 import { checkStep, type Routine, type Step } from "../routine.js";
 import type { Frame, MachineSpec, RoutineContext } from "../types.js";
 import { FETCH_START, type FetchCursor } from "../x86.js";
@@ -189,13 +189,20 @@ export function pushContext(
 /**
  * Runs the routine up to its next yield (CPU-private computation between two steps). It first says
  * where, for a watchdog in another thread: a routine that never yields cannot be stopped otherwise.
+ * It says too when the routine's code is done, so that the watchdog does not take the checker's own
+ * work after it (a search's bookkeeping, a garbage collection) for the routine's.
  */
 export function advance(cpu: CpuState, ctx: Context, result: number): void {
   noteRoutine(cpu.id, cpu.mem.header[H.step], ctx.kind, ctx.rctx.hook);
   ctx.trailA = mixA(ctx.trailA, result);
   ctx.trailB = mixB(ctx.trailB, result);
   ctx.inputs.push(result);
-  const r = ctx.routine.next(result);
+  let r: IteratorResult<Step, unknown>;
+  try {
+    r = ctx.routine.next(result);
+  } finally {
+    leaveRoutine(cpu.id);
+  }
   ctx.next = r.done
     ? null
     : checkStep(
