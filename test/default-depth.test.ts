@@ -7,8 +7,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { runCaptured } from "../dist/cli/capture.js";
 import { registerProtocol } from "../dist/model/protocols/index.js";
 import { EVERY_TEXT_POKE_STEP, textPokeProtocol } from "../dist/model/protocols/linux-text-poke.js";
-import { check } from "../dist/properties/check.js";
+import { check, resolveConfig } from "../dist/properties/check.js";
 import { evaluate } from "../dist/properties/invariants.js";
+import { exhaustive } from "../dist/properties/search.js";
 import { decodeToken } from "../dist/properties/token.js";
 import { holdsText } from "../dist/report/matrix.js";
 import { runInline } from "../dist/workers/inline.js";
@@ -89,7 +90,7 @@ describe("stale values are a dimension of their own", () => {
       scenario: "nmi-path",
       strategy: "exhaustive" as const,
       hardware: { fetch: "stale" as const },
-      bounds: { preemptions: 1, events: 1 },
+      bounds: { preemptions: 0, events: 1 },
       properties: ["P3" as const],
     };
     const byDefault = await check(base);
@@ -101,6 +102,57 @@ describe("stale values are a dimension of their own", () => {
     expect(holdsText(none)).toMatch(
       /stale values: the default only \(\d+ stale-fetch points met; --stale explores the others\)/,
     );
+    // The stale values were explored, not only counted: judged runs took one, and a bound of 0 on
+    // branch directions does not bound them.
+    const spec = machineFor(resolveConfig(base.protocol, base.scenario, base.hardware));
+    const staleRuns = (bounds: { branches: number; stale: number }) => {
+      let n = 0;
+      exhaustive(spec, {
+        bounds: { preemptions: 0, events: 1, ...bounds },
+        stopWhenAllViolated: false,
+        onExecution: (_mem, cost) => {
+          if (cost.stale > 0) n++;
+        },
+      });
+      return n;
+    };
+    expect(staleRuns({ branches: 0, stale: 1 })).toBeGreaterThan(0);
+    expect(staleRuns({ branches: 1, stale: 0 })).toBe(0);
+  });
+
+  it("costs nothing where no choice of the dimension exists: deepening stops at the level that left nothing out", async () => {
+    const base = {
+      protocol: "no-mask",
+      scenario: "normal",
+      strategy: "exhaustive" as const,
+      properties: ["P1" as const],
+    };
+    const withStale = await check({ ...base, bounds: { preemptions: 2, events: 0, stale: 1 } });
+    const without = await check({ ...base, bounds: { preemptions: 2, events: 0, stale: 0 } });
+    if (withStale.kind !== "holds" || without.kind !== "holds") throw new Error("expected holds");
+    expect(withStale.search?.exhaustive?.executions).toBe(without.search?.exhaustive?.executions);
+    expect(withStale.search?.exhaustive?.level).toBe(3);
+    expect(withStale.search?.exhaustive?.complete).toBe(true);
+  });
+});
+
+describe("the portfolio's budget", () => {
+  it("does not begin a deepening level that its budget cannot be expected to finish", async () => {
+    const v = await check({
+      protocol: "no-mask",
+      scenario: "normal",
+      maxExecutions: 1000,
+      seeds: 1,
+      runs: 10,
+    });
+    if (v.kind !== "holds") throw new Error(`expected holds, got ${v.kind}`);
+    const ex = v.search?.exhaustive;
+    // One choice in all takes a few hundred executions; K1 E1 would need 8 times that left, so it is
+    // not begun: the budget is not spent on a level cut short.
+    expect(ex?.level).toBe(1);
+    expect(ex?.complete).toBe(false);
+    expect(ex?.executions).toBeLessThan(1000);
+    expect((ex?.executions ?? 0) * 9).toBeGreaterThan(1000);
   });
 });
 
