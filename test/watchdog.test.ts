@@ -44,43 +44,48 @@ const BUSY = `for (;;) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000 - phase);
 }`;
 
-/** The busy processes still running (a test that times out leaves its finally unrun). */
-const busy = new Set<ChildProcess>();
+/**
+ * Starts 8 busy processes and the command under `nice -n 19`, passes its output on, and ends them
+ * when it ends. It runs in a session of its own (detached): the scheduler shares the cores between
+ * sessions first (autogroups), so the busy processes starve the command, not the other test files
+ * that run meanwhile, and those do not starve the command further.
+ */
+const LOADED = `
+const { spawn } = require("node:child_process");
+const [busy, ...command] = JSON.parse(process.argv[1]);
+const hogs = Array.from({ length: 8 }, () => spawn(process.execPath, ["-e", busy], { stdio: "ignore" }));
+const child = spawn("nice", ["-n", "19", process.execPath, ...command], { stdio: "inherit" });
+child.on("close", (code) => {
+  for (const h of hogs) h.kill();
+  process.exitCode = code ?? 1;
+});`;
+
+/** The sessions still running (a test that times out leaves its own unended). */
+const sessions = new Set<ChildProcess>();
 afterEach(() => {
-  for (const p of busy) p.kill();
-  busy.clear();
+  for (const p of sessions) if (p.pid !== undefined && p.exitCode === null) process.kill(-p.pid, "SIGKILL");
+  sessions.clear();
 });
 
-/**
- * The command with a 1 s watchdog, niced, while 8 busy processes compete with it; they end with it.
- */
+/** The command with a 1 s watchdog, niced, while 8 busy processes compete with it. */
 async function underLoad(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const hogs = Array.from({ length: 8 }, () => spawn(process.execPath, ["-e", BUSY], { stdio: "ignore" }));
-  for (const h of hogs) busy.add(h);
-  try {
-    const child = spawn(
-      "nice",
-      ["-n", "19", process.execPath, BIN, ...args, "--watchdog", "1", "--no-html"],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    return { code, stdout, stderr };
-  } finally {
-    for (const h of hogs) {
-      h.kill();
-      busy.delete(h);
-    }
-  }
+  const command = [BIN, ...args, "--watchdog", "1", "--no-html"];
+  const session = spawn(process.execPath, ["-e", LOADED, JSON.stringify([BUSY, ...command])], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  sessions.add(session);
+  let stdout = "";
+  let stderr = "";
+  session.stdout.on("data", (d) => {
+    stdout += d;
+  });
+  session.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const code = await new Promise<number | null>((resolve) => session.on("close", resolve));
+  sessions.delete(session);
+  return { code, stdout, stderr };
 }
 
 describe.skipIf(!LINUX)("the watchdog on a busy machine", () => {
