@@ -8,7 +8,6 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * clone in CI has not). The main job is the longest: it runs the whole matrix at the default budget.
  */
 const LONGEST_FIRST = [
-  "test/main-job.test.ts",
   "test/cli.test.ts",
   "test/elf-cli.test.ts",
   "test/resume.test.ts",

@@ -145,12 +145,11 @@ export function renderVerdictMatrix(
         v.kind !== "refused" && v.kind !== "error" ? (v.search?.exhaustive?.maxExecutions ?? 0) : 0,
       ),
     );
+    if (provenCells.length === 0) lines.push("");
     lines.push(
       `✓≤L proven only for every run with ≤ L choices in all: the next level did not fit its budget of ${[...budgets].join(" / ")} executions (--max-executions raises it, --min-bound demands it)`,
     );
   }
-  if (verdicts.some((v) => v.kind !== "refused" && v.kind !== "error" && !proven(v) && provenMark(v) === ""))
-    lines.push("cells without a mark rest on runs drawn at random (or found a violation)");
   if (differing.length > 0) {
     lines.push("");
     lines.push(`* differs from the protocol's expected verdict (${differing.length}):`);

@@ -111,7 +111,9 @@ export function readmeMatrix(json: MainJobJson): string {
     legend.push(
       `✓: proven by exhaustive search for every run with ${bounds.join("; or ")} (the properties not violated, in a violated cell).`,
     );
-  const partly = json.verdicts.filter((v) => !v.proven && provenMark(v) !== "");
+  const partly = json.verdicts.filter(
+    (v) => v.verdict !== "refused" && v.verdict !== "error" && !v.proven && provenMark(v) !== "",
+  );
   if (partly.length > 0) {
     const budgets = [
       ...new Set(partly.map((v) => (v.exhaustive?.maxExecutions ?? 0).toLocaleString("en-US"))),
