@@ -66,7 +66,7 @@ describe("the main job, run once as a user runs it (npx livepatch-check, default
   it("gives the README's matrix (npm run docs:matrix rewrites it)", { timeout: 2_500_000 }, () => {
     mainJob();
     const json = JSON.parse(readFileSync(jsonFile, "utf8")) as MainJobJson;
-    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     expect(matrixOf(readme)).toBe(readmeMatrix(json));
   });
 });
