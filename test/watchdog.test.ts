@@ -37,26 +37,35 @@ const BIN = join(here, "..", "bin", "livepatch-check.js");
 const LINUX = existsSync("/proc/thread-self");
 const BAD_PROTOCOLS = join(here, "fixtures", "bad-protocols.mjs");
 
-/** Busy 1.5 s of every 2 s by the wall clock, so that all of them are busy at once. */
-const BUSY = `for (;;) {
-  const phase = Date.now() % 2000;
-  if (phase < 1500) continue;
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000 - phase);
-}`;
+/** A busy process: it spins until it is stopped (SIGSTOP) or ended. */
+const BUSY = "for (;;) {}";
 
 /**
  * Starts 8 busy processes and the command under `nice -n 19`, passes its output on, and ends them
- * when it ends. It runs in a session of its own (detached): the scheduler shares the cores between
- * sessions first (autogroups), so the busy processes starve the command, not the other test files
- * that run meanwhile, and those do not starve the command further.
+ * when it ends. The busy processes run 1.5 s and are stopped 0.5 s in turn, all together (SIGSTOP and
+ * SIGCONT from here, by timers: nothing reads the clock), so the niced command is starved for long
+ * stretches but still gets the cores now and then. It runs in a session of its own (detached): the
+ * scheduler shares the cores between sessions first (autogroups), so the busy processes starve the
+ * command, not the other test files that run meanwhile, and those do not starve the command further.
  */
 const LOADED = `
 const { spawn } = require("node:child_process");
 const [busy, ...command] = JSON.parse(process.argv[1]);
 const hogs = Array.from({ length: 8 }, () => spawn(process.execPath, ["-e", busy], { stdio: "ignore" }));
+let timer;
+const run = () => {
+  for (const h of hogs) h.kill("SIGCONT");
+  timer = setTimeout(pause, 1500);
+};
+const pause = () => {
+  for (const h of hogs) h.kill("SIGSTOP");
+  timer = setTimeout(run, 500);
+};
+timer = setTimeout(pause, 1500);
 const child = spawn("nice", ["-n", "19", process.execPath, ...command], { stdio: "inherit" });
 child.on("close", (code) => {
-  for (const h of hogs) h.kill();
+  clearTimeout(timer);
+  for (const h of hogs) h.kill("SIGKILL");
   process.exitCode = code ?? 1;
 });`;
 
