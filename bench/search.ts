@@ -30,7 +30,7 @@ import type { Hardware, MachineSpec, RunConfig } from "../model/types.js";
 import { check, resolveConfig, tapeSpan } from "../properties/check.js";
 import { SITUATIONS } from "../properties/coverage.js";
 import { evaluate, type PropertyId } from "../properties/invariants.js";
-import { exhaustive, total } from "../properties/search.js";
+import { exhaustive } from "../properties/search.js";
 import { runInline } from "../workers/inline.js";
 import { type BufferStrategy, machineFor } from "../workers/setup.js";
 import { pctParams, sparseChoices } from "../workers/strategies/arbitraries.js";
@@ -40,7 +40,7 @@ import {
   REDUCTION_NAMES,
   type Reductions,
 } from "../workers/strategies/reductions.js";
-import type { Bounds } from "../workers/strategies/search-tree.js";
+import { type Bounds, spentOf } from "../workers/strategies/search-tree.js";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -174,7 +174,7 @@ async function benchFirst(args: string[], seeds: number, maxRuns: number, budget
       const f = ex.findings.get(property);
       out.push(
         f
-          ? `exhaustive ${ex.executions} executions ${secs(ex.elapsedMs)}, minimal ${total(f.cost)} choices (${f.cost.preemptions}p ${f.cost.events}e)`
+          ? `exhaustive ${ex.executions} executions ${secs(ex.elapsedMs)}, minimal ${spentOf(f.cost)} choices (${f.cost.preemptions}p ${f.cost.events}e)`
           : `exhaustive none within ${ex.executions} executions (complete to ${ex.level} choices)`,
       );
       const strategies: Array<[string, fc.Arbitrary<unknown>, (v: unknown) => BufferStrategy]> = [
@@ -429,7 +429,7 @@ async function benchSpin(): Promise<void> {
         maxExecutions: 2_000_000,
         maxMs: num("BUDGET_MS", 60_000),
       });
-      const found = [...r.findings.entries()].map(([p, f]) => `${p}(${total(f.cost)})`).join(" ");
+      const found = [...r.findings.entries()].map(([p, f]) => `${p}(${spentOf(f.cost)})`).join(" ");
       console.log(
         `  ${protocol}/${scenario} 3 CPUs ${b(bounds)}: ${r.executions} executions, ${r.states} distinct states, ${secs(r.elapsedMs)}${r.complete ? "" : " (stopped)"}; violated: ${found || "none"}`,
       );

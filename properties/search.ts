@@ -6,7 +6,7 @@
 import { H, type MachineMemory } from "../model/memory.js";
 import type { MachineSpec } from "../model/types.js";
 import { type ExploreOptions, type ExploreResult, explore } from "../workers/strategies/explore.js";
-import { type Cost, spentOf } from "../workers/strategies/search-tree.js";
+import type { Cost } from "../workers/strategies/search-tree.js";
 import { type Coverage, countSituations, emptyCoverage, Situations } from "./coverage.js";
 import { evaluate, PROPERTY_IDS, type PropertyId, type Violation } from "./invariants.js";
 
@@ -37,10 +37,6 @@ export interface ExhaustiveResult extends ExploreResult {
   /** Runs whose situations `coverage` counts: those judged, and those cut at a state explored before. */
   coverageRuns: number;
   elapsedMs: number;
-}
-
-export function total(c: Cost): number {
-  return spentOf(c);
 }
 
 export function exhaustive(spec: MachineSpec, opts: ExhaustiveOptions): ExhaustiveResult {

@@ -6,10 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../dist/properties/check.js";
 import { evaluate, type PropertyId } from "../dist/properties/invariants.js";
-import { exhaustive, total } from "../dist/properties/search.js";
+import { exhaustive } from "../dist/properties/search.js";
 import { runInline } from "../dist/workers/inline.js";
 import { machineFor } from "../dist/workers/setup.js";
-import type { Bounds } from "../dist/workers/strategies/search-tree.js";
+import { type Bounds, spentOf } from "../dist/workers/strategies/search-tree.js";
 
 const CELLS: Array<[string, string, PropertyId, number, Bounds, string]> = [
   // An NMI lands while the patcher writes the handler's function byte by byte.
@@ -42,7 +42,7 @@ describe("exhaustive search is complete where it claims to be", () => {
       if (!found)
         throw new Error(`${protocol}/${scenario}: no ${property} violation with ${choices} choices`);
       expect(found.minimal).toBe(true);
-      expect(total(found.cost)).toBe(choices);
+      expect(spentOf(found.cost)).toBe(choices);
       expect(found.violation.kind).toBe(kind);
       const replayed = evaluate(spec, runInline(config, { tape: found.tape }).mem, property)[0];
       expect(replayed).toEqual(found.violation);
